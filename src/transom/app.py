@@ -1,0 +1,521 @@
+"""The application: an ASGI callable that routes requests to handlers."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import _errors
+from ._concurrency import configure_thread_pool, run_sync
+from ._signature import Dependant, Invalid, SolveContext, compile_dependant
+from ._trie import Trie
+from ._types import ASGIApp, Receive, Scope, Send
+from .datastructures import MutableHeaders, State
+from .exceptions import ClientDisconnect, HTTPException, RequestValidationError
+from .requests import Request
+from .responses import RedirectResponse, Response, to_response
+from .routing import Mount, Route, Router
+from .settings import Settings
+from .staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
+
+if TYPE_CHECKING:
+    from .testing import AsyncTestClient, TestClient
+
+__all__ = ["App"]
+
+logger = logging.getLogger("transom")
+F = TypeVar("F", bound=Callable[..., Any])
+Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Any]]
+ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+#: Headers every response carries unless changed on ``app.default_headers``.
+DEFAULT_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class App(Router):
+    """A Transom application.
+
+    ``App()`` works with no configuration (settings come from ``TRANSOM_*`` environment
+    variables); pass a :class:`~transom.settings.Settings` to configure it in code.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        lifespan: Lifespan | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else Settings()
+        #: The folder of the module that created the app: templates/ and static/ live here.
+        self.root_path = _caller_folder()
+        self.state = State()
+        #: Per-app storage for batteries (``app.extensions["transom.db"]``).
+        self.extensions: dict[str, Any] = {}
+        #: Replace a dependency in tests: ``app.dependency_overrides[get_db] = fake_db``.
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self.default_headers = MutableHeaders(dict(DEFAULT_HEADERS))
+        self._lifespan = lifespan
+        self._lifespan_cm: contextlib.AbstractAsyncContextManager[Any] | None = None
+        self._on_startup: list[Callable[[], Any]] = []
+        self._on_shutdown: list[Callable[[], Any]] = []
+        self._before: list[Callable[[Request], Any]] = []
+        self._after: list[Callable[[Request, Response], Any]] = []
+        self._middleware: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = []
+        self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
+        self._asgi: ASGIApp | None = None
+        self._table: tuple[Trie[Route], list[Mount], dict[str, Route | Mount]] | None = None
+        self._override_cache: dict[Callable[..., Any], Dependant] = {}
+        self._limits = (10, 10, 10, 10, 10, 10)
+        self._default_raw: list[tuple[bytes, bytes]] = []
+        self._hosts_exact: frozenset[str] = frozenset()
+        self._hosts_suffix: tuple[str, ...] = ()
+        self._hosts_any = False
+        self._hosts_seen: set[bytes] = set()
+        self._started = False
+        self._direct_http = False
+        self._max_headers = 100
+        self._max_header_bytes = 32 * 1024
+
+    # -- registration ----------------------------------------------------------------------------
+    def add_route(self, *args: Any, **kwargs: Any) -> Route:
+        self._table = None
+        return super().add_route(*args, **kwargs)
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        self._table = None
+        super().include_router(router, prefix)
+
+    def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
+        self._table = None
+        super().mount(prefix, app, name)
+
+    def on_startup(self, func: F) -> F:
+        """Run ``func`` (sync or async, no arguments) when the server starts."""
+        self._on_startup.append(func)
+        return func
+
+    def on_shutdown(self, func: F) -> F:
+        """Run ``func`` (sync or async, no arguments) when the server stops, newest first."""
+        self._on_shutdown.append(func)
+        return func
+
+    def before_request(self, func: F) -> F:
+        """Run ``func(request)`` before each routed request; returning a Response short-circuits."""
+        self._before.append(func)
+        return func
+
+    def after_request(self, func: F) -> F:
+        """Run ``func(request, response)`` after each routed request; may return a new Response."""
+        self._after.append(func)
+        return func
+
+    def exception_handler(self, key: type[BaseException] | int) -> Callable[[F], F]:
+        """Handle an exception class (and subclasses) or an HTTP status code::
+
+        @app.exception_handler(404)
+        def not_found(request, exc): return HTMLResponse("<h1>Nope</h1>", 404)
+        """
+
+        def decorator(func: F) -> F:
+            self._handlers[key] = func
+            return func
+
+        return decorator
+
+    def add_exception_handler(
+        self, key: type[BaseException] | int, handler: ExceptionHandler
+    ) -> None:
+        self._handlers[key] = handler
+
+    def add_middleware(self, middleware: Callable[..., ASGIApp], **options: Any) -> None:
+        """Wrap the app in a standard ASGI middleware (the last added runs first)."""
+        if self._asgi is not None:
+            raise RuntimeError("add middleware before the app starts serving")
+        self._middleware.append((middleware, options))
+
+    # -- build -----------------------------------------------------------------------------------
+    def _route_table(self) -> tuple[Trie[Route], list[Mount], dict[str, Route | Mount]]:
+        if self._table is None:
+            from .openapi import install_openapi_routes
+
+            install_openapi_routes(self)
+            self._install_static()
+            trie: Trie[Route] = Trie()
+            mounts: list[Mount] = []
+            names: dict[str, Route | Mount] = {}
+            for item in self.iter_routes():
+                if isinstance(item, Mount):
+                    mounts.append(item)
+                else:
+                    item.compile()
+                    trie.insert(item.path, item.methods, item)
+                if item.name:
+                    names.setdefault(item.name, item)
+            mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+            self._table = (trie, mounts, names)
+        return self._table
+
+    def _build(self) -> ASGIApp:
+        """Validate settings, compile every route and assemble the middleware stack (once)."""
+        if self._asgi is None:
+            settings = self.settings
+            settings.check()
+            configure_thread_pool(settings.thread_pool_size)
+            self._limits = (
+                settings.max_body_size,
+                settings.max_upload_size,
+                settings.max_form_fields,
+                settings.max_form_files,
+                settings.max_json_depth,
+                settings.upload_spool_size,
+            )
+            self._max_headers = settings.max_headers
+            self._max_header_bytes = settings.max_header_bytes
+            hosts = [h.lower().rstrip(".") for h in settings.allowed_hosts]
+            self._hosts_any = "*" in hosts
+            self._hosts_exact = frozenset(h for h in hosts if not h.startswith("."))
+            self._hosts_suffix = tuple(h for h in hosts if h.startswith("."))
+            self._route_table()
+            self._default_raw = list(self.default_headers.raw)
+            asgi: ASGIApp = self._dispatch
+            for middleware, options in self._middleware:
+                asgi = middleware(asgi, **options)
+            self._asgi = asgi
+            self._direct_http = not self._middleware
+        return self._asgi
+
+    def _static_folders(self) -> list[Path]:
+        settings = self.settings
+        folders = [self.root_path / settings.static_dir]
+        collected = self.root_path / settings.static_root
+        if not settings.debug and (collected / MANIFEST_NAME).exists():
+            folders.insert(0, collected)
+        return [f for f in folders if f.is_dir()]
+
+    def _install_static(self) -> None:
+        url = self.settings.static_url.rstrip("/")
+        if not url or self.extensions.get("transom.static.installed"):
+            return
+        self.extensions["transom.static.installed"] = True
+        folders = self._static_folders()
+        taken = any(isinstance(m, Mount) and m.prefix == url for m in self.iter_routes())
+        if folders and not taken:
+            Router.mount(self, url, StaticFiles(folders), name="static")
+
+    def static_url(self, path: str) -> str:
+        """URL of a static file; the fingerprinted name after ``collectstatic`` (debug off)."""
+        manifest = self.extensions.get("transom.static.manifest")
+        if manifest is None:
+            collected = self.root_path / self.settings.static_root
+            manifest = {} if self.settings.debug else (load_manifest(collected) or {})
+            self.extensions["transom.static.manifest"] = manifest
+        clean = path.lstrip("/")
+        return f"{self.settings.static_url.rstrip('/')}/{manifest.get(clean, clean)}"
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """The path of the named route (or mount, with ``path=``); extra params go in the query."""
+        _, _, names = self._route_table()
+        try:
+            target = names[name]
+        except KeyError:
+            raise KeyError(f"no route named {name!r}") from None
+        return target.url_path("", **params)
+
+    url_for = url_path_for
+
+    # -- ASGI ------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._direct_http and scope["type"] == "http":
+            # No ASGI middleware: skip the dispatch layer on the hot path.
+            await self._http(scope, receive, send)
+            return
+        asgi = self._asgi
+        if asgi is None:
+            try:
+                asgi = self._build()
+            except Exception as exc:
+                if scope["type"] == "lifespan":
+                    await receive()
+                    logger.error("Application start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                raise
+        await asgi(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._run_lifespan(receive, send)
+        elif kind == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        raw = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                raw = value
+                break
+        if raw is None or self._hosts_any or raw in self._hosts_seen:
+            return True
+        host = raw.decode("latin-1").lower()
+        host = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
+        host = host.rstrip(".")
+        allowed = host in self._hosts_exact or any(
+            host.endswith(suffix) or host == suffix[1:] for suffix in self._hosts_suffix
+        )
+        # Remember a bounded number of good raw values so the common case is one set look-up.
+        if allowed and len(self._hosts_seen) < 256:
+            self._hosts_seen.add(raw)
+        return allowed
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, self)
+        try:
+            headers = scope["headers"]
+            if len(headers) > self._max_headers or (
+                sum(len(k) + len(v) for k, v in headers) > self._max_header_bytes
+            ):
+                raise HTTPException(
+                    431,
+                    f"Request headers too large (limit {self._max_headers} headers, "
+                    f"{self._max_header_bytes} bytes)",
+                )
+            if not self._host_allowed(scope):
+                logging.getLogger("transom.security").warning(
+                    "Rejected request with disallowed Host header %r", request.headers.get("host")
+                )
+                raise HTTPException(400, "Invalid Host header")
+            response = await self._route(scope, receive, send, request)
+            if response is None:  # a mounted app answered
+                return
+            if response.deferred:
+                response = await response.resolve(request)
+        except ClientDisconnect:
+            # The client is gone: nothing to answer, and not a server error.
+            await request.close()
+            return
+        except Exception as exc:
+            response = await self._handle_exception(request, exc)
+        if self._after and request.route is not None:
+            try:
+                for after in self._after:
+                    result = after(request, response)
+                    if inspect.isawaitable(result):
+                        result = await result
+                    if result is not None:
+                        response = (
+                            result if isinstance(result, Response) else to_response(result, None)
+                        )
+            except Exception as exc:
+                response = await self._handle_exception(request, exc)
+        try:
+            await response.send_to(scope, send, self._default_raw)
+        finally:
+            if request._form is not None:
+                await request.close()
+
+    async def _route(
+        self, scope: Scope, receive: Receive, send: Send, request: Request
+    ) -> Response | None:
+        trie, mounts, _ = self._table or self._route_table()
+        path: str = scope["path"]
+        root = scope.get("root_path")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        if mounts:
+            for mount in mounts:
+                prefix = mount.prefix
+                if path == prefix or path.startswith(prefix + "/"):
+                    child = dict(scope)
+                    child["root_path"] = (root or "") + prefix
+                    await mount.app(child, receive, send)
+                    return None
+        found = trie.match(path)
+        if found is None:
+            return self._no_route(scope, path, trie)
+        leaf, values = found
+        method = scope["method"]
+        route = leaf.methods.get(method)
+        if route is None:
+            if method == "HEAD":
+                route = leaf.methods.get("GET")
+            if route is None:
+                if method == "OPTIONS":
+                    return Response(b"", 204, {"Allow": leaf.allow})
+                raise HTTPException(405, headers={"Allow": leaf.allow})
+        request.route = route
+        for before in self._before:
+            result = before(request)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                return result if isinstance(result, Response) else to_response(result, None)
+        context = (
+            SolveContext(self.dependency_overrides, self._compile_override)
+            if route._needs_context
+            else None
+        )
+        if context is None and self.dependency_overrides and route.dependant:
+            context = SolveContext(self.dependency_overrides, self._compile_override)
+        try:
+            return await route.handle(request, values, context)
+        except Invalid as exc:
+            raise RequestValidationError(exc.errors) from None
+
+    def _no_route(self, scope: Scope, path: str, trie: Trie[Route]) -> Response:
+        if self.settings.trailing_slash == "redirect" and path != "/":
+            other = path[:-1] if path.endswith("/") else path + "/"
+            if trie.match(other) is not None:
+                location = (scope.get("root_path") or "") + other
+                # '//host' would be a protocol-relative URL: never redirect off-site.
+                location = "/" + location.lstrip("/")
+                query = scope.get("query_string", b"")
+                if query:
+                    location += "?" + query.decode("latin-1")
+                return RedirectResponse(location, 308)
+        raise HTTPException(404)
+
+    def _compile_override(self, call: Callable[..., Any]) -> Dependant:
+        dependant = self._override_cache.get(call)
+        if dependant is None:
+            dependant = self._override_cache[call] = compile_dependant(call, frozenset())
+        return dependant
+
+    async def _handle_exception(self, request: Request, exc: Exception) -> Response:
+        handler: ExceptionHandler | None = None
+        if isinstance(exc, HTTPException):
+            handler = self._handlers.get(exc.status_code)
+        if handler is None:
+            for cls in type(exc).__mro__:
+                handler = self._handlers.get(cls)
+                if handler is not None:
+                    break
+        if handler is not None:
+            try:
+                result = handler(request, exc)
+                if inspect.isawaitable(result):
+                    result = await result
+                response = result if isinstance(result, Response) else to_response(result, None)
+                return await response.resolve(request) if response.deferred else response
+            except Exception as handler_exc:
+                exc = handler_exc
+        if isinstance(exc, HTTPException):
+            return _errors.http_error_response(request, exc)
+        return _errors.server_error_response(request, exc, self.settings.debug)
+
+    # -- lifespan --------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Run the lifespan context and startup hooks (the server or test client calls this)."""
+        if self._started:
+            return
+        self._build()
+        if self._lifespan is not None:
+            self._lifespan_cm = self._lifespan(self)
+            await self._lifespan_cm.__aenter__()
+        for func in self._on_startup:
+            await _call_hook(func)
+        self._started = True
+
+    async def shutdown(self) -> None:
+        """Run shutdown hooks (newest first), then leave the lifespan context."""
+        if not self._started:
+            return
+        self._started = False
+        errors: list[BaseException] = []
+        for func in reversed(self._on_shutdown):
+            try:
+                await _call_hook(func)
+            except Exception as exc:  # every hook gets its chance to release resources
+                logger.exception("shutdown hook %r failed", func)
+                errors.append(exc)
+        if self._lifespan_cm is not None:
+            cm, self._lifespan_cm = self._lifespan_cm, None
+            await cm.__aexit__(None, None, None)
+        if errors:
+            raise errors[0]
+
+    async def _run_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    logger.exception("Application start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- conveniences ----------------------------------------------------------------------------
+    def test_client(self, **kwargs: Any) -> TestClient:
+        """A synchronous httpx client that calls this app in-process (:mod:`transom.testing`)."""
+        from .testing import TestClient
+
+        return TestClient(self, **kwargs)
+
+    def async_test_client(self, **kwargs: Any) -> AsyncTestClient:
+        """An ``httpx.AsyncClient`` that calls this app in-process."""
+        from .testing import AsyncTestClient
+
+        return AsyncTestClient(self, **kwargs)
+
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        reload: bool | None = None,
+        workers: int = 1,
+        server: str | None = None,
+    ) -> None:
+        """Serve the app with a production ASGI server (granian by default)."""
+        from .cli import serve_app
+
+        serve_app(self, host=host, port=port, reload=reload, workers=workers, server=server)
+
+    @property
+    def all_routes(self) -> list[Route | Mount]:
+        """Every route and mount, flattened, in registration order."""
+        return list(self.iter_routes())
+
+
+def _caller_folder() -> Path:
+    # Walk out of transom's own frames (App subclasses call through __init__).
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("transom."):
+        frame = frame.f_back  # type: ignore[assignment]
+    filename = frame.f_globals.get("__file__") if frame is not None else None
+    return Path(filename).resolve().parent if filename else Path.cwd()
+
+
+async def _call_hook(func: Callable[[], Any]) -> None:
+    if inspect.iscoroutinefunction(func):
+        await func()
+    else:
+        result = await run_sync(func)
+        if inspect.isawaitable(result):
+            await result

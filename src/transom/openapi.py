@@ -1,0 +1,393 @@
+"""OpenAPI 3.1 document generated from the routes, and the interactive docs page.
+
+The document is built from what the signature compiler learned about each handler (parameters,
+bodies, declared response models), so it always matches what the app validates. Swagger UI's
+assets ship inside the package: ``/docs`` works offline and loads nothing from a CDN.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from pydantic import BaseModel, TypeAdapter
+
+from ._signature import Dependant, ParamSpec
+from .requests import Request
+from .responses import HTMLResponse, JSONResponse, Response, json_dumps
+from .routing import Route
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["install_openapi_routes", "openapi_document"]
+
+JsonMode = Literal["validation", "serialization"]
+_REF = "#/components/schemas/{model}"
+_VALIDATION_ERROR = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "properties": {
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {
+                        "type": "array",
+                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    },
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                    "input": {},
+                },
+            },
+        }
+    },
+}
+_ERROR = {
+    "title": "HTTPError",
+    "type": "object",
+    "properties": {"detail": {}},
+}
+
+
+class _SchemaCollector:
+    """Gathers every type that needs a schema, then asks Pydantic for all of them at once so
+    shared models land once in ``components/schemas`` and are referenced everywhere."""
+
+    def __init__(self) -> None:
+        self.inputs: list[tuple[int, JsonMode, TypeAdapter[Any]]] = []
+        self.slots: list[tuple[dict[str, Any], str, dict[str, Any] | None]] = []
+
+    def want(
+        self,
+        adapter: TypeAdapter[Any],
+        mode: JsonMode,
+        target: dict[str, Any],
+        key: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        index = len(self.inputs)
+        self.inputs.append((index, mode, adapter))
+        self.slots.append((target, key, extra))
+
+    def resolve(self) -> dict[str, Any]:
+        if not self.inputs:
+            return {}
+        schemas, definitions = TypeAdapter.json_schemas(self.inputs, ref_template=_REF)
+        for (index, mode, _), (target, key, extra) in zip(self.inputs, self.slots, strict=True):
+            schema = schemas[(index, mode)]
+            target[key] = {**schema, **extra} if extra else schema
+        return dict(definitions.get("$defs", {}))
+
+
+def openapi_document(app: App) -> dict[str, Any]:
+    """Build the OpenAPI 3.1 document for ``app`` (routes are compiled first if needed)."""
+    app._route_table()
+    settings = app.settings
+    collector = _SchemaCollector()
+    paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
+    needs_validation_error = False
+    for item in app.iter_routes():
+        if not isinstance(item, Route) or not item.include_in_schema:
+            continue
+        route = item
+        if route.dependant is None:
+            route.compile()
+        template = _openapi_path(route)
+        for method in route.methods:
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            operation, has_input = _operation(route, method, collector, operation_ids)
+            needs_validation_error |= has_input
+            paths.setdefault(template, {})[method.lower()] = operation
+    schemas = collector.resolve()
+    if needs_validation_error:
+        schemas["HTTPValidationError"] = _VALIDATION_ERROR
+    schemas.setdefault("HTTPError", _ERROR)
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": settings.title, "version": settings.version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+    return document
+
+
+def _openapi_path(route: Route) -> str:
+    parts = [f"{{{s.param}}}" if s.param else s.text for s in route.segments]
+    return "/" + "/".join(parts)
+
+
+def _all_specs(dependant: Dependant, guards: list[Dependant]) -> list[ParamSpec]:
+    specs: list[ParamSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for root in [*guards, dependant]:
+        for node in root.walk():
+            for spec in node.params:
+                key = (spec.location, spec.alias)
+                if key not in seen:
+                    seen.add(key)
+                    specs.append(spec)
+    return specs
+
+
+def _operation(
+    route: Route, method: str, collector: _SchemaCollector, ids: set[str]
+) -> tuple[dict[str, Any], bool]:
+    assert route.dependant is not None
+    doc = inspect.getdoc(route.endpoint) or ""
+    summary, _, rest = doc.partition("\n\n")
+    operation: dict[str, Any] = {
+        "summary": route.summary or summary.strip() or route.name.replace("_", " ").capitalize(),
+        "operationId": _unique_id(route.operation_id or f"{route.name}_{method.lower()}", ids),
+    }
+    description = route.description or rest.strip()
+    if description:
+        operation["description"] = description
+    if route.tags:
+        operation["tags"] = list(route.tags)
+    if route.deprecated:
+        operation["deprecated"] = True
+    specs = _all_specs(route.dependant, route._guards)
+    parameters: list[dict[str, Any]] = []
+    for spec in specs:
+        if spec.location in ("path", "query", "header", "cookie"):
+            parameters.extend(_parameters(route, spec, collector))
+    if parameters:
+        operation["parameters"] = parameters
+    body_specs = [s for s in specs if s.location == "body"]
+    form_specs = [s for s in specs if s.location in ("form", "file")]
+    if body_specs:
+        operation["requestBody"] = _json_body(route.dependant, body_specs, collector)
+    elif form_specs:
+        operation["requestBody"] = _form_body(form_specs, collector)
+    operation["responses"] = _responses(route, method, collector, has_input=bool(specs))
+    return operation, bool(specs)
+
+
+def _unique_id(candidate: str, ids: set[str]) -> str:
+    name, n = candidate, 2
+    while name in ids:
+        name, n = f"{candidate}_{n}", n + 1
+    ids.add(name)
+    return name
+
+
+def _parameters(route: Route, spec: ParamSpec, collector: _SchemaCollector) -> list[dict[str, Any]]:
+    marker = spec.marker
+    if marker is not None and not marker.include_in_schema:
+        return []
+    if (
+        spec.is_model
+        and isinstance(spec.annotation, type)
+        and issubclass(spec.annotation, BaseModel)
+    ):
+        out = []
+        for name, field in spec.annotation.model_fields.items():
+            param: dict[str, Any] = {
+                "name": field.alias or name,
+                "in": spec.location,
+                "required": field.is_required(),
+            }
+            collector.want(TypeAdapter(field.annotation or Any), "validation", param, "schema")
+            if field.description:
+                param["description"] = field.description
+            out.append(param)
+        return out
+    param = {
+        "name": spec.alias,
+        "in": spec.location,
+        "required": spec.location == "path" or spec.required,
+    }
+    if spec.adapter is not None:
+        collector.want(spec.adapter, "validation", param, "schema", _default(spec))
+    else:
+        segment = next((s for s in route.segments if s.param == spec.alias), None)
+        param["schema"] = (
+            dict(segment.converter.json_schema) if segment and segment.converter else {}
+        )
+    if marker is not None:
+        if marker.description:
+            param["description"] = marker.description
+        if marker.deprecated:
+            param["deprecated"] = True
+        if marker.examples:
+            param["examples"] = {f"example{i}": {"value": v} for i, v in enumerate(marker.examples)}
+    return [param]
+
+
+def _json_body(
+    dependant: Dependant, specs: list[ParamSpec], collector: _SchemaCollector
+) -> dict[str, Any]:
+    media: dict[str, Any] = {}
+    if len(specs) == 1 and not dependant.embed_body:
+        spec = specs[0]
+        if spec.adapter is not None:
+            collector.want(spec.adapter, "validation", media, "schema")
+        required = spec.required
+    else:
+        properties: dict[str, Any] = {}
+        for spec in specs:
+            if spec.adapter is not None:
+                collector.want(spec.adapter, "validation", properties, spec.alias)
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        names = [s.alias for s in specs if s.required]
+        if names:
+            schema["required"] = names
+        media["schema"] = schema
+        required = bool(names)
+    return {"required": required, "content": {"application/json": media}}
+
+
+def _form_body(specs: list[ParamSpec], collector: _SchemaCollector) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    multipart = False
+    whole: dict[str, Any] | None = None
+    for spec in specs:
+        if spec.is_model and spec.adapter is not None:
+            whole = {}
+            collector.want(spec.adapter, "validation", whole, "schema")
+            continue
+        if spec.location == "file":
+            multipart = True
+            binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+            properties[spec.alias] = {"type": "array", "items": binary} if spec.is_list else binary
+        elif spec.adapter is not None:
+            collector.want(spec.adapter, "validation", properties, spec.alias)
+        if spec.required:
+            required.append(spec.alias)
+    if whole is not None and not properties:
+        schema_holder = whole
+    else:
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        schema_holder = {"schema": schema}
+    media_type = "multipart/form-data" if multipart else "application/x-www-form-urlencoded"
+    return {"required": bool(required) or whole is not None, "content": {media_type: schema_holder}}
+
+
+def _responses(
+    route: Route, method: str, collector: _SchemaCollector, has_input: bool
+) -> dict[str, Any]:
+    status = str(route.status_code or 200)
+    success: dict[str, Any] = {"description": "Successful response"}
+    if route._output is not None:
+        media: dict[str, Any] = {}
+        collector.want(route._output, "serialization", media, "schema")
+        success["content"] = {"application/json": media}
+    else:
+        annotation = inspect.signature(route.endpoint).return_annotation
+        if annotation in (str, "str"):
+            success["content"] = {"text/html": {"schema": {"type": "string"}}}
+        elif annotation in (dict, list, "dict", "list") or route.status_code not in (204,):
+            success["content"] = {"application/json": {"schema": {}}}
+    if status == "204":
+        success.pop("content", None)
+    responses: dict[str, Any] = {status: success}
+    for code, extra in route.responses.items():
+        responses[str(code)] = extra if isinstance(extra, dict) else {"description": str(extra)}
+    if has_input:
+        responses["422"] = {
+            "description": "Validation error",
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model="HTTPValidationError")}}
+            },
+        }
+    return responses
+
+
+# -- serving ---------------------------------------------------------------------------------------
+
+_DOCS_FILES = {
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+    "init.js": "application/javascript",
+}
+_INIT_JS = b"""window.addEventListener("load", function () {
+  var root = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({ url: root.dataset.openapi, dom_id: "#swagger-ui",
+    deepLinking: true, presets: [SwaggerUIBundle.presets.apis] });
+});
+"""
+
+
+@cache
+def _asset(name: str) -> bytes:
+    if name == "init.js":
+        return _INIT_JS
+    return resources.files("transom").joinpath("_static", "swagger-ui", name).read_bytes()
+
+
+def install_openapi_routes(app: App) -> None:
+    """Add ``/openapi.json`` and ``/docs`` (per settings) once, unless they are turned off."""
+    if app.extensions.get("transom.openapi.installed"):
+        return
+    app.extensions["transom.openapi.installed"] = True
+    settings = app.settings
+    openapi_url, docs_url = settings.openapi_url, settings.docs_url
+    if not openapi_url:
+        return
+
+    async def openapi_json() -> Response:
+        cached = app.extensions.get("transom.openapi.document")
+        if cached is None or cached[0] is not app._table:
+            cached = (app._table, JSONResponse(openapi_document(app)).body)
+            app.extensions["transom.openapi.document"] = cached
+        return Response(cached[1], media_type="application/json")
+
+    app.add_route(openapi_url, openapi_json, ["GET"], name="openapi", include_in_schema=False)
+    if not docs_url:
+        return
+
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        title = _escape(settings.title)
+        page = (
+            "<!doctype html><html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'>"
+            f"<title>{title} — API docs</title>"
+            f"<link rel=stylesheet href='{root}{docs_url}/swagger-ui.css'></head><body>"
+            f"<div id=swagger-ui data-openapi='{_escape(root + openapi_url)}'></div>"
+            f"<script src='{root}{docs_url}/swagger-ui-bundle.js'></script>"
+            f"<script src='{root}{docs_url}/init.js'></script></body></html>"
+        )
+        return HTMLResponse(page)
+
+    async def docs_asset(name: str) -> Response:
+        media_type = _DOCS_FILES.get(name)
+        if media_type is None:
+            from .exceptions import HTTPException
+
+            raise HTTPException(404)
+        return Response(
+            _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
+        )
+
+    app.add_route(docs_url, docs, ["GET"], name="docs", include_in_schema=False)
+    app.add_route(
+        docs_url + "/{name}", docs_asset, ["GET"], name="docs_asset", include_in_schema=False
+    )
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def _default(spec: ParamSpec) -> dict[str, Any] | None:
+    if spec.required or spec.default is None:
+        return None
+    try:
+        return {"default": orjson.loads(json_dumps(spec.default))}
+    except TypeError:  # a default that has no JSON form is simply not documented
+        return None

@@ -1,0 +1,284 @@
+"""The incoming HTTP request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+import orjson
+
+from ._types import Message, Receive, Scope
+from .datastructures import URL, FormData, Headers, QueryParams, State
+from .exceptions import ClientDisconnect, HTTPException
+
+if TYPE_CHECKING:
+    from .app import App
+    from .routing import Route
+
+__all__ = ["Request", "parse_cookie_header", "parse_json"]
+
+_UNSET: Any = object()
+# Defaults used when a Request is built outside an App (the App passes its settings).
+_DEFAULT_LIMITS = (10 * 1024 * 1024, 100 * 1024 * 1024, 1000, 100, 64, 1024 * 1024)
+# Characters RFC 3986 allows unescaped in a path ("%" is not: a literal percent is re-encoded).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class Request:
+    """An HTTP request: headers, query, cookies and body readers.
+
+    Parsed views (``headers``, ``query``, ``cookies``) are built on first access and cached; the
+    body is read once and kept, so ``await request.json()`` may be called more than once.
+    """
+
+    __slots__ = (
+        "_body",
+        "_cookies",
+        "_form",
+        "_headers",
+        "_json",
+        "_query",
+        "_receive",
+        "_state",
+        "_stream_consumed",
+        "app",
+        "path_params",
+        "route",
+        "scope",
+    )
+
+    def __init__(
+        self, scope: Scope, receive: Receive | None = None, app: App | None = None
+    ) -> None:
+        self.scope = scope
+        self._receive = receive or _empty_receive
+        self.app = app
+        self.route: Route | None = None
+        self.path_params: dict[str, Any] = {}
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+        self._body: bytes | None = None
+        self._json: Any = _UNSET
+        self._form: FormData | None = None
+        self._state: State | None = None
+        self._stream_consumed = False
+
+    # -- request line -------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self.scope["path"])
+
+    @property
+    def scheme(self) -> str:
+        return str(self.scope.get("scheme", "http"))
+
+    @property
+    def is_secure(self) -> bool:
+        return self.scheme in ("https", "wss")
+
+    @property
+    def host(self) -> str:
+        """The ``Host`` header (validated against ``allowed_hosts`` before any handler runs)."""
+        host = self.headers.get("host")
+        if host:
+            return str(host)
+        server = self.scope.get("server")
+        if server:
+            return f"{server[0]}:{server[1]}" if server[1] not in (80, 443) else str(server[0])
+        return "localhost"
+
+    @property
+    def url(self) -> URL:
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        # ``path`` is percent-decoded; a URL must carry it encoded again.
+        return URL(self.scheme, self.host, quote(self.path, safe=_PATH_SAFE), query)
+
+    @property
+    def base_url(self) -> URL:
+        root = self.scope.get("root_path", "")
+        return URL(self.scheme, self.host, root + "/")
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the peer, as the server reports it."""
+        client = self.scope.get("client")
+        return (str(client[0]), int(client[1])) if client else None
+
+    # -- parsed views ---------------------------------------------------------------------------
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self.scope["headers"])
+        return self._headers
+
+    @property
+    def query(self) -> QueryParams:
+        if self._query is None:
+            self._query = QueryParams(self.scope.get("query_string", b""))
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            # HTTP/2 lets a client send each cookie in its own ``Cookie`` header.
+            self._cookies = parse_cookie_header("; ".join(self.headers.getlist("cookie")))
+        return self._cookies
+
+    @property
+    def state(self) -> State:
+        """Per-request attribute namespace for middleware and dependencies."""
+        if self._state is None:
+            self._state = State()
+        return self._state
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (``application/json``)."""
+        value = self.headers.get("content-type", "")
+        return str(value).split(";", 1)[0].strip().lower()
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Absolute URL of the named route, on the host and scheme of this request."""
+        if self.app is None:
+            raise RuntimeError("url_for needs a request that belongs to an App")
+        path = self.app.url_path_for(name, **params)
+        root = self.scope.get("root_path", "")
+        return f"{self.scheme}://{self.host}{root}{path}"
+
+    # -- body -----------------------------------------------------------------------------------
+    def _limits(self) -> tuple[int, int, int, int, int, int]:
+        return self.app._limits if self.app is not None else _DEFAULT_LIMITS
+
+    def _begin_body(self, limit: int) -> None:
+        """Mark the body as being read and refuse a declared length over ``limit`` up front."""
+        if self._stream_consumed:
+            raise RuntimeError("the request body was already consumed")
+        self._stream_consumed = True
+        declared = self.headers.get("content-length")
+        if declared is not None:
+            if not (declared.isascii() and declared.isdigit()):
+                raise HTTPException(400, "Invalid Content-Length header")
+            if int(declared) > limit:
+                raise HTTPException(413, f"Request body exceeds the limit of {limit} bytes")
+
+    async def _chunks(self, limit: int, message: Message | None = None) -> AsyncIterator[bytes]:
+        received = 0
+        while True:
+            if message is None:
+                message = await self._receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    received += len(chunk)
+                    if received > limit:
+                        raise HTTPException(413, f"Request body exceeds the limit of {limit} bytes")
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
+            message = None
+
+    async def stream(self, limit: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives. More than ``limit`` bytes (default: the upload limit)
+        raises 413 before the excess is buffered."""
+        if self._body is not None:
+            yield self._body
+            return
+        if limit is None:
+            limit = self._limits()[1]
+        self._begin_body(limit)
+        async for chunk in self._chunks(limit):
+            yield chunk
+
+    async def body(self) -> bytes:
+        """The whole body (at most ``max_body_size`` bytes, else 413)."""
+        if self._body is None:
+            limit = self._limits()[0]
+            self._begin_body(limit)
+            message = await self._receive()
+            # The common case: the server delivers the whole body in one message.
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body = message.get("body", b"")
+                if len(body) > limit:
+                    raise HTTPException(413, f"Request body exceeds the limit of {limit} bytes")
+                self._body = body
+            else:
+                self._body = b"".join([c async for c in self._chunks(limit, message)])
+        return self._body
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; malformed or too deeply nested JSON raises 400."""
+        if self._json is _UNSET:
+            self._json = parse_json(await self.body(), self._limits()[4])
+        return self._json
+
+    async def form(self) -> FormData:
+        """Parse an urlencoded or multipart body (files spooled to disk past a size)."""
+        if self._form is None:
+            from ._multipart import parse_form
+
+            max_body, max_upload, max_fields, max_files, _, spool = self._limits()
+            self._form = await parse_form(self, max_body, max_upload, max_fields, max_files, spool)
+        return self._form
+
+    async def close(self) -> None:
+        if self._form is not None:
+            await self._form.close()
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+async def _empty_receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def parse_json(body: bytes, max_depth: int = 64) -> Any:
+    """Parse JSON bytes, turning every failure into a 400 that says what is wrong."""
+    if not body.strip():
+        raise HTTPException(400, "Malformed JSON: the request body is empty")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(400, f"Malformed JSON: {exc}") from None
+    # Counting brackets is C-speed; only bodies that could exceed the depth get walked.
+    if body.count(b"[") + body.count(b"{") > max_depth and _depth(value) > max_depth:
+        raise HTTPException(400, f"Malformed JSON: nesting deeper than {max_depth} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header leniently, as browsers send it (first value of a name wins)."""
+    cookies: dict[str, str] = {}
+    for chunk in header.split(";"):
+        name, sep, value = chunk.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        cookies.setdefault(name, unquote(value))
+    return cookies

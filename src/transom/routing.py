@@ -1,0 +1,314 @@
+"""Routes, routers (blueprint-style groups that nest) and mounted ASGI applications."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode
+
+from ._signature import Dependant, SolveContext, compile_dependant
+from ._trie import Segment, parse_template
+from ._types import ASGIApp
+from .params import Depends
+from .responses import Response, to_response
+
+if TYPE_CHECKING:
+    from .requests import Request
+
+__all__ = ["Mount", "Route", "Router"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class Route:
+    """One path template + methods + handler. Its signature is compiled when the app starts."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Sequence[str] = ("GET",),
+        name: str | None = None,
+        status_code: int | None = None,
+        tags: Sequence[str] = (),
+        summary: str | None = None,
+        description: str | None = None,
+        response_model: Any = None,
+        responses: dict[int, Any] | None = None,
+        dependencies: Sequence[Depends] = (),
+        include_in_schema: bool = True,
+        deprecated: bool = False,
+        operation_id: str | None = None,
+        localns: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        # Names visible where the handler was defined, to resolve string annotations
+        # (``from __future__ import annotations``) of handlers defined inside functions.
+        self.localns = localns
+        self.endpoint = endpoint
+        self.methods = [m.upper() for m in methods]
+        for method in self.methods:
+            if method not in HTTP_METHODS:
+                raise ValueError(f"unknown HTTP method {method!r} for route {path!r}")
+        self.name: str = name or str(getattr(endpoint, "__name__", "route"))
+        self.status_code = status_code
+        self.tags = list(tags)
+        self.summary = summary
+        self.description = description
+        self.response_model = response_model
+        self.responses = dict(responses or {})
+        self.dependencies = list(dependencies)
+        self.include_in_schema = include_in_schema
+        self.deprecated = deprecated
+        self.operation_id = operation_id
+        # '' means "the router's prefix itself" (Router("/books") + "" -> "/books").
+        self.segments: list[Segment] = parse_template(path) if path else []
+        self.param_names: list[str] = [s.param for s in self.segments if s.param]
+        self.dependant: Dependant | None = None
+        self._guards: list[Dependant] = []
+        self._needs_context = False
+        self._is_async = False
+        self._has_params = True
+        self._output: Any = None  # TypeAdapter for the declared response model, if any
+
+    def __repr__(self) -> str:
+        return f"<Route {','.join(self.methods)} {self.path} name={self.name!r}>"
+
+    def compile(self) -> None:
+        """Analyse the handler once; called by the app before it serves the first request."""
+        from ._response_model import output_adapter
+
+        names = frozenset(self.param_names)
+        self.dependant = compile_dependant(self.endpoint, names, self.localns)
+        # Decorators (``@limit``, ``@requires``) attach dependencies to the handler itself.
+        attached = getattr(self.endpoint, "__transom_dependencies__", ())
+        self._guards = [
+            compile_dependant(d.dependency, names, self.localns)
+            for d in [*self.dependencies, *attached]
+            if d.dependency
+        ]
+        self._needs_context = self.dependant.needs_context or bool(self._guards)
+        self._is_async = self.dependant.kind == "async"
+        self._has_params = bool(self.dependant.params or self.dependant.request_names)
+        if self.dependant.kind in ("async_gen", "sync_gen"):
+            raise TypeError(f"handler {self.name!r} is a generator; return a StreamingResponse")
+        self._output = output_adapter(self.endpoint, self.response_model)
+
+    async def handle(
+        self, request: Request, values: list[Any], context: SolveContext | None
+    ) -> Response:
+        """Extract parameters, call the handler and turn its result into a response."""
+        dependant = self.dependant
+        assert dependant is not None
+        path = dict(zip(self.param_names, values, strict=True)) if values else {}
+        request.path_params = path
+        if context is None:
+            kwargs = await dependant.solve(request, path, None) if self._has_params else {}
+            if self._is_async:
+                result = await self.endpoint(**kwargs)
+            else:
+                from ._concurrency import run_sync
+
+                result = await run_sync(self.endpoint, **kwargs)
+            return self._respond(result)
+        try:
+            for guard in self._guards:
+                await context.resolve(Depends(guard.call), guard, request, path)
+            kwargs = await dependant.solve(request, path, context)
+            if self._is_async:
+                result = await self.endpoint(**kwargs)
+            else:
+                from ._concurrency import run_sync
+
+                result = await run_sync(self.endpoint, **kwargs)
+            response = self._respond(result)
+        except BaseException as exc:
+            await context.close(exc)
+            raise
+        await context.close(None)
+        return response
+
+    def _respond(self, result: Any) -> Response:
+        if self._output is not None and not isinstance(result, Response):
+            from ._response_model import render_output
+
+            return render_output(self._output, result, self.status_code)
+        return to_response(result, self.status_code)
+
+    def url_path(self, prefix: str = "", **params: Any) -> str:
+        """Build this route's path from parameter values; extra values become the query string."""
+        parts: list[str] = []
+        for segment in self.segments:
+            if segment.param is None:
+                parts.append(segment.text)
+                continue
+            if segment.param not in params:
+                raise KeyError(f"url_for({self.name!r}) is missing the parameter {segment.param!r}")
+            assert segment.converter is not None
+            text = segment.converter.to_url(params.pop(segment.param))
+            parts.append(quote(text, safe="/" if segment.converter.greedy else ""))
+        url = prefix + "/" + "/".join(parts)
+        if params:
+            url += "?" + urlencode([(k, v) for k, v in params.items() if v is not None], doseq=True)
+        return url
+
+
+class Mount:
+    """Any ASGI application served under a path prefix (``root_path`` is extended for it)."""
+
+    def __init__(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"mount prefix {prefix!r} must start and not end with '/'")
+        self.prefix = prefix
+        self.app = app
+        self.name = name
+
+    def url_path(self, prefix: str = "", path: str = "", **params: Any) -> str:
+        url = prefix + self.prefix + "/" + quote(str(path).lstrip("/"), safe="/")
+        if params:
+            url += "?" + urlencode(params, doseq=True)
+        return url
+
+    def __repr__(self) -> str:
+        return f"<Mount {self.prefix} name={self.name!r}>"
+
+
+class Router:
+    """A group of routes with a shared prefix, name, tags and dependencies (a "blueprint").
+
+    Routers nest with :meth:`include_router`; an app includes them the same way. Route names
+    are prefixed by the router's ``name`` (``"blog.show"``), so ``url_for`` stays unambiguous.
+    """
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        dependencies: Sequence[Depends] = (),
+        include_in_schema: bool = True,
+    ) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"router prefix {prefix!r} must start and not end with '/'")
+        self.prefix = prefix
+        self.name = name
+        self.tags = list(tags)
+        self.dependencies = list(dependencies)
+        self.include_in_schema = include_in_schema
+        self.routes: list[Route] = []
+        self.mounts: list[Mount] = []
+        self._children: list[tuple[Router, str]] = []
+
+    # -- registration --------------------------------------------------------------------------
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Sequence[str] = ("GET",),
+        **options: Any,
+    ) -> Route:
+        route = Route(path, endpoint, methods=methods, **options)
+        self.routes.append(route)
+        return route
+
+    def route(
+        self, path: str, methods: Sequence[str] = ("GET",), **options: Any
+    ) -> Callable[[F], F]:
+        """Register the decorated function for ``path`` and ``methods``."""
+
+        def decorator(func: F) -> F:
+            options.setdefault("localns", dict(sys._getframe(1).f_locals))
+            self.add_route(path, func, methods, **options)
+            return func
+
+        return decorator
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("GET",), **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("POST",), **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("PUT",), **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("PATCH",), **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("DELETE",), **options)
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        """Serve ``router``'s routes under ``prefix`` + its own prefix (resolved at start-up)."""
+        if router is self:
+            raise ValueError("a router cannot include itself")
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"include prefix {prefix!r} must start and not end with '/'")
+        self._children.append((router, prefix))
+
+    def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
+        """Serve any ASGI application (static files, another framework...) under ``prefix``."""
+        self.mounts.append(Mount(prefix, app, name))
+
+    # -- flattening ----------------------------------------------------------------------------
+    def iter_routes(
+        self,
+        prefix: str = "",
+        name_prefix: str = "",
+        tags: Sequence[str] = (),
+        dependencies: Sequence[Depends] = (),
+        include_in_schema: bool = True,
+        _seen: frozenset[int] = frozenset(),
+    ) -> Iterator[Route | Mount]:
+        """Every route and mount with prefixes, names, tags and dependencies applied."""
+        if id(self) in _seen:
+            raise ValueError("router inclusion forms a cycle")
+        seen = _seen | {id(self)}
+        prefix = prefix + self.prefix
+        if self.name:
+            name_prefix = f"{name_prefix}{self.name}."
+        tags = [*tags, *self.tags]
+        dependencies = [*dependencies, *self.dependencies]
+        include_in_schema = include_in_schema and self.include_in_schema
+        for route in self.routes:
+            yield _derive(route, prefix, name_prefix, tags, dependencies, include_in_schema)
+        for mount in self.mounts:
+            name = f"{name_prefix}{mount.name}" if mount.name else None
+            yield Mount(prefix + mount.prefix, mount.app, name)
+        for child, child_prefix in self._children:
+            yield from child.iter_routes(
+                prefix + child_prefix, name_prefix, tags, dependencies, include_in_schema, seen
+            )
+
+
+def _derive(
+    route: Route,
+    prefix: str,
+    name_prefix: str,
+    tags: Sequence[str],
+    dependencies: Sequence[Depends],
+    include_in_schema: bool,
+) -> Route:
+    if not (prefix or name_prefix or tags or dependencies) and include_in_schema:
+        return route
+    return Route(
+        prefix + route.path,
+        route.endpoint,
+        methods=route.methods,
+        name=name_prefix + route.name,
+        status_code=route.status_code,
+        tags=[*tags, *[t for t in route.tags if t not in tags]],
+        summary=route.summary,
+        description=route.description,
+        response_model=route.response_model,
+        responses=route.responses,
+        dependencies=[*dependencies, *route.dependencies],
+        include_in_schema=include_in_schema and route.include_in_schema,
+        deprecated=route.deprecated,
+        operation_id=route.operation_id,
+        localns=route.localns,
+    )

@@ -1,0 +1,83 @@
+"""Typed settings, read from ``TRANSOM_*`` environment variables and a ``.env`` file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .exceptions import ImproperlyConfigured
+
+__all__ = ["Settings"]
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Framework settings. Subclass it to add your own; every field can come from the environment.
+
+    ``TRANSOM_DEBUG=1``, ``TRANSOM_SECRET_KEY=...``,
+    ``TRANSOM_ALLOWED_HOSTS=example.com,.example.org``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRANSOM_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    debug: bool = False
+    secret_key: SecretStr | None = Field(default=None, description="Signs sessions and tokens.")
+    # Previous secret keys, still accepted for verifying (not for signing): rotate keys
+    # without logging everybody out. TRANSOM_SECRET_KEY_FALLBACKS='["old-key"]'.
+    secret_key_fallbacks: list[SecretStr] = []
+    # Hosts this app answers for; a leading dot matches subdomains, "*" disables the check.
+    allowed_hosts: Annotated[list[str], NoDecode] = ["localhost", "127.0.0.1", "[::1]"]
+    # Request limits, enforced while reading (before the whole body is in memory).
+    max_body_size: int = 10 * MiB
+    max_upload_size: int = 100 * MiB
+    max_form_fields: int = 1000
+    max_form_files: int = 100
+    max_json_depth: int = 64
+    # Request header count and total size (names + values); more is refused with 431.
+    max_headers: int = 100
+    max_header_bytes: int = 32 * 1024
+    upload_spool_size: int = 1 * MiB
+    thread_pool_size: int = 40
+    # "redirect": /about/ <-> /about answer with a 308 to the registered form; "strict": 404.
+    trailing_slash: Literal["redirect", "strict"] = "redirect"
+    # OpenAPI document and interactive docs; set a URL to "" to turn it off.
+    title: str = "Transom"
+    version: str = "0.1.0"
+    openapi_url: str = "/openapi.json"
+    docs_url: str = "/docs"
+    server: Literal["granian", "uvicorn"] = "granian"
+    # Static files: `static_dir` (beside the app's module) is served at `static_url`;
+    # `transom collectstatic` writes fingerprinted copies to `static_root`, which production
+    # (debug off) serves first. Set static_url to "" to serve nothing.
+    static_url: str = "/static"
+    static_dir: str = "static"
+    static_root: str = "staticfiles"
+    templates_dir: str = "templates"
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
+    def check(self) -> None:
+        """Refuse to start with settings that are unsafe outside debug mode."""
+        if not self.debug and (self.secret_key is None or not self.secret_key.get_secret_value()):
+            raise ImproperlyConfigured(
+                "TRANSOM_SECRET_KEY is not set. Outside debug mode Transom needs a secret key to "
+                "sign sessions and tokens: set the TRANSOM_SECRET_KEY environment variable (or "
+                "secret_key in your Settings), for example to the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, "
+                "or run in debug mode with TRANSOM_DEBUG=1."
+            )
