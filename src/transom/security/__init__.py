@@ -1,0 +1,92 @@
+"""Transom's security battery: sessions, CSRF, security headers, proxies, CORS, rate limits.
+
+Safe by default: ``Security(app)`` turns on signed-cookie sessions, CSRF protection for
+unsafe methods, a nonce-based Content-Security-Policy and HSTS on HTTPS; every weaker choice
+is an explicit argument. See ``docs/security.md``.
+
+Example:
+    >>> from transom import App, Settings
+    >>> from transom.security import Security, Sess, limit
+    >>> app = App(Settings(secret_key="change-me"))
+    >>> security = Security(app)
+    >>> @app.post("/cart")
+    ... @limit("30/minute")
+    ... async def add(session: Sess) -> dict[str, int]:
+    ...     session["items"] = session.get("items", 0) + 1
+    ...     return {"items": session["items"]}
+"""
+
+from transom.security._context import security_logger
+from transom.security.cors import CORSConfig, CORSMiddleware
+from transom.security.csrf import (
+    CSRFConfig,
+    CSRFError,
+    CSRFToken,
+    csrf_exempt,
+    csrf_input,
+    csrf_token,
+    rotate_csrf_secret,
+)
+from transom.security.extension import EXTENSION_KEY, Security, SecurityMiddleware
+from transom.security.headers import (
+    DEFAULT_CSP,
+    CSPNonce,
+    HeadersConfig,
+    csp_nonce,
+    security_headers,
+)
+from transom.security.proxies import ProxyHeadersMiddleware
+from transom.security.ratelimit import (
+    MemoryRateLimitBackend,
+    RateLimit,
+    RateLimitBackend,
+    limit,
+    parse_rate,
+)
+from transom.security.sessions import (
+    MemorySessionBackend,
+    Sess,
+    SessionBackend,
+    SessionConfig,
+    SessionData,
+    SignedCookieBackend,
+    get_session_data,
+    login,
+    logout,
+)
+
+__all__ = [
+    "DEFAULT_CSP",
+    "EXTENSION_KEY",
+    "CORSConfig",
+    "CORSMiddleware",
+    "CSPNonce",
+    "CSRFConfig",
+    "CSRFError",
+    "CSRFToken",
+    "HeadersConfig",
+    "MemoryRateLimitBackend",
+    "MemorySessionBackend",
+    "ProxyHeadersMiddleware",
+    "RateLimit",
+    "RateLimitBackend",
+    "Security",
+    "SecurityMiddleware",
+    "Sess",
+    "SessionBackend",
+    "SessionConfig",
+    "SessionData",
+    "SignedCookieBackend",
+    "csp_nonce",
+    "csrf_exempt",
+    "csrf_input",
+    "csrf_token",
+    "get_session_data",
+    "limit",
+    "login",
+    "logout",
+    "parse_rate",
+    "rotate_csrf_secret",
+    "security_headers",
+    "security_logger",
+]

@@ -1,0 +1,1 @@
+"""Session and rate-limit backends that need a server (Redis, a SQL database)."""

@@ -1,0 +1,196 @@
+"""``Security(app)``: install the whole battery on an app with safe defaults.
+
+It attaches, without the core knowing about it:
+
+* :class:`SecurityMiddleware` (ASGI): a per-request context in the scope; when the response
+  starts, it saves the session (never on 5xx), adds ``Set-Cookie``/``Vary: Cookie``, CSP, HSTS
+  and per-handler header overrides;
+* a ``before_request`` hook: it runs once the route is known, enforcing ``@limit`` and CSRF;
+* :class:`~transom.security.cors.CORSMiddleware` when ``cors=`` is given;
+* :class:`~transom.security.proxies.ProxyHeadersMiddleware` (outermost) when
+  ``trusted_proxies=`` is given.
+
+Passing ``None`` for ``sessions``, ``csrf`` or ``headers`` turns that part off: the unsafe
+choice is possible, but has to be written down.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from transom._types import ASGIApp, Message, Receive, Scope, Send
+from transom.requests import Request
+from transom.security._context import CONTEXT_KEY, RequestContext
+from transom.security.cors import CORSConfig, CORSMiddleware
+from transom.security.csrf import CSRFConfig, verify_request
+from transom.security.headers import HeadersConfig, apply_headers
+from transom.security.proxies import ProxyHeadersMiddleware
+from transom.security.ratelimit import MemoryRateLimitBackend, RateLimitBackend
+from transom.security.sessions import SessionConfig, commit_session
+
+if TYPE_CHECKING:
+    from transom.app import App
+
+__all__ = ["EXTENSION_KEY", "Security", "SecurityMiddleware"]
+
+EXTENSION_KEY: Final = "transom.security"
+logger = logging.getLogger("transom.security")
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+
+
+class Security:
+    """The security battery of one app.
+
+    Args:
+        app: The app to protect.
+        sessions: Session settings (default: signed-cookie sessions); ``None`` disables them.
+        csrf: CSRF settings (default: on); ``None`` disables CSRF protection entirely.
+        headers: CSP/HSTS settings (default: strict CSP with nonces, HSTS on HTTPS);
+            ``None`` sends neither (the core's four default headers stay).
+        cors: CORS settings; ``None`` (default) shares nothing cross-origin.
+        trusted_proxies: Addresses/networks whose ``X-Forwarded-*`` headers are honoured.
+        rate_limit_backend: Where ``@limit`` counts (default: process memory).
+        old_secret_keys: Previous secret keys still accepted for signed cookies (rotation).
+
+    Example:
+        >>> from transom import App, Settings
+        >>> app = App(Settings(secret_key="s3cret"))
+        >>> security = Security(app)
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        sessions: SessionConfig | None = DEFAULT,
+        csrf: CSRFConfig | None = DEFAULT,
+        headers: HeadersConfig | None = DEFAULT,
+        cors: CORSConfig | None = None,
+        trusted_proxies: Sequence[str] = (),
+        rate_limit_backend: RateLimitBackend | None = None,
+        old_secret_keys: Sequence[str] = (),
+    ) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("Security is already installed on this app")
+        self.app = app
+        self.sessions = SessionConfig() if sessions is DEFAULT else sessions
+        self.csrf = CSRFConfig() if csrf is DEFAULT else csrf
+        self.headers = HeadersConfig() if headers is DEFAULT else headers
+        self.cors = cors
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.rate_limit_backend = rate_limit_backend or MemoryRateLimitBackend()
+        self.old_secret_keys = tuple(old_secret_keys)
+        self._keys: tuple[str, ...] | None = None
+        if self.csrf is None:
+            logger.warning("CSRF protection is disabled for this app (Security(csrf=None))")
+        app.extensions[EXTENSION_KEY] = self
+        app.add_middleware(SecurityMiddleware, security=self)
+        if cors is not None:
+            app.add_middleware(CORSMiddleware, config=cors)
+        if self.trusted_proxies:
+            # Added last, so it runs first: everything after it sees the real client and scheme.
+            app.add_middleware(ProxyHeadersMiddleware, trusted=self.trusted_proxies)
+        app.before_request(self._before_request)
+        app.on_shutdown(self._close)
+
+    def secret_keys(self) -> tuple[str, ...]:
+        """Keys that verify signatures, oldest first; the last one signs."""
+        if self._keys is None:
+            secret = self.app.settings.secret_key
+            current = secret.get_secret_value() if secret is not None else ""
+            if not current:
+                # Only reachable in debug mode: the core refuses to start without a key otherwise.
+                logger.warning("No secret_key: sessions are signed with a random per-process key")
+                current = secrets.token_urlsafe(32)
+            fallbacks = [k.get_secret_value() for k in self.app.settings.secret_key_fallbacks]
+            self._keys = (*fallbacks, *self.old_secret_keys, current)
+        return self._keys
+
+    async def _before_request(self, request: Request) -> None:
+        ctx = request.scope.get(CONTEXT_KEY)
+        if not isinstance(ctx, RequestContext) or request.route is None:
+            return
+        ctx.endpoint = request.route.endpoint
+        await verify_request(request, ctx)
+
+    async def _close(self) -> None:
+        if self.sessions is not None and self.sessions.backend is not None:
+            await self.sessions.backend.close()
+        await self.rate_limit_backend.close()
+
+
+class SecurityMiddleware:
+    """ASGI middleware installed by :class:`Security`; not meant to be added by hand."""
+
+    def __init__(self, app: ASGIApp, security: Security) -> None:
+        self.app = app
+        self.security = security
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = RequestContext(self.security, scope)
+        scope[CONTEXT_KEY] = ctx
+        # The core's error pages style themselves with this nonce (their inline <style>).
+        scope["transom.csp_nonce"] = ctx.csp_nonce
+
+        failed = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal failed
+            if message["type"] == "http.response.start":
+                try:
+                    message = await self._finish(ctx, message)
+                except Exception:
+                    # The session store is down: the handler's work can't be remembered, so
+                    # don't pretend it succeeded. Answer 503 and drop the original body.
+                    logger.exception("Could not save the session")
+                    failed = True
+                    await self._refuse(ctx, send, 503, "Session storage is unavailable")
+                    return
+            elif failed:
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _refuse(self, ctx: RequestContext, send: Send, status: int, reason: str) -> None:
+        # Not answered by the core, so the app's default headers are added here.
+        if status < 500:
+            logger.warning("Refused request: %s", reason)
+        body = orjson.dumps({"detail": reason})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            *self.security.app.default_headers.raw,
+        ]
+        apply_headers(ctx, headers)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _finish(self, ctx: RequestContext, message: Message) -> Message:
+        status = int(message["status"])
+        headers = list(message.get("headers", ()))
+        await commit_session(ctx, status)
+        if ctx.session is not None and ctx.session.accessed:
+            # The body depends on the cookie: shared caches must not serve it to others.
+            headers.append((b"vary", b"Cookie"))
+        if status < 500:
+            headers.extend((b"set-cookie", c.encode("latin-1")) for c in ctx.set_cookies)
+        apply_headers(ctx, headers)
+        new = dict(message)
+        new["headers"] = headers
+        return new
