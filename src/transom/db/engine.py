@@ -1,0 +1,314 @@
+"""Engines, connection pools and the per-app :class:`Database` object."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.sql.schema import MetaData
+
+from transom.db.config import DatabaseConfig, async_url, sync_url
+
+if TYPE_CHECKING:
+    from transom.db.sessions import DbSession
+
+__all__ = ["EXTENSION_KEY", "Database", "get_database", "setup"]
+
+logger = logging.getLogger("transom.db")
+
+#: Where the per-app :class:`Database` lives: ``app.extensions[EXTENSION_KEY]``.
+EXTENSION_KEY = "transom.db"
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _engine_kwargs(
+    config: DatabaseConfig, url: URL, *, is_async: bool, pooled: bool = True
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": config.pool_pre_ping}
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if not pooled and not _is_memory_sqlite(url):
+        kwargs["poolclass"] = NullPool
+    elif _is_memory_sqlite(url):
+        # One shared connection, or every checkout would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+        connect_args["check_same_thread"] = False
+    else:
+        kwargs.update(
+            pool_size=config.pool_size,
+            max_overflow=config.max_overflow,
+            pool_timeout=config.pool_timeout,
+            pool_recycle=config.pool_recycle,
+        )
+    if backend == "postgresql":
+        if is_async:
+            connect_args["timeout"] = config.connect_timeout
+        else:
+            connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
+    elif backend in {"mysql", "mariadb"}:
+        connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
+    elif backend == "sqlite":
+        connect_args.setdefault("timeout", config.connect_timeout)  # busy timeout, seconds
+    kwargs["connect_args"] = connect_args
+    kwargs.update(config.engine_options)
+    return kwargs
+
+
+def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions start: otherwise
+        # SAVEPOINT and BEGIN handling is broken (documented pysqlite quirk).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _install_mysql_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # DATETIME has no zone: make NOW()/CURRENT_TIMESTAMP defaults UTC like the app's values.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET time_zone = '+00:00'")
+        cursor.close()
+
+
+def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        _install_sqlite_hooks(engine, wal=config.sqlite_wal and not _is_memory_sqlite(url))
+    elif backend in {"mysql", "mariadb"}:
+        _install_mysql_hooks(engine)
+
+
+def make_async_engine(
+    config: DatabaseConfig, url: str | URL | None = None, *, pooled: bool = True
+) -> AsyncEngine:
+    """Create an async engine for ``url`` (default: the primary) with Transom's settings.
+
+    Args:
+        config: Pool, timeout and driver settings.
+        url: The database; default the primary ``config.url``.
+        pooled: False for a pool-less engine (one-off work such as migrations).
+    """
+    target = async_url(url if url is not None else config.url)
+    engine = create_async_engine(
+        target, **_engine_kwargs(config, target, is_async=True, pooled=pooled)
+    )
+    _install_hooks(engine.sync_engine, config, target)
+    return engine
+
+
+class Database:
+    """Everything one app needs to talk to its databases: engines, pools and session factories.
+
+    Created lazily per app (see :func:`get_database`); tests and scripts may build one
+    directly: ``Database(DatabaseConfig(url="sqlite+aiosqlite://"))``.
+
+    Args:
+        config: Connection settings; read from the environment when omitted.
+        metadata: Model metadata for error mapping and migrations (default ``Model.metadata``).
+    """
+
+    def __init__(
+        self,
+        config: DatabaseConfig | None = None,
+        *,
+        metadata: MetaData | Sequence[MetaData] | None = None,
+    ) -> None:
+        from transom.db.models import Model
+        from transom.db.sessions import DbSession, RoutingSession
+
+        self.config = config if config is not None else DatabaseConfig()
+        if metadata is None:
+            self.metadatas: list[MetaData] = [Model.metadata]
+        elif isinstance(metadata, MetaData):
+            self.metadatas = [metadata]
+        else:
+            self.metadatas = list(metadata)
+        self.engine: AsyncEngine = make_async_engine(self.config)
+        self.replicas: list[AsyncEngine] = [
+            make_async_engine(self.config, url) for url in self.config.replica_urls
+        ]
+        self._sync_engine: Engine | None = None
+        self._sync_replicas: list[Engine] | None = None
+        # expire_on_commit=False: handlers return objects that are serialized after the
+        # commit; expiring them would force a lazy load, impossible outside the session.
+        self.sessionmaker: async_sessionmaker[DbSession] = async_sessionmaker(
+            self.engine,
+            class_=DbSession,
+            sync_session_class=RoutingSession,
+            expire_on_commit=False,
+            info={"transom.db": self},
+        )
+        self._sync_sessionmaker: sessionmaker[RoutingSession] | None = None
+
+    @property
+    def metadata(self) -> MetaData:
+        """The primary model metadata (what migrations compare against)."""
+        return self.metadatas[0]
+
+    def session(self, **info: Any) -> DbSession:
+        """Open a new async session; the caller closes it (``async with db.session() as s``)."""
+        session = self.sessionmaker()
+        session.info.update(info)
+        return session
+
+    def pick_replica(self, *, sync: bool = False) -> Engine | None:
+        """Choose the replica one session will read from, or ``None`` when there is none."""
+        if sync:
+            pool = self.sync_replicas
+            return random.choice(pool) if pool else None
+        return random.choice(self.replicas).sync_engine if self.replicas else None
+
+    # --- blocking access, for sync handlers, the shell and migrations ---------------------
+
+    @property
+    def sync_engine(self) -> Engine:
+        """A blocking engine on the primary database (created on first use).
+
+        It uses the blocking driver for the same database (sqlite3, psycopg, PyMySQL), so sync
+        handlers get real connections instead of a bridge to the event loop.
+        """
+        if self._sync_engine is None:
+            self._sync_engine = self._make_sync_engine(self.config.url)
+        return self._sync_engine
+
+    @property
+    def sync_replicas(self) -> list[Engine]:
+        """Blocking engines on the read replicas (created on first use)."""
+        if self._sync_replicas is None:
+            self._sync_replicas = [self._make_sync_engine(u) for u in self.config.replica_urls]
+        return self._sync_replicas
+
+    def _make_sync_engine(self, url: str) -> Engine:
+        target = sync_url(url)
+        if _is_memory_sqlite(target):
+            raise RuntimeError(
+                "an in-memory SQLite database can't be shared between async and sync code; "
+                "use a file database for sync handlers"
+            )
+        engine = create_engine(target, **_engine_kwargs(self.config, target, is_async=False))
+        _install_hooks(engine, self.config, target)
+        return engine
+
+    def sync_session(self, **info: Any) -> OrmSession:
+        """Open a blocking session (same routing rules as the async one)."""
+        from transom.db.sessions import RoutingSession
+
+        if self._sync_sessionmaker is None:
+            self._sync_sessionmaker = sessionmaker(
+                self.sync_engine,
+                class_=RoutingSession,
+                expire_on_commit=False,
+                info={"transom.db": self, "transom.db.sync": True},
+            )
+        session = self._sync_sessionmaker()
+        session.info.update(info)
+        return session
+
+    async def create_all(self) -> None:
+        """Create every table of the metadata (tests and prototypes; use migrations otherwise)."""
+        async with self.engine.begin() as conn:
+            for md in self.metadatas:
+                await conn.run_sync(md.create_all)
+
+    async def drop_all(self) -> None:
+        """Drop every table of the metadata."""
+        async with self.engine.begin() as conn:
+            for md in reversed(self.metadatas):
+                await conn.run_sync(md.drop_all)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (called on app shutdown)."""
+        await self.engine.dispose()
+        for replica in self.replicas:
+            await replica.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+        for engine in self._sync_replicas or ():
+            engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<Database {self.engine.url.render_as_string(hide_password=True)}>"
+
+
+def _config_from_app(app: Any) -> DatabaseConfig:
+    # A project may put `database_url` on its own Settings subclass; honour it, else env/.env.
+    settings = getattr(app, "settings", None)
+    url = getattr(settings, "database_url", None)
+    if url:
+        return DatabaseConfig(url=str(url))
+    return DatabaseConfig()
+
+
+def setup(
+    app: Any,
+    config: DatabaseConfig | None = None,
+    *,
+    metadata: MetaData | Sequence[MetaData] | None = None,
+) -> Database:
+    """Attach the database battery to ``app`` explicitly (optional: it attaches itself).
+
+    Registers the error handlers and closes the pools on shutdown. Calling it again replaces
+    the configuration.
+
+    Args:
+        app: The Transom app.
+        config: Connection settings; default read from ``app.settings`` and the environment.
+        metadata: Model metadata (default ``Model.metadata``).
+
+    Returns:
+        The app's :class:`Database`.
+    """
+    from transom.db.handlers import install_handlers
+
+    database = Database(config or _config_from_app(app), metadata=metadata)
+    previous = app.extensions.get(EXTENSION_KEY)
+    app.extensions[EXTENSION_KEY] = database
+    if previous is None:
+        install_handlers(app)
+
+        async def _dispose() -> None:
+            current = app.extensions.get(EXTENSION_KEY)
+            if isinstance(current, Database):
+                await current.dispose()
+
+        app.on_shutdown(_dispose)
+    return database
+
+
+_setup_lock = threading.Lock()
+
+
+def get_database(app: Any) -> Database:
+    """Return the app's :class:`Database`, creating it from settings on first use."""
+    database = app.extensions.get(EXTENSION_KEY)
+    if database is None:
+        # Sync handlers resolve their session in worker threads: create the Database once.
+        with _setup_lock:
+            database = app.extensions.get(EXTENSION_KEY)
+            if database is None:
+                database = setup(app)
+    if not isinstance(database, Database):
+        raise TypeError(f"app.extensions[{EXTENSION_KEY!r}] is {database!r}, not a Database")
+    return database

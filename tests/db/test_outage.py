@@ -1,0 +1,118 @@
+"""A database that goes away answers 503 + Retry-After, and the pool heals when it returns.
+
+The outage is real at the network level: the app talks to PostgreSQL/MariaDB through a local
+TCP proxy that the test cuts (closing the listener and every open connection) and restores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from transom import App, Settings
+from transom.db import DatabaseConfig, Session, setup
+
+pytestmark = pytest.mark.anyio
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; ``cut()`` simulates the server going down."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers.update({writer, up_writer})
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.transport.abort()  # RST, like a crashed server
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def restore(self) -> None:
+        await self.start()  # same port
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_url(request: pytest.FixtureRequest, servers: Any) -> str:
+    url: str = servers.url(request.param)
+    return url
+
+
+async def test_outage_gives_503_and_pool_recovers(server_url: str) -> None:
+    real = make_url(server_url)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 0)
+    await proxy.start()
+    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = App(Settings(secret_key="test-secret"))
+    setup(app, DatabaseConfig(url=url, retry_after=7, connect_timeout=2))
+
+    @app.get("/ping")
+    async def ping(db: Session) -> dict[str, Any]:
+        return {"one": (await db.execute(select(1))).scalar_one()}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/ping")).json() == {"one": 1}  # a pooled connection exists
+
+        await proxy.cut()
+        for _ in range(2):  # the stale pooled connection, then a refused new one
+            started = time.monotonic()
+            r = await client.get("/ping")
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "7"
+            assert time.monotonic() - started < 5
+
+        await proxy.restore()
+        r = await client.get("/ping")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"one": 1}
+    await proxy.cut()
+
+
+async def test_exhausted_pool_gives_503(server_url: str) -> None:
+    app = App(Settings(secret_key="test-secret"))
+    config = DatabaseConfig(url=server_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    database = setup(app, config)
+
+    @app.get("/ping")
+    async def ping(db: Session) -> dict[str, Any]:
+        return {"one": (await db.execute(select(1))).scalar_one()}
+
+    async with app.async_test_client() as client:
+        async with database.engine.connect() as held:  # takes the only connection
+            await held.execute(select(1))
+            r = await client.get("/ping")
+            assert r.status_code == 503
+            assert "retry-after" in r.headers
+        assert (await client.get("/ping")).status_code == 200

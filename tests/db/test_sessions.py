@@ -1,0 +1,210 @@
+"""The per-request session: injection, commit/rollback, options, savepoints, sync handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as OrmSession
+
+from transom import App, Depends, HTTPException, Settings
+from transom.db import (
+    Database,
+    DbSession,
+    ManualSession,
+    Session,
+    SyncSession,
+    session_options,
+    setup,
+    to_dict,
+)
+
+from .models import Author
+
+pytestmark = pytest.mark.anyio
+
+
+def make_app(database: Database) -> App:
+    app = App(Settings(secret_key="test-secret"))
+    setup(app, database.config, metadata=database.metadatas)
+    return app
+
+
+async def count_authors(database: Database) -> int:
+    async with database.session() as s:
+        return int((await s.execute(select(func.count()).select_from(Author))).scalar_one())
+
+
+async def test_session_is_injected_by_type_and_commits_on_success(database: Database) -> None:
+    app = make_app(database)
+
+    @app.post("/authors")
+    async def create(db: Session) -> dict[str, Any]:
+        assert isinstance(db, DbSession)
+        author = await db.save(Author(email="a@example.com", name="Ann"))
+        return to_dict(author)
+
+    async with app.async_test_client() as client:
+        r = await client.post("/authors")
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] >= 1
+    assert await count_authors(database) == 1
+
+
+async def test_rollback_on_http_exception_and_on_crash(database: Database) -> None:
+    app = make_app(database)
+
+    @app.post("/refuse")
+    async def refuse(db: Session) -> None:
+        db.add(Author(email="b@example.com", name="Bob"))
+        await db.flush()
+        raise HTTPException(400, "no")
+
+    @app.post("/crash")
+    async def crash(db: Session) -> None:
+        db.add(Author(email="c@example.com", name="Cy"))
+        await db.flush()
+        raise RuntimeError("boom")
+
+    async with app.async_test_client() as client:
+        assert (await client.post("/refuse")).status_code == 400
+        assert (await client.post("/crash")).status_code == 500
+    assert await count_authors(database) == 0
+
+
+async def test_autocommit_off_per_route(database: Database) -> None:
+    app = make_app(database)
+
+    @app.post("/draft")
+    @session_options(autocommit=False)
+    async def draft(db: Session) -> None:
+        db.add(Author(email="d@example.com", name="Di"))
+
+    @app.post("/manual")
+    async def manual(db: ManualSession) -> None:
+        db.add(Author(email="e@example.com", name="Ed"))
+        await db.commit()
+        db.add(Author(email="f@example.com", name="Flo"))  # never committed
+
+    async with app.async_test_client() as client:
+        assert (await client.post("/draft")).status_code == 204
+        assert await count_authors(database) == 0
+        assert (await client.post("/manual")).status_code == 204
+    assert await count_authors(database) == 1
+
+
+async def test_commit_on_listed_exception(database: Database) -> None:
+    app = make_app(database)
+
+    @app.post("/then-redirect")
+    @session_options(commit_on=[HTTPException])
+    async def then_redirect(db: Session) -> None:
+        db.add(Author(email="g@example.com", name="Gil"))
+        raise HTTPException(409, "saved, but tell the client something")
+
+    async with app.async_test_client() as client:
+        assert (await client.post("/then-redirect")).status_code == 409
+    assert await count_authors(database) == 1
+
+
+async def test_savepoint_rolls_back_only_inner_work(database: Database) -> None:
+    app = make_app(database)
+
+    @app.post("/nested")
+    async def nested(db: Session) -> dict[str, int]:
+        db.add(Author(email="outer@example.com", name="Outer"))
+        await db.flush()
+        try:
+            async with db.begin_nested():
+                db.add(Author(email="inner@example.com", name="Inner"))
+                await db.flush()
+                raise ValueError("undo the inner block only")
+        except ValueError:
+            pass
+        return {"n": int((await db.execute(select(func.count()).select_from(Author))).scalar_one())}
+
+    async with app.async_test_client() as client:
+        r = await client.post("/nested")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"n": 1}
+    assert await count_authors(database) == 1
+
+
+seen: list[DbSession] = []
+
+
+async def current_user(db: Session) -> str:
+    seen.append(db)
+    return "ann"
+
+
+async def test_one_session_per_request_shared_with_dependencies(database: Database) -> None:
+    app = make_app(database)
+    seen.clear()
+
+    @app.get("/who")
+    async def who(user: Annotated[str, Depends(current_user)], db: Session) -> dict[str, bool]:
+        return {"same": seen[0] is db}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/who")).json() == {"same": True}
+
+
+async def test_sync_handler_gets_a_blocking_session(database: Database) -> None:
+    app = make_app(database)
+
+    @app.post("/sync")
+    def create_sync(db: SyncSession) -> dict[str, Any]:
+        assert isinstance(db, OrmSession)
+        author = Author(email="sync@example.com", name="Syd")
+        db.add(author)
+        db.flush()
+        return {"id": author.id}
+
+    @app.post("/sync-fail")
+    def fail_sync(db: SyncSession) -> None:
+        db.add(Author(email="nope@example.com", name="No"))
+        db.flush()
+        raise HTTPException(400)
+
+    async with app.async_test_client() as client:
+        r = await client.post("/sync")
+        assert r.status_code == 200, r.text
+        assert (await client.post("/sync-fail")).status_code == 400
+    assert await count_authors(database) == 1
+
+
+async def test_get_or_404_helpers(database: Database) -> None:
+    app = make_app(database)
+
+    @app.get("/authors/{author_id:int}")
+    async def by_id(author_id: int, db: Session) -> dict[str, Any]:
+        return to_dict(await db.get_or_404(Author, author_id))
+
+    @app.get("/authors/by-email/{email}")
+    async def by_email(email: str, db: Session) -> dict[str, Any]:
+        return to_dict(await db.get_one_or_404(Author, email=email))
+
+    async with database.session() as s:
+        s.add(Author(email="h@example.com", name="Hal"))
+        await s.commit()
+    async with app.async_test_client() as client:
+        assert (await client.get("/authors/by-email/h@example.com")).json()["name"] == "Hal"
+        missing = await client.get("/authors/999")
+        assert missing.status_code == 404
+        assert missing.json() == {"detail": "Author not found"}
+        assert (await client.get("/authors/by-email/x@example.com")).status_code == 404
+
+
+async def test_app_shutdown_disposes_engines(database: Database) -> None:
+    app = make_app(database)
+
+    @app.get("/ping")
+    async def ping(db: Session) -> dict[str, int]:
+        return {"one": int((await db.execute(select(1))).scalar_one())}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/ping")).json() == {"one": 1}
+    db = app.extensions["transom.db"]
+    assert db.engine.pool.checkedout() == 0
