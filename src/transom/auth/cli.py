@@ -1,0 +1,137 @@
+"""``transom createsuperuser`` and ``transom changepassword``.
+
+Registered through the ``transom.commands`` entry point group. Both use the app's user model,
+hashers and validators (``Auth(app, ...)``) and its database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import select
+
+from transom.auth.extension import Auth, get_auth
+from transom.auth.validators import validate_password
+
+__all__ = ["PASSWORD_ENV", "changepassword", "createsuperuser"]
+
+PASSWORD_ENV = "TRANSOM_SUPERUSER_PASSWORD"
+T = TypeVar("T")
+
+
+def _auth(ctx: click.Context) -> Auth:
+    from transom.cli import load_app
+
+    app = load_app(ctx)
+    try:
+        return get_auth(app)
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(auth: Auth, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    from transom.db import get_database
+
+    async def go() -> T:
+        database = get_database(auth.app)
+        try:
+            async with database.session() as db:
+                result = await work(db)
+                await db.commit()
+            return result
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
+
+
+def _ask_password(auth: Auth, user: Any) -> str:
+    for _ in range(3):
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        problems = validate_password(password, user, auth.validators)
+        if not problems:
+            return password
+        for problem in problems:
+            click.echo(problem, err=True)
+        if click.confirm("Bypass password validation and use it anyway?", default=False):
+            return password
+    raise click.ClickException("Aborted: no acceptable password after 3 attempts.")
+
+
+@click.command()
+@click.option("--username", help="Login name of the new superuser.")
+@click.option("--email", default="", help="Email address.")
+@click.option(
+    "--no-input",
+    "no_input",
+    is_flag=True,
+    help=f"Ask nothing (scripts): the password comes from ${PASSWORD_ENV}.",
+)
+@click.pass_context
+def createsuperuser(ctx: click.Context, username: str | None, email: str, no_input: bool) -> None:
+    """Create a user who may do everything (staff and superuser)."""
+    auth = _auth(ctx)
+    model = auth.user_model
+    if no_input:
+        password = os.environ.get(PASSWORD_ENV)
+        if not username:
+            raise click.UsageError("--no-input needs --username")
+        if not password:
+            raise click.UsageError(f"--no-input needs the password in ${PASSWORD_ENV}")
+    else:
+        username = username or click.prompt("Username", default=getpass.getuser())
+        email = email or click.prompt("Email address", default="", show_default=False)
+        password = None
+    assert username is not None
+    candidate = model(username=username, email=email)
+    if password is None:
+        password = _ask_password(auth, candidate)
+    else:
+        problems = validate_password(password, candidate, auth.validators)
+        if problems:
+            raise click.ClickException(" ".join(problems))
+
+    async def create(db: Any) -> bool:
+        column = getattr(model, model.USERNAME_FIELD)
+        if (await db.execute(select(column).where(column == username))).first() is not None:
+            return False
+        await candidate.aset_password(password)
+        candidate.is_staff = candidate.is_superuser = candidate.is_active = True
+        db.add(candidate)
+        return True
+
+    if not _run(auth, create):
+        raise click.ClickException(f"A user named {username!r} already exists.")
+    click.echo(f"Superuser {username!r} created.")
+
+
+@click.command()
+@click.argument("username", required=False)
+@click.pass_context
+def changepassword(ctx: click.Context, username: str | None) -> None:
+    """Set a user's password (default: the user named like your system account)."""
+    auth = _auth(ctx)
+    model = auth.user_model
+    name = username or getpass.getuser()
+
+    async def find(db: Any) -> Any:
+        column = getattr(model, model.USERNAME_FIELD)
+        return (await db.execute(select(model).where(column == name))).scalar()
+
+    user = _run(auth, find)
+    if user is None:
+        raise click.ClickException(f"No user named {name!r}.")
+    click.echo(f"Changing the password of {name!r}")
+    password = _ask_password(auth, user)
+
+    async def save(db: Any) -> None:
+        row = await db.get(model, user.id)
+        await row.aset_password(password)
+
+    _run(auth, save)
+    click.echo(f"Password changed for {name!r}; their other sessions have ended.")

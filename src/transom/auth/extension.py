@@ -1,0 +1,232 @@
+"""``Auth(app)``: install the auth battery on an app (routes, templates, settings)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from transom.auth.email import ConsoleBackend, EmailBackend
+from transom.auth.hashers import PasswordHashers
+from transom.auth.jwt import JWTConfig, JWTManager
+from transom.auth.models import User, set_hashers
+from transom.auth.tokens import SignedTokens
+from transom.auth.validators import DEFAULT_VALIDATORS, PasswordValidator
+from transom.exceptions import ImproperlyConfigured
+from transom.requests import Request
+
+if TYPE_CHECKING:
+    from transom.app import App
+    from transom.auth.oidc import OAuthProvider  # Authlib is only needed for social login
+
+__all__ = ["EXTENSION_KEY", "Auth", "get_auth"]
+
+EXTENSION_KEY: Final = "transom.auth"
+logger = logging.getLogger("transom.auth")
+
+
+@dataclasses.dataclass
+class _Urls:
+    login: str
+    logout: str
+
+
+class Auth:
+    """The auth battery of one app.
+
+    Args:
+        app: The app (``Security(app)`` must be installed too, for sessions and CSRF).
+        user_model: The user class (:class:`~transom.auth.User`, a subclass, or your own
+            model built on :class:`~transom.auth.AbstractUser`).
+        prefix: Where the login/logout/account routes live; ``None`` adds no routes.
+        hashers: Password hashers (default argon2id, older formats upgraded on login).
+        validators: Password validators for signup, change and reset.
+        signup: Offer a signup page.
+        login_url: Where ``login_required`` sends browsers (default: the battery's page).
+        login_redirect: Where to go after login when there is no ``next``.
+        logout_redirect: Where to go after logout.
+        remember_days: Lifetime of the "remember me" cookie (0 turns the option off).
+        site_url: Public base URL for links in emails (``https://example.com``); required
+            when ``allowed_hosts`` accepts any host, so a forged ``Host`` can't poison links.
+        email_backend: Delivers mail (default: printed to the console).
+        from_email: ``From`` address of the battery's emails.
+        reset_max_age: Seconds a password-reset link stays valid.
+        verify_max_age: Seconds an email-verification link stays valid.
+        login_rate_ip: Login attempts allowed per client address.
+        login_rate_account: Login attempts allowed per account name.
+        jwt: JWT settings; ``None`` turns the JWT endpoints and ``Bearer`` auth off.
+        token_schemes: ``Authorization`` schemes and what they carry: ``"jwt"`` or ``"api"``.
+        sync_permissions: Create missing model permissions when the app starts.
+        allowed_redirect_hosts: Other hosts ``next`` may point to.
+        providers: Social login providers (:func:`~transom.auth.oidc.github`,
+            :func:`~transom.auth.oidc.google`, :func:`~transom.auth.oidc.oidc`).
+        social_create_users: Create a local user on a first social login.
+
+    Example:
+        >>> from transom import App, Settings
+        >>> from transom.security import Security
+        >>> app = App(Settings(secret_key="s3cret"))
+        >>> security = Security(app)
+        >>> auth = Auth(app)
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        user_model: type[Any] = User,
+        prefix: str | None = "/auth",
+        hashers: PasswordHashers | None = None,
+        validators: Sequence[PasswordValidator] = DEFAULT_VALIDATORS,
+        signup: bool = False,
+        login_url: str | None = None,
+        login_redirect: str = "/",
+        logout_redirect: str = "/",
+        remember_days: int = 30,
+        site_url: str | None = None,
+        email_backend: EmailBackend | None = None,
+        from_email: str = "webmaster@localhost",
+        reset_max_age: int = 3600,
+        verify_max_age: int = 3 * 24 * 3600,
+        login_rate_ip: str = "30/minute",
+        login_rate_account: str = "10/15minute",
+        jwt: JWTConfig | None = None,
+        token_schemes: dict[str, str] | None = None,
+        sync_permissions: bool = True,
+        allowed_redirect_hosts: Sequence[str] = (),
+        providers: Sequence[OAuthProvider] = (),
+        social_create_users: bool = True,
+    ) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("Auth is already installed on this app")
+        self.app = app
+        self.user_model = user_model
+        self.prefix = prefix
+        self.hashers = hashers or PasswordHashers()
+        set_hashers(self.hashers)
+        self.validators = tuple(validators)
+        self.signup = signup
+        self.login_url = login_url
+        self.login_redirect = login_redirect
+        self.logout_redirect = logout_redirect
+        self.remember_days = remember_days
+        self.site_url = site_url.rstrip("/") if site_url else None
+        self.email_backend: EmailBackend = email_backend or ConsoleBackend()
+        self.from_email = from_email
+        self.reset_max_age = reset_max_age
+        self.verify_max_age = verify_max_age
+        self.login_rate_ip = login_rate_ip
+        self.login_rate_account = login_rate_account
+        self.jwt_config = jwt
+        schemes = token_schemes if token_schemes is not None else {"Bearer": "jwt", "Token": "api"}
+        self.token_schemes = {k.lower(): v for k, v in schemes.items()}
+        for kind in self.token_schemes.values():
+            if kind not in ("jwt", "api"):
+                raise ValueError(f"token scheme kind {kind!r} must be 'jwt' or 'api'")
+        self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
+        self.providers = tuple(providers)
+        self.social_create_users = social_create_users
+        #: Options for the HTTP client that talks to identity providers (tests add a transport).
+        self.http_options: dict[str, Any] = {"timeout": 10.0}
+        self._jwt: JWTManager | None = None
+        app.extensions[EXTENSION_KEY] = self
+        self._install_templates()
+        if prefix is not None:
+            from transom.auth.views import build_router
+
+            app.include_router(build_router(self), prefix)
+        app.on_startup(self._check)
+        if sync_permissions:
+            app.on_startup(self._sync_permissions)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def secret_keys(self) -> tuple[str, ...]:
+        """The security battery's keys (oldest first; the last signs)."""
+        security = self.app.extensions.get("transom.security")
+        if security is None:
+            raise ImproperlyConfigured("transom.auth needs transom.security: call Security(app)")
+        keys: tuple[str, ...] = security.secret_keys()
+        return keys
+
+    @property
+    def tokens(self) -> SignedTokens:
+        """Signed tokens for reset and verification links."""
+        return SignedTokens(self.secret_keys())
+
+    @property
+    def jwt(self) -> JWTManager:
+        """The JWT manager (``Auth(jwt=JWTConfig())`` must be set)."""
+        if self.jwt_config is None:
+            raise ImproperlyConfigured("JWT is off: pass Auth(app, jwt=JWTConfig(...))")
+        if self._jwt is None:
+            self._jwt = JWTManager(self.jwt_config, self.secret_keys()[-1])
+        return self._jwt
+
+    def http_client(self) -> httpx.AsyncClient:
+        """A client for talking to identity providers."""
+        return httpx.AsyncClient(**self.http_options)
+
+    def url(self, name: str, **params: Any) -> str:
+        """The path of one of the battery's routes (``"login"``, ``"password_reset"``...)."""
+        return self.app.url_path_for(f"auth.{name}", **params)
+
+    def absolute_url(self, request: Request, path: str) -> str:
+        """``path`` on the public site: ``site_url`` when set, else the request's validated host.
+
+        Raises:
+            ImproperlyConfigured: no ``site_url`` and ``allowed_hosts`` accepts any Host.
+        """
+        if self.site_url:
+            return self.site_url + path
+        if "*" in self.app.settings.allowed_hosts:
+            raise ImproperlyConfigured(
+                "links in emails need Auth(site_url=...) when allowed_hosts contains '*': "
+                "otherwise a forged Host header would choose where the link points"
+            )
+        return f"{request.scheme}://{request.host}{path}"
+
+    def _install_templates(self) -> None:
+        from transom.templating.engine import PROCESSORS_KEY, Templates
+
+        Templates.for_app(self.app).add_package("transom.auth")
+        from transom.auth.web import template_context
+
+        processors = self.app.extensions.setdefault(PROCESSORS_KEY, [])
+        processors.append(template_context)
+
+    def _check(self) -> None:
+        if self.prefix is not None and not self.site_url and "*" in self.app.settings.allowed_hosts:
+            raise ImproperlyConfigured(
+                "transom.auth sends links by email: with allowed_hosts ['*'] set "
+                "Auth(site_url='https://your.site'), or a forged Host header would choose "
+                "where password-reset links point"
+            )
+
+    async def _sync_permissions(self) -> None:
+        from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+        from transom.auth.permissions import sync_permissions
+        from transom.db import get_database
+
+        database = get_database(self.app)
+        try:
+            async with database.session() as db:
+                created = await sync_permissions(db)
+                await db.commit()
+        except (OperationalError, ProgrammingError, DBAPIError) as exc:
+            # Not migrated yet (first start, CI before `transom db migrate`): not fatal.
+            logger.warning("Permissions not synchronised (%s); run `transom db migrate`", exc)
+            return
+        if created:
+            logger.info("Created %d permissions", len(created))
+
+
+def get_auth(app: Any) -> Auth:
+    """The app's :class:`Auth`; a clear error when the battery is not installed."""
+    auth = app.extensions.get(EXTENSION_KEY) if app is not None else None
+    if not isinstance(auth, Auth):
+        raise ImproperlyConfigured("transom.auth is not installed: call transom.auth.Auth(app)")
+    return auth

@@ -1,0 +1,74 @@
+"""The battery's migrations create exactly the tables its models describe, on every engine.
+
+``transom db migrate`` will apply them once the data battery adds battery folders to
+Alembic's ``version_locations``; this test configures that by hand on the same Alembic setup
+(:class:`transom.db.migrations.Migrations`) and checks the result against the models.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine, inspect
+
+from db.conftest import ServerDatabases, require_backend
+from transom.auth.migrations import BRANCH, VERSIONS
+from transom.auth.models import auth_tables
+from transom.db import Database, DatabaseConfig
+from transom.db.config import sync_url
+from transom.db.migrations import Migrations
+from transom.db.models import NAMING_CONVENTION
+
+
+def _metadata() -> MetaData:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    for table in auth_tables():
+        table.to_metadata(md)
+    return md
+
+
+@pytest.fixture
+def fresh_url(tmp_path: Path, backend: str) -> Iterator[str]:
+    require_backend(backend)
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'mig.sqlite3'}"
+        return
+    server = ServerDatabases(backend)
+    url = server.create("_authmig").render_as_string(hide_password=False)
+    yield url
+    server.drop_all()
+
+
+def test_upgrade_matches_models_and_downgrades(fresh_url: str, tmp_path: Path) -> None:
+    database = Database(DatabaseConfig(url=fresh_url), metadata=_metadata())
+    migrations = Migrations(database, tmp_path / "migrations")
+    migrations.ensure_directory()
+    config = migrations.config()
+    config.set_main_option(
+        "version_locations",
+        os.pathsep.join([str(migrations.directory / "versions"), str(VERSIONS)]),
+    )
+    command.upgrade(config, "heads")
+    engine = create_engine(sync_url(fresh_url))
+    try:
+        with engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+            assert {t.name for t in auth_tables()} <= names
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diffs = [
+                d
+                for d in compare_metadata(context, _metadata())
+                if not (isinstance(d, tuple) and d[0] == "remove_table")
+            ]
+            assert diffs == []
+        command.downgrade(config, f"{BRANCH}@base")
+        with engine.connect() as conn:
+            assert not {n for n in inspect(conn).get_table_names() if n.startswith("transom_auth_")}
+    finally:
+        engine.dispose()
