@@ -1,0 +1,66 @@
+"""The admin's backend for :mod:`transom.auth` (used when that battery is installed).
+
+It relies on what any user system built on :mod:`transom.security` shares: the session holds
+the user id under ``_auth_user_id`` (set by :func:`transom.security.login`), and the user
+model has ``is_active``, ``is_staff``, ``is_superuser``, ``check_password``, ``set_password``
+and ``has_perm``. Module-level helpers of ``transom.auth`` (``authenticate``, ``login``,
+``logout``, ``has_perm``) are preferred when they exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from transom.admin.auth import SessionAuth
+from transom.requests import Request
+
+if TYPE_CHECKING:
+    from transom.db import DbSession
+
+__all__ = ["TransomAuth"]
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class TransomAuth(SessionAuth):
+    """Users, groups and permissions of :mod:`transom.auth`."""
+
+    def __init__(self) -> None:
+        self.module: Any = importlib.import_module("transom.auth")
+        user_model = self.module.User
+        super().__init__(
+            user_model,
+            username_field=getattr(user_model, "USERNAME_FIELD", "username"),
+            password_field=getattr(user_model, "PASSWORD_FIELD", "password"),
+            group_model=getattr(self.module, "Group", None),
+        )
+
+    async def login(self, request: Request, user: Any) -> None:
+        helper = getattr(self.module, "login", None)
+        if helper is None:
+            await super().login(request, user)
+        else:
+            await _maybe_await(helper(request, user))
+
+    async def logout(self, request: Request) -> None:
+        helper = getattr(self.module, "logout", None)
+        if helper is None:
+            await super().logout(request)
+        else:
+            await _maybe_await(helper(request))
+
+    async def has_perm(self, request: Request, db: DbSession, user: Any, codename: str) -> bool:
+        if not getattr(user, "is_active", False):
+            return False
+        if getattr(user, "is_superuser", False):
+            return True
+        check = getattr(user, "has_perm", None)
+        if check is None:
+            return False
+        parameters = inspect.signature(check).parameters
+        result = check(codename, db) if len(parameters) >= 2 else check(codename)
+        return bool(await _maybe_await(result))

@@ -1,0 +1,144 @@
+// Transom admin: progressive enhancements only. Every page works without this file.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  // After a failed save, put the keyboard on the first field that needs attention.
+  var invalid = document.querySelector('[aria-invalid="true"]');
+  if (invalid && !document.querySelector("[autofocus]")) { invalid.focus(); }
+
+  // "Select all" checkbox of the list page (hidden until this script reveals it).
+  var all = document.getElementById("select-all");
+  if (all) {
+    all.hidden = false;
+    var boxes = document.querySelectorAll('input[name="_selected"]');
+    all.addEventListener("change", function () {
+      boxes.forEach(function (box) { box.checked = all.checked; });
+    });
+  }
+
+  // Searchable boxes for large related tables: type a name, pick a row, its id is submitted.
+  // A foreign key holds one id; a many-to-many box a comma-separated list, shown as chips.
+  function combobox(input, multiple) {
+    var url = input.getAttribute("data-autocomplete");
+    var listId = input.id + "-choices";
+    var list = document.createElement("ul");
+    list.id = listId;
+    list.className = "ac-list";
+    list.setAttribute("role", "listbox");
+    list.hidden = true;
+    var search = document.createElement("input");
+    search.type = "search";
+    search.id = input.id + "-search";
+    search.placeholder = "Search…";
+    search.setAttribute("role", "combobox");
+    search.setAttribute("aria-autocomplete", "list");
+    search.setAttribute("aria-expanded", "false");
+    search.setAttribute("aria-controls", listId);
+    var label = input.labels && input.labels[0] ? input.labels[0].textContent.trim() : "records";
+    search.setAttribute("aria-label", "Search " + label);
+    var chips = null;
+    var labels = {};
+    if (multiple) {
+      try { labels = JSON.parse(input.getAttribute("data-labels") || "{}"); } catch (e) { labels = {}; }
+      chips = document.createElement("ul");
+      chips.className = "chips";
+      chips.setAttribute("aria-label", label + ": chosen");
+      input.insertAdjacentElement("afterend", chips);
+    } else {
+      search.value = input.getAttribute("data-label") || "";
+    }
+    (chips || input).insertAdjacentElement("afterend", search);
+    search.insertAdjacentElement("afterend", list);
+    input.type = "hidden";
+    var timer = null;
+    var active = -1;
+
+    function ids() {
+      return input.value.split(",").map(function (v) { return v.trim(); }).filter(Boolean);
+    }
+    function drawChips() {
+      if (!chips) { return; }
+      chips.textContent = "";
+      ids().forEach(function (id) {
+        var li = document.createElement("li");
+        li.textContent = labels[id] || id;
+        var remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "chip-remove";
+        remove.textContent = "×";
+        remove.setAttribute("aria-label", "Remove " + (labels[id] || id));
+        remove.addEventListener("click", function () {
+          input.value = ids().filter(function (v) { return v !== id; }).join(",");
+          drawChips();
+          search.focus();
+        });
+        li.appendChild(remove);
+        chips.appendChild(li);
+      });
+    }
+    function close() {
+      list.hidden = true;
+      search.setAttribute("aria-expanded", "false");
+      search.removeAttribute("aria-activedescendant");
+      active = -1;
+    }
+    function choose(item) {
+      var id = item.getAttribute("data-id");
+      if (multiple) {
+        labels[id] = item.textContent;
+        var current = ids();
+        if (current.indexOf(id) < 0) { current.push(id); }
+        input.value = current.join(",");
+        search.value = "";
+        drawChips();
+      } else {
+        input.value = id;
+        search.value = item.textContent;
+      }
+      close();
+    }
+    function highlight(index) {
+      var items = list.querySelectorAll("li");
+      items.forEach(function (li, i) { li.setAttribute("aria-selected", i === index ? "true" : "false"); });
+      active = index;
+      if (items[index]) { search.setAttribute("aria-activedescendant", items[index].id); }
+    }
+    function load() {
+      var sep = url.indexOf("?") >= 0 ? "&" : "?";
+      fetch(url + sep + "q=" + encodeURIComponent(search.value), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          list.textContent = "";
+          data.results.forEach(function (row, i) {
+            var li = document.createElement("li");
+            li.id = listId + "-" + i;
+            li.setAttribute("role", "option");
+            li.setAttribute("data-id", row.id);
+            li.textContent = row.text;
+            li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(li); });
+            list.appendChild(li);
+          });
+          list.hidden = data.results.length === 0;
+          search.setAttribute("aria-expanded", list.hidden ? "false" : "true");
+          active = -1;
+        });
+    }
+    search.addEventListener("input", function () {
+      if (!multiple && search.value === "") { input.value = ""; }
+      clearTimeout(timer);
+      timer = setTimeout(load, 200);
+    });
+    search.addEventListener("keydown", function (e) {
+      var items = list.querySelectorAll("li");
+      if (e.key === "ArrowDown") { e.preventDefault(); if (list.hidden) { load(); } else { highlight(Math.min(active + 1, items.length - 1)); } }
+      else if (e.key === "ArrowUp") { e.preventDefault(); highlight(Math.max(active - 1, 0)); }
+      else if (e.key === "Enter" && !list.hidden && items[active]) { e.preventDefault(); choose(items[active]); }
+      else if (e.key === "Escape") { close(); }
+    });
+    search.addEventListener("blur", function () { setTimeout(close, 150); });
+    drawChips();
+  }
+  document.querySelectorAll("input.fk-id[data-autocomplete]").forEach(function (input) { combobox(input, false); });
+  document.querySelectorAll("input.m2m-ids[data-autocomplete]").forEach(function (input) { combobox(input, true); });
+})();

@@ -1,0 +1,73 @@
+"""Helpers shared by the admin's views."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from transom.admin.history import (
+    DELETION,
+    log_action,
+)
+from transom.admin.options import ModelAdmin
+from transom.exceptions import HTTPException
+from transom.responses import Response
+from transom.templating import render
+
+if TYPE_CHECKING:
+    from transom.admin.site import Ctx
+
+
+PAGE_LIMIT = 10_000_000
+
+
+def render_page(ctx: Ctx, template: str, *, status_code: int = 200, **extra: Any) -> Response:
+    return render(
+        f"admin/{template}",
+        status_code=status_code,
+        **ctx.site.context(ctx.request, ctx.username, **extra),
+    )
+
+
+def safe_next(value: str | None, default: str) -> str:
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    return value
+
+
+def crumbs(admin: ModelAdmin, *more: tuple[str, str | None]) -> list[tuple[str, str | None]]:
+    return [(admin.name_plural, admin.url("list")), *more]
+
+
+def user_repr(ctx: Ctx) -> str:
+    return ctx.username
+
+
+async def delete_one(ctx: Ctx, admin: ModelAdmin, obj: Any) -> None:
+    pk, label = admin.pk_of(obj), admin.label(obj)
+    await admin.delete_model(ctx.request, ctx.db, obj)
+    await log_action(
+        ctx.db,
+        user_id=ctx.user_id,
+        user_repr=user_repr(ctx),
+        model_key=admin.key,
+        object_id=pk,
+        object_repr=label,
+        action=DELETION,
+    )
+
+
+def coerce(model: type[Any], text: Any) -> Any:
+    from transom.admin.forms import _coerce_pk
+
+    return _coerce_pk(model, text)
+
+
+async def object_or_404(ctx: Ctx, admin: ModelAdmin) -> Any:
+    try:
+        pk = admin.parse_pk(str(ctx.request.path_params["pk"]))
+    except (ValueError, TypeError):
+        raise HTTPException(404, f"No such {admin.name.lower()}") from None
+    obj = await admin.get_object(ctx.request, ctx.db, pk)
+    if obj is None:
+        raise HTTPException(404, f"No such {admin.name.lower()}")
+    return obj

@@ -1,0 +1,223 @@
+"""Who gets in, and what each permission lets a user see and do (server-side 403s)."""
+
+from __future__ import annotations
+
+import pytest
+
+from transom.admin import Admin
+from transom.db import Database
+
+from .conftest import Browser, make_user, seed
+from .models import User
+
+pytestmark = pytest.mark.anyio
+
+AUTHORS = "/admin/admin/author"
+ARTICLES = "/admin/admin/article"
+
+
+async def test_anonymous_is_sent_to_login(browser: Browser) -> None:
+    r = await browser.get(f"{AUTHORS}?q=x")
+    assert r.status_code == 302
+    assert r.headers["location"] == "/admin/login?next=%2Fadmin%2Fadmin%2Fauthor%3Fq%3Dx"
+    page = await browser.get("/admin/login")
+    assert page.status_code == 200
+    assert 'name="csrf_token"' in page.text
+
+
+async def test_anonymous_post_is_refused(browser: Browser) -> None:
+    r = await browser.post(f"{AUTHORS}/add", {"name": "x"}, token_from="/admin/login")
+    assert r.status_code == 403
+
+
+async def test_wrong_password_and_inactive_and_non_staff(
+    database: Database, browser: Browser
+) -> None:
+    await make_user(database, "staff")
+    await make_user(database, "gone", active=False)
+    await make_user(database, "customer", staff=False)
+    assert (await browser.login("staff", "nope")).status_code == 400
+    assert (await browser.login("nobody")).status_code == 400
+    assert (await browser.login("gone")).status_code == 400
+    refused = await browser.login("customer")
+    assert refused.status_code == 403
+    assert "may not use the administration" in refused.text
+    assert (await browser.get("/admin")).status_code == 302
+
+
+async def test_login_redirects_to_next_on_this_site_only(
+    database: Database, browser: Browser
+) -> None:
+    await make_user(database, "root", superuser=True)
+    page = await browser.get("/admin/login?next=//evil.example/")
+    r = await browser.client.post(
+        "/admin/login?next=//evil.example/",
+        data={
+            "username": "root",
+            "password": "correct horse battery",
+            "csrf_token": _token(page.text),
+        },
+    )
+    assert r.headers["location"] == "/admin"
+    assert (await browser.get("/admin/login?next=/admin/admin/tag")).headers[
+        "location"
+    ] == "/admin/admin/tag"
+
+
+def _token(html: str) -> str:
+    from .conftest import token
+
+    return token(html)
+
+
+async def test_staff_flag_removed_after_login(database: Database, browser: Browser) -> None:
+    user = await make_user(database, "staff", perms=["admin.view_author"])
+    assert (await browser.login("staff")).status_code == 303
+    async with database.session() as db:
+        row = await db.get(User, user.id)
+        assert row is not None
+        row.is_staff = False
+        await db.commit()
+    r = await browser.get(AUTHORS)
+    assert r.status_code == 403
+    assert "may not use the administration" in r.text
+
+
+async def test_logout(database: Database, browser: Browser) -> None:
+    await make_user(database, "root", superuser=True)
+    await browser.login("root")
+    r = await browser.post("/admin/logout", {})
+    assert r.status_code == 303
+    assert (await browser.get("/admin")).status_code == 302
+
+
+async def test_csrf_is_required(database: Database, browser: Browser) -> None:
+    await make_user(database, "root", superuser=True)
+    await browser.login("root")
+    r = await browser.client.post(f"{AUTHORS}/add", data={"name": "x", "email": "x@example.com"})
+    assert r.status_code == 403
+    assert "CSRF" in r.text
+
+
+async def test_dashboard_shows_only_permitted_models(database: Database, browser: Browser) -> None:
+    await make_user(database, "editor", perms=["admin.view_author", "admin.add_tag"])
+    await browser.login("editor")
+    page = (await browser.get("/admin")).text
+    assert AUTHORS in page
+    assert "/admin/admin/tag/add" in page
+    assert ARTICLES not in page
+    assert f"{AUTHORS}/add" not in page
+
+
+async def test_no_permission_at_all(database: Database, browser: Browser) -> None:
+    await make_user(database, "nobody")
+    await seed(database, authors=1, articles_per_author=1)
+    await browser.login("nobody")
+    assert "no permission" in (await browser.get("/admin")).text
+    for url in (
+        AUTHORS,
+        f"{AUTHORS}/add",
+        f"{AUTHORS}/1/change",
+        f"{AUTHORS}/1/delete",
+        f"{AUTHORS}/1/history",
+        f"{ARTICLES}/autocomplete?field=author_id",
+    ):
+        r = await browser.get(url)
+        assert r.status_code == 403, url
+    for url, data in (
+        (f"{AUTHORS}/add", {"name": "x", "email": "x@example.com"}),
+        (f"{AUTHORS}/1/change", {"name": "x", "email": "x@example.com"}),
+        (f"{AUTHORS}/1/delete", {"confirm": "yes"}),
+        (AUTHORS, {"action": "delete_selected", "_selected": "1", "confirm": "yes"}),
+    ):
+        r = await browser.post(url, data)
+        assert r.status_code == 403, url
+
+
+async def test_view_only_user(database: Database, browser: Browser) -> None:
+    await make_user(database, "viewer", perms=["admin.view_author"])
+    await seed(database, authors=1, articles_per_author=0)
+    await browser.login("viewer")
+    listing = (await browser.get(AUTHORS)).text
+    assert "Author 0" in listing
+    assert f"{AUTHORS}/add" not in listing
+    assert "delete_selected" not in listing
+    assert 'value="deactivate"' not in listing  # needs change permission
+    edit = await browser.get(f"{AUTHORS}/1/change")
+    assert edit.status_code == 200
+    assert 'name="name"' not in edit.text
+    assert "Save" not in edit.text
+    r = await browser.post(f"{AUTHORS}/1/change", {"name": "Hacked", "email": "h@example.com"})
+    assert r.status_code == 403
+    assert (
+        await browser.post(AUTHORS, {"action": "deactivate", "_selected": "1"})
+    ).status_code == 403
+    assert (await browser.get(f"{AUTHORS}/1/history")).status_code == 200
+    async with database.session() as db:
+        from .models import Author
+
+        author = await db.get(Author, 1)
+        assert author is not None
+        assert author.name == "Author 0"
+        assert author.active
+
+
+async def test_change_permission_implies_view(database: Database, browser: Browser) -> None:
+    await make_user(database, "changer", perms=["admin.change_author"])
+    await seed(database, authors=1, articles_per_author=0)
+    await browser.login("changer")
+    assert (await browser.get(AUTHORS)).status_code == 200
+    edit = await browser.get(f"{AUTHORS}/1/change")
+    assert 'name="name"' in edit.text
+    assert "Save and add another" not in edit.text  # no add permission
+    assert f"{AUTHORS}/1/delete" not in edit.text
+    assert (await browser.get(f"{AUTHORS}/add")).status_code == 403
+    r = await browser.post(
+        f"{AUTHORS}/1/change", {"name": "Renamed", "email": "a0@example.com", "active": "on"}
+    )
+    assert r.status_code == 303
+
+
+async def test_unknown_model_and_object(database: Database, browser: Browser) -> None:
+    await make_user(database, "root", superuser=True)
+    await browser.login("root")
+    assert (await browser.get("/admin/admin/nothing")).status_code == 404
+    assert (await browser.get(f"{AUTHORS}/999/change")).status_code == 404
+    assert (await browser.get(f"{AUTHORS}/abc/change")).status_code == 404
+    assert (await browser.get(f"{AUTHORS}/999/history")).status_code == 404
+
+
+async def test_assets_and_headers(database: Database, browser: Browser) -> None:
+    await make_user(database, "root", superuser=True)
+    await browser.login("root")
+    page = await browser.get("/admin")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "<script>" not in page.text
+    assert " style=" not in page.text
+    css = await browser.get("/admin/static/admin/admin.css")
+    assert css.status_code == 200
+    assert "--accent" in css.text
+    js = await browser.get("/admin/static/admin/admin.js")
+    assert js.status_code == 200
+
+
+async def test_add_only_user(database: Database, browser: Browser) -> None:
+    await make_user(database, "adder", perms=["admin.add_tag"])
+    await browser.login("adder")
+    r = await browser.post("/admin/admin/tag/add", {"name": "new", "_continue": "1"})
+    assert r.status_code == 303
+    assert r.headers["location"] == "/admin"
+    assert "was added" in (await browser.get("/admin")).text
+    assert (await browser.get("/admin/admin/tag")).status_code == 403
+    assert (await browser.get("/admin/admin/tag/1/change")).status_code == 403
+
+
+async def test_ensure_superuser(
+    database: Database, browser: Browser, site: tuple[object, Admin]
+) -> None:
+    _, admin = site
+    password = await admin.ensure_superuser("boss")
+    assert password
+    assert await admin.ensure_superuser("boss") is None
+    assert (await browser.login("boss", password)).status_code == 303
