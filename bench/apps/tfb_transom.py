@@ -1,0 +1,66 @@
+"""TechEmpower database tests in Transom: ``transom.db`` models and the per-request Session.
+
+Everything is the battery's defaults (pool 5 + 10 overflow, ``pool_pre_ping`` on); only the URL
+is set.
+"""
+
+from __future__ import annotations
+
+from random import randint
+
+from sqlalchemy import select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from transom import App, HTMLResponse, Settings
+from transom.db import DatabaseConfig, Model, Session, setup
+
+from .tfb_common import DATABASE_URL, clamp_queries, render_fortunes
+
+
+class World(Model):
+    __tablename__ = "world"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    randomnumber: Mapped[int]
+
+
+class Fortune(Model):
+    __tablename__ = "fortune"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message: Mapped[str]
+
+
+app = App(settings=Settings(secret_key="bench"))
+setup(app, DatabaseConfig(url=DATABASE_URL))
+
+
+async def _world(session: Session) -> World:
+    world = await session.get(World, randint(1, 10000))
+    assert world is not None
+    return world
+
+
+@app.get("/db")
+async def single_query(session: Session) -> dict[str, int]:
+    world = await _world(session)
+    return {"id": world.id, "randomNumber": world.randomnumber}
+
+
+@app.get("/queries")
+async def queries(session: Session, queries: str | None = None) -> list[dict[str, int]]:
+    worlds = [await _world(session) for _ in range(clamp_queries(queries))]
+    return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
+
+
+@app.get("/fortunes")
+async def fortunes(session: Session) -> HTMLResponse:
+    rows = [(f.id, f.message) for f in await session.scalars(select(Fortune))]
+    return HTMLResponse(render_fortunes(rows))
+
+
+@app.get("/updates")
+async def updates(session: Session, queries: str | None = None) -> list[dict[str, int]]:
+    worlds = [await _world(session) for _ in range(clamp_queries(queries))]
+    for world in worlds:
+        world.randomnumber = randint(1, 10000)
+    # The Session commits (flushing one UPDATE per changed row) before the response is sent.
+    return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]

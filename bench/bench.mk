@@ -1,0 +1,26 @@
+# Benchmark targets; the top-level Makefile pulls them in with `include bench/bench.mk`.
+# make bench                      full run (5 s x 2 rounds, ~13 min on 2 cores)
+# make bench BENCH_ARGS=--quick   smoke run (1 s x 1 round, ~2 min)
+# make bench BENCH_ARGS="--only transom,raw --endpoints json,plaintext"
+# make bench-micro                in-process cost per request, no server (~1 min)
+# make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
+
+BENCH_PYTHON ?= .venv/bin/python
+BENCH_ARGS ?=
+BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: bench bench-deps bench-micro bench-tfb
+
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
+	$(BENCH_PYTHON) -m pip install -q -e '.[bench]'
+
+bench: bench-deps
+	$(BENCH_PYTHON) bench/run.py $(BENCH_ARGS)
+
+bench-micro: bench-deps
+	$(BENCH_PYTHON) bench/micro.py $(BENCH_ARGS)
+
+bench-tfb: bench-deps
+	bash bench/tfb/setup_postgres.sh
+	$(BENCH_PYTHON) bench/run.py --suite tfb $(BENCH_ARGS)

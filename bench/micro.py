@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""In-process microbenchmark: call each bench app directly, no server, no socket.
+
+``python bench/micro.py [--only transom,raw] [--endpoints json] [--requests 20000] [--profile]``
+
+This isolates a framework's own per-request cost (routing, parameter parsing, validation,
+serialization, response assembly) from the HTTP server's, and is far less noisy than
+``run.py`` on a busy machine. It reports microseconds per request (best of ``--repeat`` runs)
+and the overhead over the raw-ASGI floor. ``--profile`` prints a cProfile of one framework
+and endpoint (the first of ``--only`` / ``--endpoints``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import importlib
+import io
+import os
+import pstats
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+os.environ.setdefault("TRANSOM_SECRET_KEY", "bench")
+
+from bench.run import ENDPOINTS_BY_NAME, FRAMEWORKS, Endpoint, check_answer  # noqa: E402
+
+Message = dict[str, Any]
+
+
+def asgi_scope(endpoint: Endpoint) -> dict[str, Any]:
+    path, _, query = endpoint.path.partition("?")
+    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"micro")]
+    if endpoint.body is not None:
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(endpoint.body)).encode()),
+        ]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": endpoint.method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def asgi_lifespan(app: Any, message: str) -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if sent:  # startup done: park until the task is cancelled
+            await asyncio.sleep(3600)
+        return {"type": message}
+
+    async def send(msg: Message) -> None:
+        sent.append(msg)
+
+    task = asyncio.ensure_future(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    )
+    for _ in range(10000):  # at most 10 s
+        if sent or task.done():
+            break
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def asgi_loop(app: Any, endpoint: Endpoint, count: int) -> tuple[float, bytes]:
+    scope = asgi_scope(endpoint)
+    body = (endpoint.body or "").encode()
+    request_message = {"type": "http.request", "body": body, "more_body": False}
+    chunks: list[bytes] = []
+    status: list[int] = []
+    content_type: list[str] = []
+
+    async def receive() -> Message:
+        return request_message
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+            for key, value in message.get("headers", []):
+                if key.lower() == b"content-type":
+                    content_type.append(value.decode())
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(dict(scope), receive, send)  # the check request
+    answer = (status[0], content_type[0] if content_type else "", b"".join(chunks))
+    problem = check_answer(endpoint, answer)
+    if problem:
+        raise RuntimeError(problem)
+    start = time.perf_counter()
+    for _ in range(count):
+        chunks.clear()
+        await app(dict(scope), receive, send)
+    return time.perf_counter() - start, answer[2]
+
+
+def wsgi_loop(app: Any, endpoint: Endpoint, count: int) -> tuple[float, bytes]:
+    path, _, query = endpoint.path.partition("?")
+    body = (endpoint.body or "").encode()
+    base = {
+        "REQUEST_METHOD": endpoint.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if endpoint.body is not None:
+        base["CONTENT_TYPE"] = "application/json"
+        base["CONTENT_LENGTH"] = str(len(body))
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> None:
+        seen[:] = [status, dict(headers).get("Content-Type", "")]
+
+    def one() -> bytes:
+        environ = dict(base)
+        environ["wsgi.input"] = io.BytesIO(body)
+        result = app(environ, start_response)
+        try:
+            return b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    first = one()
+    problem = check_answer(endpoint, (int(seen[0].split()[0]), seen[1], first))
+    if problem:
+        raise RuntimeError(problem)
+    start = time.perf_counter()
+    for _ in range(count):
+        one()
+    return time.perf_counter() - start, first
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """One event loop for the whole run: apps keep pools bound to the loop that opened them."""
+    global _LOOP
+    if _LOOP is None:
+        try:
+            import uvloop
+
+            _LOOP = uvloop.new_event_loop()
+        except ImportError:
+            _LOOP = asyncio.new_event_loop()
+        asyncio.set_event_loop(_LOOP)
+    return _LOOP
+
+
+def measure(framework: str, endpoint: Endpoint, count: int, repeat: int) -> float:
+    """Best microseconds per request over ``repeat`` runs of ``count`` requests."""
+    fw = FRAMEWORKS[framework]
+    module = fw.tfb_module if endpoint.suite == "tfb" else fw.module
+    if module is None:
+        raise LookupError(f"{framework} has no {endpoint.suite} app")
+    app = getattr(importlib.import_module(module), endpoint.app)
+    timings: list[float] = []
+    if fw.interface == "wsgi":
+        for _ in range(repeat):
+            timings.append(wsgi_loop(app, endpoint, count)[0])
+    else:
+
+        async def main() -> None:
+            await asgi_lifespan(app, "lifespan.startup")
+            for _ in range(repeat):
+                timings.append((await asgi_loop(app, endpoint, count))[0])
+
+        _loop().run_until_complete(main())
+    return min(timings) / count * 1e6
+
+
+def profile(framework: str, endpoint: Endpoint, count: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    measure(framework, endpoint, count, 1)
+    profiler.disable()
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(30)
+    return stream.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--only", default=",".join(FRAMEWORKS))
+    parser.add_argument("--endpoints", default="plaintext,json,typed,routes-10,routes-1000")
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    frameworks = [f for f in args.only.split(",") if f]
+    endpoints = [ENDPOINTS_BY_NAME[e] for e in args.endpoints.split(",") if e]
+    endpoints = [e for e in endpoints if e.script != "pipeline.lua"]  # same work as plaintext
+    if args.profile:
+        print(profile(frameworks[0], endpoints[0], args.requests))
+        return 0
+    table: dict[tuple[str, str], float | str] = {}
+    for framework in frameworks:
+        for endpoint in endpoints:
+            try:
+                table[framework, endpoint.name] = measure(
+                    framework, endpoint, args.requests, args.repeat
+                )
+            except Exception as exc:  # report and go on: a missing peer, a wrong answer
+                table[framework, endpoint.name] = f"{type(exc).__name__}: {exc}"[:60]
+            print(
+                f"  {framework}/{endpoint.name}: {table[framework, endpoint.name]}", file=sys.stderr
+            )
+    names = [e.name for e in endpoints]
+    print("## In-process cost, microseconds per request (lower is better; + over raw)\n")
+    print("| framework | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for framework in frameworks:
+        cells = []
+        for name in names:
+            value = table[framework, name]
+            raw = table.get(("raw", name))
+            if isinstance(value, float):
+                extra = (
+                    f" (+{value - raw:.1f})"
+                    if isinstance(raw, float) and framework != "raw"
+                    else ""
+                )
+                cells.append(f"{value:.1f}{extra}")
+            else:
+                cells.append(value)
+        print(f"| {framework} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
