@@ -1,0 +1,398 @@
+"""The App: handlers, hooks, error handling, hosts, lifespan, middleware, settings checks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from transom import App, HTMLResponse, HTTPException, JSONResponse, Request, Response
+from transom._types import ASGIApp, Message, Receive, Scope, Send
+from transom.exceptions import ImproperlyConfigured
+from transom.settings import Settings
+
+
+def make_app(**settings: Any) -> App:
+    return App(Settings(**settings))
+
+
+def test_hello_world() -> None:
+    app = App()
+
+    @app.get("/")
+    def hello() -> str:
+        return "Hello, World!"
+
+    with app.test_client() as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == "Hello, World!"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_sync_handlers_run_off_the_event_loop_thread() -> None:
+    app = make_app()
+    loop_threads: list[str] = []
+
+    @app.get("/sync")
+    def sync_handler() -> dict[str, str]:
+        return {"thread": threading.current_thread().name}
+
+    @app.get("/async")
+    async def async_handler() -> dict[str, str]:
+        loop_threads.append(threading.current_thread().name)
+        return {"thread": threading.current_thread().name}
+
+    with app.test_client() as client:
+        sync_thread = client.get("/sync").json()["thread"]
+        async_thread = client.get("/async").json()["thread"]
+    assert sync_thread.startswith("transom")
+    assert async_thread == loop_threads[0]
+    assert sync_thread != async_thread
+
+
+def test_default_security_headers_and_override() -> None:
+    app = make_app()
+    app.default_headers["X-Frame-Options"] = "SAMEORIGIN"
+    del app.default_headers["Referrer-Policy"]
+
+    @app.get("/")
+    def index() -> str:
+        return "x"
+
+    with app.test_client() as client:
+        headers = client.get("/").headers
+        missing = client.get("/missing").headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert "referrer-policy" not in headers
+    assert headers["cross-origin-opener-policy"] == "same-origin"
+    # Error responses carry them too.
+    assert missing["x-content-type-options"] == "nosniff"
+
+
+def test_before_and_after_request_hooks() -> None:
+    app = make_app()
+    order: list[str] = []
+
+    @app.before_request
+    async def before(request: Request) -> Response | None:
+        order.append("before")
+        if request.headers.get("x-block"):
+            return JSONResponse({"blocked": True}, 403)
+        return None
+
+    @app.after_request
+    def after(request: Request, response: Response) -> Response:
+        order.append("after")
+        response.headers["X-After"] = "1"
+        return response
+
+    @app.get("/")
+    def index() -> str:
+        order.append("handler")
+        return "ok"
+
+    with app.test_client() as client:
+        assert client.get("/").headers["x-after"] == "1"
+        blocked = client.get("/", headers={"X-Block": "1"})
+    assert blocked.status_code == 403
+    assert blocked.headers["x-after"] == "1"
+    assert order == ["before", "handler", "after", "before", "after"]
+
+
+class PaymentError(Exception):
+    pass
+
+
+class CardDeclined(PaymentError):
+    pass
+
+
+def test_exception_handlers_by_class_and_status() -> None:
+    app = make_app()
+
+    @app.exception_handler(PaymentError)
+    async def payment(request: Request, exc: PaymentError) -> Response:
+        return JSONResponse({"payment": type(exc).__name__}, 402)
+
+    @app.exception_handler(404)
+    def not_found(request: Request, exc: HTTPException) -> Response:
+        return HTMLResponse("<h1>Lost?</h1>", 404)
+
+    @app.get("/pay")
+    def pay() -> str:
+        raise CardDeclined()
+
+    @app.get("/gone")
+    def gone() -> str:
+        raise HTTPException(404, "gone")
+
+    with app.test_client() as client:
+        assert client.get("/pay").json() == {"payment": "CardDeclined"}
+        assert client.get("/pay").status_code == 402
+        assert client.get("/gone").text == "<h1>Lost?</h1>"
+        assert client.get("/no-route").text == "<h1>Lost?</h1>"
+
+
+def test_http_exception_detail_and_headers() -> None:
+    app = make_app()
+
+    @app.get("/teapot")
+    def teapot() -> str:
+        raise HTTPException(418, {"reason": "short and stout"}, headers={"X-Tea": "earl grey"})
+
+    with app.test_client() as client:
+        response = client.get("/teapot")
+        html = client.get("/teapot", headers={"Accept": "text/html"})
+    assert response.status_code == 418
+    assert response.json() == {"detail": {"reason": "short and stout"}}
+    assert response.headers["x-tea"] == "earl grey"
+    assert html.headers["content-type"].startswith("text/html")
+    assert "418 I&#x27;m a Teapot" in html.text or "418" in html.text
+
+
+def test_500_hides_internals_and_logs_with_a_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app()
+
+    @app.get("/boom")
+    def boom() -> str:
+        secret = "db-password-123"
+        raise RuntimeError(f"connection failed with {secret}")
+
+    with app.test_client() as client, caplog.at_level(logging.ERROR, "transom.error"):
+        response = client.get("/boom")
+        html = client.get("/boom", headers={"Accept": "text/html", "X-Request-ID": "abc-123"})
+        bad_id = client.get("/boom", headers={"X-Request-ID": "<script>"})
+    assert response.status_code == 500
+    body = response.json()
+    assert body["detail"] == "Internal Server Error"
+    rid = body["request_id"]
+    assert response.headers["x-request-id"] == rid
+    assert "db-password" not in response.text
+    assert "RuntimeError" not in response.text
+    assert html.status_code == 500
+    assert "abc-123" in html.text
+    assert "db-password" not in html.text
+    assert bad_id.json()["request_id"] != "<script>"
+    assert any(rid in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+def test_debug_mode_shows_the_traceback_escaped() -> None:
+    app = make_app(debug=True)
+
+    @app.get("/boom")
+    def boom() -> str:
+        payload = "<script>alert(1)</script>"
+        raise ValueError(payload)
+
+    with app.test_client() as client:
+        html = client.get("/boom", headers={"Accept": "text/html"})
+        api = client.get("/boom")
+    assert html.status_code == 500
+    assert "ValueError" in html.text
+    assert "def boom" in html.text
+    assert "<script>alert(1)</script>" not in html.text
+    assert "&lt;script&gt;" in html.text
+    assert api.json()["exception"] == "ValueError: <script>alert(1)</script>"
+
+
+def test_error_handler_that_fails_gives_a_plain_500() -> None:
+    app = make_app()
+
+    @app.exception_handler(KeyError)
+    def broken(request: Request, exc: KeyError) -> Response:
+        raise RuntimeError("handler bug")
+
+    @app.get("/")
+    def index() -> str:
+        raise KeyError("x")
+
+    with app.test_client() as client:
+        response = client.get("/")
+    assert response.status_code == 500
+    assert response.json()["detail"] == "Internal Server Error"
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "status"),
+    [
+        (["localhost"], "localhost", 200),
+        (["localhost"], "localhost:8000", 200),
+        (["localhost"], "LOCALHOST.", 200),
+        (["localhost"], "evil.example", 400),
+        (["localhost"], "localhost.evil.example", 400),
+        ([".example.com"], "example.com", 200),
+        ([".example.com"], "api.example.com:443", 200),
+        ([".example.com"], "badexample.com", 400),
+        (["[::1]"], "[::1]:8000", 200),
+        (["*"], "anything.example", 200),
+    ],
+)
+def test_host_header_validation(allowed: list[str], host: str, status: int) -> None:
+    app = make_app(allowed_hosts=allowed)
+    reached: list[bool] = []
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        reached.append(True)
+        return request.url_for("index")
+
+    with app.test_client() as client:
+        response = client.get("/", headers={"Host": host})
+    assert response.status_code == status
+    assert bool(reached) == (status == 200)
+    if status == 400:
+        assert response.json() == {"detail": "Invalid Host header"}
+
+
+def test_default_allowed_hosts_reject_others_in_production() -> None:
+    app = App(Settings(debug=False))
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    with app.test_client() as client:
+        assert client.get("/", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+        assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_missing_secret_key_fails_at_startup_naming_the_variable() -> None:
+    app = App(Settings(secret_key=None, debug=False))
+    with pytest.raises(ImproperlyConfigured, match="TRANSOM_SECRET_KEY"):
+        app._build()
+    # Debug mode may run without one.
+    App(Settings(secret_key=None, debug=True))._build()
+
+
+def test_lifespan_context_and_hooks_run_in_order() -> None:
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        events.append("enter")
+        app.state.pool = "pool"
+        yield
+        events.append("exit")
+
+    app = App(Settings(), lifespan=lifespan)
+
+    @app.on_startup
+    async def start() -> None:
+        events.append("startup")
+
+    @app.on_shutdown
+    def stop() -> None:
+        events.append("shutdown")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        assert request.app is not None
+        return str(request.app.state.pool)
+
+    with app.test_client() as client:
+        assert client.get("/").text == "pool"
+        assert events == ["enter", "startup"]
+    assert events == ["enter", "startup", "shutdown", "exit"]
+
+
+async def _lifespan_messages(app: ASGIApp) -> list[Message]:
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    return sent
+
+
+def test_lifespan_protocol_reports_startup_failure() -> None:
+    import asyncio
+
+    app = make_app()
+
+    @app.on_startup
+    def fail() -> None:
+        raise RuntimeError("cannot reach the cache")
+
+    sent = asyncio.run(_lifespan_messages(app))
+    assert sent == [{"type": "lifespan.startup.failed", "message": "cannot reach the cache"}]
+
+    ok = make_app()
+    assert asyncio.run(_lifespan_messages(ok)) == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+
+    misconfigured = App(Settings(secret_key=None))
+    failed = asyncio.run(_lifespan_messages(misconfigured))
+    assert failed[0]["type"] == "lifespan.startup.failed"
+    assert "TRANSOM_SECRET_KEY" in failed[0]["message"]
+
+
+class HeaderMiddleware:
+    """A plain ASGI middleware, as any third-party one would be written."""
+
+    def __init__(self, app: ASGIApp, name: str, value: str) -> None:
+        self.app = app
+        self.header = (name.lower().encode(), value.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], self.header]
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def test_asgi_middleware_wraps_the_app_last_added_outermost() -> None:
+    app = make_app()
+    app.add_middleware(HeaderMiddleware, name="X-Order", value="inner")
+    app.add_middleware(HeaderMiddleware, name="X-Order", value="outer")
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    with app.test_client() as client:
+        response = client.get("/")
+    assert response.headers.get_list("x-order") == ["inner", "outer"]
+    with pytest.raises(RuntimeError, match="before the app starts"):
+        app.add_middleware(HeaderMiddleware, name="x", value="y")
+
+
+def test_websocket_scope_is_closed_until_websockets_exist() -> None:
+    import asyncio
+
+    app = make_app()
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "websocket", "path": "/", "headers": []}, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_handler_returning_an_unsupported_type_is_a_500() -> None:
+    app = make_app()
+
+    @app.get("/")
+    def index() -> object:
+        return object()
+
+    with app.test_client() as client:
+        assert client.get("/").status_code == 500

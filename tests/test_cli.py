@@ -1,0 +1,183 @@
+"""The transom command: app discovery, routes, and serving with real servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from transom.cli import locate_app, main
+
+HELLO = textwrap.dedent(
+    """
+    from transom import App
+
+    app = App()
+
+    @app.get("/")
+    def hello():
+        return "Hello, World!"
+
+    @app.get("/items/{item_id:int}", name="item")
+    def item(item_id: int):
+        return {"id": item_id}
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    (tmp_path / "app.py").write_text(HELLO)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "factory.py").write_text(
+        "from transom import App\n\n"
+        "def create_app():\n    app = App()\n    app.get('/')(lambda: 'f')\n    return app\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("app", "pkg", "pkg.factory"):
+        sys.modules.pop(name, None)
+
+
+def test_locate_app_finds_app_py(project: Path) -> None:
+    location = locate_app()
+    assert location.target == "app:app"
+    assert location.factory is False
+    app = location.load()
+    assert app.url_path_for("item", item_id=3) == "/items/3"
+
+
+def test_locate_app_with_module_and_factory(project: Path) -> None:
+    location = locate_app("pkg.factory")
+    assert (location.target, location.factory) == ("pkg.factory:create_app", True)
+    explicit = locate_app("pkg.factory:create_app()")
+    assert explicit.factory is True
+    assert explicit.load().url_path_for("<lambda>") == "/"
+
+
+def test_locate_app_errors_are_clear(project: Path, tmp_path: Path) -> None:
+    import click
+
+    with pytest.raises(click.UsageError, match="has no attribute 'nope'"):
+        locate_app("app:nope")
+    with pytest.raises(click.UsageError, match="Could not import 'missing_module'"):
+        locate_app("missing_module:app")
+    (project / "app.py").unlink()
+    with pytest.raises(click.UsageError, match=r"no app\.py or main\.py"):
+        locate_app()
+
+
+def test_routes_command_prints_the_table(project: Path) -> None:
+    result = CliRunner().invoke(main, ["routes"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["METHODS", "PATH", "NAME", "HANDLER"]
+    assert any(line.split()[:3] == ["GET", "/items/{item_id:int}", "item"] for line in lines)
+    assert any(line.split()[:3] == ["GET", "/openapi.json", "openapi"] for line in lines)
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "run" in result.output
+    assert "routes" in result.output
+    run_help = CliRunner().invoke(main, ["run", "--help"])
+    for option in ("--host", "--port", "--reload", "--workers", "--debug", "--server"):
+        assert option in run_help.output
+
+
+def test_run_refuses_to_start_without_a_secret_key(project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRANSOM_SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "transom.cli", "run", "--no-debug"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "TRANSOM_SECRET_KEY is not set" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(command: list[str], cwd: Path, port: int) -> Iterator[None]:
+    """Start a server process, wait (bounded) until it answers on 127.0.0.1, stop it after."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TRANSOM_SECRET_KEY": "cli-test"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail(f"server did not start within 30 s:\n{output}")
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_run_serves_the_app_with_a_real_server(project: Path, server: str) -> None:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "transom.cli",
+        "run",
+        "--port",
+        str(port),
+        "--server",
+        server,
+        "--no-reload",
+    ]
+    with serving(command, project, port):
+        assert httpx.get(f"http://127.0.0.1:{port}/items/7", timeout=2).json() == {"id": 7}
+        hello = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+        assert hello.text == "Hello, World!"
+        assert hello.headers["x-content-type-options"] == "nosniff"
+        evil = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": "evil.example"}, timeout=2)
+        assert evil.status_code == 400
+
+
+def test_python_app_py_with_app_run(tmp_path: Path) -> None:
+    port = _free_port()
+    script = tmp_path / "server.py"
+    script.write_text(
+        HELLO + f"\n\nif __name__ == '__main__':\n    app.run(port={port}, reload=False)\n"
+    )
+    with serving([sys.executable, str(script)], tmp_path, port):
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text == "Hello, World!"

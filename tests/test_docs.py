@@ -1,0 +1,49 @@
+"""Every ```python block of the core docs pages runs, in order, one namespace per page."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CORE_PAGES = [
+    "quickstart.md",
+    "routing.md",
+    "requests-responses.md",
+    "parameters.md",
+    "openapi.md",
+    "application.md",
+    "templates.md",
+    "static-files.md",
+    "forms.md",
+]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(page: Path) -> list[str]:
+    return BLOCK.findall(page.read_text())
+
+
+@pytest.mark.parametrize("page", CORE_PAGES)
+def test_page_examples_run(page: str) -> None:
+    blocks = python_blocks(DOCS / page)
+    assert blocks, f"{page} has no python examples"
+    # A real module object, so dataclasses and Pydantic can find the page's namespace.
+    module = types.ModuleType(f"docs_{page.replace('.', '_').replace('-', '_')}")
+    sys.modules[module.__name__] = module
+    try:
+        for number, block in enumerate(blocks, 1):
+            code = compile(block, f"{page}#block{number}", "exec")
+            exec(code, module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_every_page_is_in_the_nav() -> None:
+    nav = (DOCS.parent / "mkdocs.yml").read_text()
+    for page in DOCS.glob("*.md"):
+        assert page.name in nav, f"{page.name} is missing from mkdocs.yml"
