@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test lint typecheck bench install docs clean
+.PHONY: demo test lint typecheck install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,8 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-bench: install
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
-
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# make bench, bench-micro, bench-tfb, bench-admin
+include bench/bench.mk

@@ -23,6 +23,9 @@ ENTRY_POINTS = """\
 [transom.commands]
 db = transom.db.cli:db
 shell = transom.db.shell:shell
+
+[transom.migrations]
+auth = transom.auth.migrations
 """
 
 APP_V1 = """\
@@ -196,3 +199,77 @@ def test_offline_sql_and_plain_shell(project: Project) -> None:
     assert result.returncode == 0, result.stderr
     assert "titles: ['From stdin']" in result.stdout
     assert "models: Article" in result.stderr  # the banner (code.interact writes to stderr)
+
+
+APP_WITH_AUTH = """\
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column
+
+from transom import App, Settings
+from transom.auth import Auth
+from transom.db import Model
+from transom.security import Security
+
+
+class Article(Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    author_id: Mapped[int] = mapped_column(ForeignKey("transom_auth_user.id"))
+
+
+app = App(Settings(secret_key="test"))
+Security(app)
+Auth(app)
+"""
+
+TABLES = """
+from sqlalchemy import create_engine, inspect
+from transom.db import get_database
+from transom.db.config import sync_url
+from app import app
+engine = create_engine(sync_url(str(get_database(app).config.url)))
+with engine.connect() as conn:
+    print(sorted(inspect(conn).get_table_names()))
+engine.dispose()
+"""
+
+
+def test_battery_migrations_run_with_the_projects(project: Project) -> None:
+    project.write_app(APP_WITH_AUTH)
+    # The first makemigrations applies the auth branch (autogenerate compares with the
+    # database) and the project's first migration depends on it: article points at users.
+    made = project.run("db", "makemigrations", "-m", "add article").stdout
+    assert "Running upgrade  -> auth_0001" in made
+    assert "Detected added table 'article'" in made
+    assert "Detected added table 'transom_auth_user'" not in made  # the battery's, not ours
+    script = next((project.root / "migrations" / "versions").glob("0001_*.py")).read_text()
+    assert "depends_on: str | Sequence[str] | None = 'auth_0001'" in script
+
+    assert "Running upgrade  -> 0001_" in project.run("db", "migrate").stdout
+    assert "up to date" in project.run("db", "current").stdout
+    assert "Models and migrations agree." in project.run("db", "check").stdout
+    tables = project.python(TABLES)
+    assert "'article'" in tables
+    assert "'transom_auth_user'" in tables
+
+    # `downgrade` steps back along the project's own migrations, leaving the battery's.
+    project.run("db", "downgrade")
+    assert project.run("db", "current").stdout.startswith("auth_0001 ")
+    tables = project.python(TABLES)
+    assert "'article'" not in tables
+    assert "'transom_auth_user'" in tables
+
+    project.run("db", "downgrade", "base")
+    assert "transom_auth" not in project.python(TABLES)
+    project.run("db", "migrate")
+    project.run("db", "check")
+    assert "add article" in project.run("db", "history").stdout
+
+
+def test_an_app_without_auth_gets_no_auth_tables(project: Project) -> None:
+    project.write_app(APP_V1)
+    project.run("db", "makemigrations", "-m", "add article")
+    project.run("db", "migrate")
+    tables = project.python(TABLES)
+    assert "'article'" in tables
+    assert "transom_auth" not in tables

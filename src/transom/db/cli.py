@@ -47,7 +47,12 @@ def load_database(ctx: click.Context) -> Database:
     return database
 
 
-_NOISE = ("Context impl", "Will assume")
+_NOISE = (
+    "Context impl",
+    "Will assume",
+    "setting up autogenerate plugin",
+    "Detected sequence named",  # PostgreSQL SERIAL columns: informational only
+)
 
 
 @contextmanager

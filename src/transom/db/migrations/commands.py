@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.metadata
 import io
+import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,10 +33,19 @@ from transom.db.migrations.runner import (
     migration_options,
 )
 
-__all__ = ["MigrationError", "Migrations", "NotUpToDate", "run_on_connection"]
+__all__ = [
+    "BatteryMigrations",
+    "MigrationError",
+    "Migrations",
+    "NotUpToDate",
+    "battery_migrations",
+    "run_on_connection",
+]
 
 T = TypeVar("T")
 TEMPLATE_DIR = Path(__file__).with_name("template")
+#: Entry-point group through which batteries ship migrations (see :class:`BatteryMigrations`).
+ENTRY_POINT_GROUP = "transom.migrations"
 
 
 class MigrationError(Exception):
@@ -91,6 +104,50 @@ def _next_rev_id(scripts: ScriptDirectory) -> str:
     return f"{max(numbers, default=0) + 1:04d}_{secrets.token_hex(3)}"
 
 
+class BatteryMigrations:
+    """A battery's own migrations: an Alembic branch kept in the battery's package.
+
+    A battery announces the module holding them in the ``transom.migrations`` entry-point group;
+    the module defines ``VERSIONS`` (the folder of revision scripts), ``BRANCH`` (their branch
+    label) and ``TABLE_PREFIX``. The branch is applied with the project's migrations only when
+    the project's models include the battery's tables (Django's ``INSTALLED_APPS``, decided by
+    what the app imports), so an app without users gets no user tables.
+    """
+
+    def __init__(self, name: str, versions: Path, branch: str, table_prefix: str) -> None:
+        self.name = name
+        self.versions = versions
+        self.branch = branch
+        self.table_prefix = table_prefix
+
+    def used_by(self, database: Database) -> bool:
+        """Whether ``database``'s models include this battery's tables."""
+        return any(
+            name.startswith(self.table_prefix) for md in database.metadatas for name in md.tables
+        )
+
+    def __repr__(self) -> str:
+        return f"BatteryMigrations({self.name!r}, branch={self.branch!r})"
+
+
+def battery_migrations() -> list[BatteryMigrations]:
+    """Migrations of the batteries this process imported (``transom.migrations`` entry points)."""
+    found: dict[str, BatteryMigrations] = {}
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in found:  # the same distribution seen twice on sys.path
+            continue
+        # A battery the app never imported is not in use: skip it without importing it, as
+        # importing would add its models to the shared metadata.
+        package = entry.value.rpartition(".")[0] or entry.value
+        if package not in sys.modules:
+            continue
+        module = importlib.import_module(entry.value)
+        found[entry.name] = BatteryMigrations(
+            entry.name, Path(module.VERSIONS), module.BRANCH, module.TABLE_PREFIX
+        )
+    return [found[name] for name in sorted(found)]
+
+
 class Migrations:
     """Alembic, configured for a Transom project: no ``alembic.ini``, no ``init`` step.
 
@@ -110,6 +167,13 @@ class Migrations:
         self.database = database
         self.directory = Path(directory or database.config.migrations_dir).resolve()
         self.stdout: IO[str] = stdout if stdout is not None else io.StringIO()
+        #: The batteries whose migration branches run with the project's.
+        self.batteries = [b for b in battery_migrations() if b.used_by(database)]
+
+    @property
+    def versions(self) -> Path:
+        """The folder of the project's own revision scripts."""
+        return self.directory / "versions"
 
     @property
     def output(self) -> str:
@@ -138,6 +202,8 @@ class Migrations:
         cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
         cfg.set_main_option("truncate_slug_length", "40")
         cfg.set_main_option("path_separator", "os")
+        locations = [str(self.versions), *(str(b.versions) for b in self.batteries)]
+        cfg.set_main_option("version_locations", os.pathsep.join(locations))
         cfg.attributes[DATABASE_ATTRIBUTE] = self.database
         return cfg
 
@@ -162,9 +228,35 @@ class Migrations:
         self.ensure_directory()
         cfg = self.config()
         cfg.attributes["transom.autogenerate"] = not empty
-        rev_id = _next_rev_id(self.scripts())
+        scripts = self.scripts()
+        if not empty:
+            # Autogenerate compares against the database, so the batteries' tables must be
+            # there first; applying their branches is what `migrate` would do anyway.
+            for battery in self.batteries:
+                self._run(command.upgrade, f"{battery.branch}@head")
+        rev_id = _next_rev_id(scripts)
+        own_heads = self.project_heads(scripts)
+        # The project's first migration starts a branch of its own and runs after the
+        # batteries' (its models may point at their tables: an author_id to the user table).
+        depends_on: list[str] = []
+        if not own_heads:
+            for battery in self.batteries:
+                depends_on += [
+                    head.revision
+                    for head in scripts.get_revisions(f"{battery.branch}@head")
+                    if head is not None
+                ]
         try:
-            script = command.revision(cfg, message=message, autogenerate=not empty, rev_id=rev_id)
+            script = command.revision(
+                cfg,
+                message=message,
+                autogenerate=not empty,
+                rev_id=rev_id,
+                head=own_heads[0] if own_heads else "base",
+                version_path=str(self.versions),
+                # Typed as one id, but Alembic takes a list as migration scripts do.
+                depends_on=cast(str | None, depends_on or None),
+            )
         except CommandError as exc:
             if "not up to date" in str(exc):
                 raise NotUpToDate(
@@ -175,17 +267,40 @@ class Migrations:
             return None
         return script if isinstance(script, Script) else None
 
+    def project_heads(self, scripts: ScriptDirectory | None = None) -> list[str]:
+        """The newest revision(s) of the project's own migrations (not the batteries')."""
+        scripts = scripts or self.scripts()
+        own = self.versions.resolve()
+        return sorted(
+            head
+            for head in scripts.get_heads()
+            if Path(scripts.get_revision(head).path).resolve().parent == own
+        )
+
+    def _target(self, revision: str) -> str:
+        # With battery branches there are several heads: "head" means all of them, and a
+        # relative step ("-1") counts along the project's own branch, as users expect.
+        if not self.batteries:
+            return revision
+        if revision == "head":
+            return "heads"
+        if re.fullmatch(r"[-+]\d+", revision):
+            own = self.project_heads()
+            if revision.startswith("-") and len(own) == 1:
+                return f"{own[0]}@{revision}"
+        return revision
+
     def upgrade(self, revision: str = "head", *, sql: bool = False) -> None:
         """Apply migrations up to ``revision`` (default: all). ``sql`` prints SQL instead."""
-        self._run(command.upgrade, revision, sql=sql)
+        self._run(command.upgrade, self._target(revision), sql=sql)
 
     def downgrade(self, revision: str = "-1", *, sql: bool = False) -> None:
         """Revert migrations down to ``revision`` (default: the last one; ``base``: all)."""
-        self._run(command.downgrade, revision, sql=sql)
+        self._run(command.downgrade, self._target(revision), sql=sql)
 
     def stamp(self, revision: str = "head") -> None:
         """Mark the database as being at ``revision`` without running anything."""
-        self._run(command.stamp, revision)
+        self._run(command.stamp, self._target(revision))
 
     def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         try:
@@ -206,8 +321,12 @@ class Migrations:
         return run_on_connection(self.database.config, read)
 
     def heads(self) -> set[str]:
-        """The newest revision(s) on disk."""
-        return set(self.scripts().get_heads())
+        """The newest revision(s) on disk.
+
+        A head that another branch depends on is not one: the database records only the
+        dependent revision once both are applied, so this is what a current database shows.
+        """
+        return {script.revision for script in self.scripts().get_revisions("heads") if script}
 
     def current(self) -> None:
         """Print the revision the database is at."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from alembic.operations import MigrationScript
+from alembic.operations import MigrationScript, ops
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import MetaData
@@ -49,6 +49,27 @@ def _skip_empty(
         # Like Django: "No changes detected" instead of an empty migration file.
         directives[:] = []
         config.attributes[NO_CHANGES_ATTRIBUTE] = True
+        return
+    if script.downgrade_ops is not None:
+        _skip_index_drops_of_dropped_tables(script.downgrade_ops)
+
+
+def _skip_index_drops_of_dropped_tables(container: ops.OpContainer) -> None:
+    # Autogenerate drops a table's indexes before the table; MySQL/MariaDB refuse to drop an
+    # index a foreign key needs. Dropping the table drops its indexes anyway.
+    dropped = {op.table_name for op in container.ops if isinstance(op, ops.DropTableOp)}
+    if not dropped:
+        return
+    kept: list[ops.MigrateOperation] = []
+    for op in container.ops:
+        if isinstance(op, ops.DropIndexOp) and op.table_name in dropped:
+            continue
+        if isinstance(op, ops.ModifyTableOps) and op.table_name in dropped:
+            op.ops = [o for o in op.ops if not isinstance(o, ops.DropIndexOp)]
+            if not op.ops:
+                continue
+        kept.append(op)
+    container.ops = kept
 
 
 _NOW_SPELLINGS = frozenset({"now()", "current_timestamp", "current_timestamp()", "localtimestamp"})
