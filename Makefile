@@ -16,7 +16,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The example blog: apply its migrations (SQLite file examples/blog/db.sqlite3), then serve it
+# in debug mode, which creates the demo superuser and prints its credentials.
 demo: install
+	cd examples/blog && ../../$(BIN)/transom db migrate
 	cd examples/blog && TRANSOM_DEBUG=1 ../../$(BIN)/transom run --host 127.0.0.1 --port 8000
 
 test: install

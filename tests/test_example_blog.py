@@ -1,65 +1,129 @@
-"""The example app that `make demo` runs."""
+"""The example app that `make demo` runs: pages, forms, the API, login, the admin.
+
+The app is loaded once (its model joins the shared metadata); each test gets a fresh SQLite
+database built by the example's own migrations, as `make demo` builds it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from openapi_spec_validator import validate
+from sqlalchemy import MetaData
 
+from transom.db import NAMING_CONVENTION, Database, DatabaseConfig, Model, get_database, setup
+from transom.db.migrations import Migrations
 from transom.testing import TestClient
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "blog" / "app.py"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "blog"
+PASSWORD = "correct horse battery staple"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_blog", EXAMPLE / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules["example_blog"] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
 @pytest.fixture
-def blog() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_blog", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["example_blog"] = module
-    spec.loader.exec_module(module)
-    return module
+def blog(module: ModuleType, tmp_path: Path) -> Iterator[ModuleType]:
+    setup(module.app, DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite3'}"))
+    migrations = Migrations(get_database(module.app), EXAMPLE / "migrations")
+    migrations.upgrade()
+    yield module
+    asyncio.run(get_database(module.app).dispose())
+
+
+def add_user(blog: ModuleType, username: str, **flags: bool) -> None:
+    async def create() -> None:
+        async with get_database(blog.app).session() as db:
+            user = blog.User(username=username, email=f"{username}@example.com", **flags)
+            user.set_password(PASSWORD)
+            db.add(user)
+            await db.commit()
+
+    asyncio.run(create())
+
+
+def token(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found is not None, html[:500]
+    return found.group(1)
+
+
+def log_in(client: TestClient, username: str, path: str = "/auth/login") -> None:
+    page = client.get(path)
+    done = client.post(
+        path, data={"username": username, "password": PASSWORD, "csrf_token": token(page.text)}
+    )
+    assert done.status_code == 303, done.text
 
 
 def csrf_header(client: TestClient) -> dict[str, str]:
-    """What a JavaScript client does: read the token the page carries, send it back."""
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/write").text)
-    assert match is not None
-    return {"X-CSRF-Token": match.group(1)}
+    """What a JavaScript client does: read the token a page carries, send it back."""
+    return {"X-CSRF-Token": token(client.get("/write").text)}
+
+
+def test_migrations_match_the_models(blog: ModuleType) -> None:
+    # Other test modules add their tables to the shared Model.metadata: compare the example's.
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    for name, table in Model.metadata.tables.items():
+        if name == "post" or name.startswith(("transom_auth_", "transom_admin_")):
+            table.to_metadata(metadata)
+    config = get_database(blog.app).config
+    database = Database(config, metadata=metadata)
+    migrations = Migrations(database, EXAMPLE / "migrations")
+    assert {b.branch for b in migrations.batteries} == {"auth", "admin"}
+    assert migrations.check() == []
+    asyncio.run(database.dispose())
 
 
 def test_pages_render_and_escape(blog: ModuleType) -> None:
+    add_user(blog, "ana")
     with blog.app.test_client() as client:
         index = client.get("/")
         assert index.status_code == 200
-        assert "Hello, Transom" in index.text
+        assert "Hello, Transom" in index.text  # inserted by the data migration
         assert "/posts/hello-transom" in index.text
+        assert 'href="/auth/login"' in index.text
+        log_in(client, "ana")
         created = client.post(
             "/api/posts",
             json={"slug": "xss", "title": "<script>alert(1)</script>"},
             headers=csrf_header(client),
         )
-        assert created.status_code == 201
+        assert created.status_code == 201, created.text
         page = client.get("/posts/xss")
         assert "<script>alert(1)</script>" not in page.text
         assert "&lt;script&gt;" in page.text
+        assert "· ana" in page.text
         assert client.get("/posts/none").status_code == 404
 
 
-def test_html_form_creates_a_post_and_shows_errors(blog: ModuleType) -> None:
+def test_writing_needs_a_login_and_the_form_shows_errors(blog: ModuleType) -> None:
+    add_user(blog, "ana")
     with blog.app.test_client() as client:
+        anonymous = client.get("/write", headers={"Accept": "text/html"})
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"] == "/auth/login?next=%2Fwrite"
+        log_in(client, "ana")
         form = client.get("/write")
         assert form.status_code == 200
         assert '<textarea id="id_body" name="body" rows="8"></textarea>' in form.text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert token is not None
-        csrf = {"csrf_token": token.group(1)}
+        csrf = {"csrf_token": token(form.text)}
         forged = client.post("/write", data={"title": "Hi", "slug": "hi"})
         assert forged.status_code == 403
         invalid = client.post("/write", data={"title": "Hi", "slug": "Not A Slug", **csrf})
@@ -83,20 +147,73 @@ def test_html_form_creates_a_post_and_shows_errors(blog: ModuleType) -> None:
         assert 'href="/static/site.css"' in client.get("/").text
 
 
+def test_dashboard_is_for_logged_in_users_only(blog: ModuleType) -> None:
+    add_user(blog, "ana")
+    with blog.app.test_client() as client:
+        gate = client.get("/dashboard", headers={"Accept": "text/html"})
+        assert gate.status_code == 303
+        assert client.get("/dashboard").status_code == 401  # not a browser: no redirect
+        login_page = client.get(gate.headers["location"])
+        assert "Transom blog" in login_page.text  # the auth pages use the blog's layout
+        log_in(client, "ana")
+        mine = {"slug": "mine", "title": "Mine"}
+        assert client.post("/api/posts", json=mine, headers=csrf_header(client)).status_code == 201
+        dashboard = client.get("/dashboard")
+        assert dashboard.status_code == 200
+        assert "Hello, ana" in dashboard.text
+        assert "/posts/mine" in dashboard.text
+        assert "/posts/hello-transom" not in dashboard.text  # not hers
+        assert "Open the admin" not in dashboard.text  # not staff
+        logout = client.get("/auth/logout")
+        client.post("/auth/logout", data={"csrf_token": token(logout.text)})
+        assert client.get("/dashboard", headers={"Accept": "text/html"}).status_code == 303
+
+
 def test_api_crud_and_validation(blog: ModuleType) -> None:
+    add_user(blog, "ana")
+    add_user(blog, "bob")
     with blog.app.test_client() as client:
         listing = client.get("/api/posts?limit=1").json()
         assert listing["total"] == 1
         assert listing["items"][0]["slug"] == "hello-transom"
+        anonymous = client.post("/api/posts", json={"slug": "a", "title": "A"})
+        assert anonymous.status_code in (401, 403)  # no session: CSRF or login refuses it
+        log_in(client, "ana")
         headers = csrf_header(client)
         bad = client.post("/api/posts", json={"slug": "Bad Slug", "title": ""}, headers=headers)
         assert bad.status_code == 422
-        dup = client.post(
-            "/api/posts", json={"slug": "hello-transom", "title": "again"}, headers=headers
-        )
+        created = client.post("/api/posts", json={"slug": "a", "title": "A"}, headers=headers)
+        assert created.status_code == 201
+        dup = client.post("/api/posts", json={"slug": "a", "title": "again"}, headers=headers)
         assert dup.status_code == 409
-        assert client.delete("/api/posts/hello-transom").status_code == 403  # no token
-        assert client.delete("/api/posts/hello-transom", headers=headers).status_code == 204
-        assert client.get("/api/posts/hello-transom").status_code == 404
+        assert "slug" in dup.text
+        assert client.delete("/api/posts/a").status_code == 403  # no CSRF token
+        client.cookies.clear()
+        log_in(client, "bob")
+        headers = csrf_header(client)
+        assert client.delete("/api/posts/a", headers=headers).status_code == 403  # not his
+        client.cookies.clear()
+        log_in(client, "ana")
+        assert client.delete("/api/posts/a", headers=csrf_header(client)).status_code == 204
+        assert client.get("/api/posts/a").status_code == 404
         assert client.get("/api/posts?limit=0").status_code == 422
         validate(client.get("/openapi.json").json())
+
+
+def test_admin_with_the_demo_superuser(blog: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blog.app.settings, "debug", True)  # what `make demo` runs in
+    with blog.app.test_client() as client:  # start-up creates the demo superuser
+        username, password = blog.DEMO_ADMIN
+        page = client.get("/admin/login")
+        done = client.post(
+            "/admin/login",
+            data={"username": username, "password": password, "csrf_token": token(page.text)},
+        )
+        assert done.status_code == 303, done.text
+        posts = client.get("/admin/blog/post")
+        assert posts.status_code == 200
+        assert "Hello, Transom" in posts.text
+        assert client.get("/admin/blog/post?q=hello").status_code == 200
+        assert client.get("/admin/auth/user").status_code == 200
+        assert client.get("/dashboard").status_code == 200
+        assert "Open the admin" in client.get("/dashboard").text

@@ -1,22 +1,50 @@
-"""The example blog: HTML pages and a typed JSON API.
+"""The example blog: HTML pages, a typed JSON API, users, and an admin.
 
-Run it with `make demo` (or `transom run --debug` in this folder), then open
-http://127.0.0.1:8000/ and http://127.0.0.1:8000/docs. Later batteries (database, templates,
-sessions, auth, admin) extend this same app.
+Run it with `make demo` (or `transom db migrate && transom run --debug` in this folder), then
+open http://127.0.0.1:8000/, /docs for the API and /admin (the demo superuser's name and
+password are printed when the app starts in debug mode). Every battery extends this one app.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ForeignKey, String, Text, func, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from transom import App, HTTPException, Query, RedirectResponse, Request, Response, Router, render
+from transom.admin import Admin, ModelAdmin
+from transom.auth import Auth, CurrentUser, User
+from transom.db import Model, Session, to_schema
 from transom.forms import Form, Widget, flash
 from transom.security import Security
 from transom.settings import Settings
 from transom.templating import TemplateResponse
+
+DEMO_ADMIN = ("admin", "transom-demo")
+
+
+# --- Models: real SQLAlchemy; `transom db makemigrations` wrote migrations/ from them. ---
+
+
+class Post(Model):
+    __app_label__ = "blog"  # permissions are "blog.add_post", "blog.change_post", ...
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    published: Mapped[datetime.date] = mapped_column(default=datetime.date.today)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("transom_auth_user.id"))
+    author: Mapped[User | None] = relationship(lazy="joined")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+# --- API schemas ---
 
 
 class PostIn(BaseModel):
@@ -25,30 +53,47 @@ class PostIn(BaseModel):
     body: str = ""
 
 
-class Post(PostIn):
+class PostOut(PostIn):
+    model_config = ConfigDict(from_attributes=True)
+
     published: datetime.date
 
 
-class Page(BaseModel):
-    items: list[Post]
+class PostList(BaseModel):
+    items: list[PostOut]
     total: int
     offset: int
     limit: int
 
 
-POSTS: dict[str, Post] = {
-    "hello-transom": Post(
-        slug="hello-transom",
-        title="Hello, Transom",
-        body="A framework that grows with your app.",
-        published=datetime.date(2026, 11, 24),
-    ),
-}
+# --- The app: each battery is one line ---
 
 app = App(Settings(title="Transom blog", version="0.1.0"))
-# Sessions, CSRF on every form, CSP with nonces, rate limits: one line, on by default.
+# Sessions, CSRF on every form, CSP with nonces, rate limits: on by default.
 Security(app)
+# /auth/login, /auth/logout, password change and reset; users and permissions.
+auth = Auth(app)
+# /admin for staff users: posts, users and groups.
+admin = Admin(app)
 api = Router("/api", name="api", tags=["posts"])
+
+
+@admin.register(Post)
+class PostAdmin(ModelAdmin):
+    list_display = ["title", "slug", "author", "published"]
+    search_fields = ["title", "body"]
+    list_filter = ["published", "author"]
+
+
+@app.on_startup
+async def demo_superuser() -> None:
+    """In debug mode, make sure the demo superuser exists and say how to log in."""
+    if not app.settings.debug:
+        return
+    username, password = DEMO_ADMIN
+    created = await admin.ensure_superuser(username, password)
+    state = "created" if created else "exists"
+    print(f"Admin: http://127.0.0.1:8000/admin  user {username!r} password {password!r} ({state})")
 
 
 class PostForm(Form):
@@ -61,72 +106,77 @@ class PostForm(Form):
     body: Annotated[str, Widget("textarea", rows=8)] = ""
 
 
+def newest_first() -> Any:
+    """Posts, newest first."""
+    return select(Post).order_by(Post.published.desc(), Post.id.desc())
+
+
 @app.get("/", include_in_schema=False)
-def index() -> TemplateResponse:
+async def index(db: Session) -> TemplateResponse:
     """The list of posts."""
-    posts = sorted(POSTS.values(), key=lambda p: p.published, reverse=True)
+    posts = (await db.scalars(newest_first())).all()
     return render("index.html", posts=posts)
 
 
 @app.get("/posts/{slug}", name="post", include_in_schema=False)
-def post_page(slug: str) -> TemplateResponse:
+async def post_page(slug: str, db: Session) -> TemplateResponse:
     """One post."""
-    post = POSTS.get(slug)
-    if post is None:
-        raise HTTPException(404, "No such post")
+    post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
     return render("post.html", post=post)
 
 
 @app.route("/write", methods=["GET", "POST"], name="new_post", include_in_schema=False)
-async def new_post(request: Request) -> Response:
-    """Write a post: the form comes back with its errors until it is valid."""
+async def new_post(request: Request, db: Session, user: CurrentUser) -> Response:
+    """Write a post (logged-in users): the form comes back with its errors until it is valid."""
     form = await PostForm.from_request(request)
-    if form.is_valid and form.data.slug in POSTS:
+    if form.is_valid and await db.scalar(select(Post.id).where(Post.slug == form.data.slug)):
         form.add_error("slug", "A post with this slug exists.")
     if form.is_valid:
-        post = Post(**form.data.model_dump(), published=datetime.date.today())
-        POSTS[post.slug] = post
+        post = await db.save(Post(**form.data.model_dump(), author=user))
         await flash(request, f"Published “{post.title}”.")
         return RedirectResponse(request.url_for("post", slug=post.slug), 303)
     return render("new.html", form=await form.with_csrf(), status_code=form.status_code)
 
 
+@app.get("/dashboard", name="dashboard", include_in_schema=False)
+async def dashboard(user: CurrentUser, db: Session) -> TemplateResponse:
+    """Only logged-in users see this page (others are sent to the login page)."""
+    mine = (await db.scalars(newest_first().where(Post.author_id == user.id))).all()
+    return render("dashboard.html", user=user, posts=mine)
+
+
 @api.get("/posts")
-def list_posts(
+async def list_posts(
+    db: Session,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Page:
+) -> PostList:
     """List posts, newest first."""
-    ordered = sorted(POSTS.values(), key=lambda p: p.published, reverse=True)
-    return Page(
-        items=ordered[offset : offset + limit], total=len(ordered), offset=offset, limit=limit
-    )
+    posts = (await db.scalars(newest_first().offset(offset).limit(limit))).all()
+    total = await db.scalar(select(func.count()).select_from(Post)) or 0
+    items = [to_schema(p, PostOut) for p in posts]
+    return PostList(items=items, total=total, offset=offset, limit=limit)
 
 
 @api.get("/posts/{slug}")
-def get_post(slug: str) -> Post:
+async def get_post(slug: str, db: Session) -> PostOut:
     """Fetch one post."""
-    try:
-        return POSTS[slug]
-    except KeyError:
-        raise HTTPException(404, "No such post") from None
+    return to_schema(await db.get_one_or_404(Post, slug=slug, detail="No such post"), PostOut)
 
 
 @api.post("/posts", status_code=201)
-def create_post(data: PostIn) -> Post:
-    """Publish a post."""
-    if data.slug in POSTS:
-        raise HTTPException(409, f"A post with slug {data.slug!r} exists")
-    post = Post(**data.model_dump(), published=datetime.date.today())
-    POSTS[post.slug] = post
-    return post
+async def create_post(data: PostIn, db: Session, user: CurrentUser) -> PostOut:
+    """Publish a post (a unique slug: a taken one answers 409 naming the field)."""
+    return to_schema(await db.save(Post(**data.model_dump(), author=user)), PostOut)
 
 
 @api.delete("/posts/{slug}", status_code=204)
-def delete_post(slug: str) -> None:
-    """Delete a post."""
-    if POSTS.pop(slug, None) is None:
-        raise HTTPException(404, "No such post")
+async def delete_post(slug: str, db: Session, user: CurrentUser) -> None:
+    """Delete a post (its author, or a user with the blog.delete_post permission)."""
+    post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
+    if post.author_id != user.id and not await user.has_perm("blog.delete_post", db):
+        raise HTTPException(403, "Only the author may delete this post")
+    await db.delete(post)
 
 
 app.include_router(api)

@@ -115,6 +115,7 @@ def serve(
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
+        from watchfiles import PythonFilter
 
         Granian(
             location.target,
@@ -123,6 +124,10 @@ def serve(
             interface=Interfaces.ASGI,
             workers=workers,
             reload=reload,
+            # Restart on Python changes only, as uvicorn does: templates and static files are
+            # re-read on their own, and a SQLite file (with its -wal/-shm companions) written
+            # by the app beside its code must not restart it in a loop.
+            reload_filter=PythonFilter,
             factory=location.factory,
             log_access=reload,
         ).serve()

@@ -107,7 +107,8 @@ class ModelAdmin:
             the list shows an estimate instead of running ``COUNT(*)`` on every page load.
         fk_select_limit: Related tables up to this size get a plain ``<select>``; larger ones
             a searchable box that loads matches on demand.
-        app_label: The group on the dashboard (default: the model's top-level package).
+        app_label: The group on the dashboard (default: the model's ``__app_label__`` or its
+            top-level package).
         verbose_name: Singular name (default: from the class name).
         verbose_name_plural: Plural name.
     """
@@ -406,6 +407,11 @@ def _escape_like(text: str) -> str:
 
 
 def _app_label(model: type[Any]) -> str:
+    # The same rule as the auth battery's permission codenames, so "auth.view_user" in the
+    # admin is the permission a group grants.
+    explicit = getattr(model, "__app_label__", None)
+    if explicit:
+        return str(explicit)
     module = model.__module__ or "main"
     parts = [p for p in module.split(".") if p not in ("models", "__main__", "")]
     return (parts[0] if parts else "main").strip("_") or "main"
