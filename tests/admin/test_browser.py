@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from _services import is_ci
 from transom import App
 from transom.admin.history import LogEntry
 from transom.db import Database, DatabaseConfig
@@ -86,7 +87,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("chromium and chromedriver (Debian packages) are needed for browser tests")
+        message = "chromium and chromedriver (Debian packages) are needed for browser tests"
+        if is_ci():  # .ci/run installs them: missing there is a broken environment
+            pytest.fail(f"{message} (CI=true)", pytrace=False)
+        pytest.skip(message)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
@@ -107,6 +111,8 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         browser = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
     except WebDriverException as exc:
+        if is_ci():
+            raise
         pytest.skip(f"headless Chromium did not start: {exc.msg}")
     browser.implicitly_wait(2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
