@@ -192,7 +192,7 @@ FRAMEWORKS = {
         Framework("fastapi", "bench.apps.fastapi_app", "fastapi", "asgi", "bench.apps.tfb_fastapi"),
         Framework("litestar", "bench.apps.litestar_app", "litestar", "asgi"),
         Framework("flask", "bench.apps.flask_app", "flask", "wsgi"),
-        Framework("django", "bench.apps.django_app", "django", "wsgi"),
+        Framework("django", "bench.apps.django_app", "django", "wsgi", "bench.apps.tfb_django"),
     ]
 }
 

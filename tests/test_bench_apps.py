@@ -158,6 +158,7 @@ TFB = {
     "raw": Case("bench.apps.tfb_raw", "asyncpg", wsgi=False),
     "transom": Case("bench.apps.tfb_transom", "sqlalchemy", wsgi=False),
     "fastapi": Case("bench.apps.tfb_fastapi", "fastapi", wsgi=False),
+    "django": Case("bench.apps.tfb_django", "django", wsgi=True),
 }
 FORTUNE_IDS = [11, 4, 5, 2, 8, 0, 3, 7, 10, 6, 9, 1, 12]
 
@@ -200,7 +201,7 @@ def test_tfb_app(name: str) -> None:
     module = importlib.import_module(case.module)
     one, three, junk, zero, many, fortunes, updates = call(
         module.app,
-        False,
+        case.wsgi,
         [
             ("GET", "/db", None),
             ("GET", "/queries?queries=3", None),

@@ -1,0 +1,124 @@
+# Django ships no type information (django-stubs is not a dependency):
+# mypy: disable-error-code="import-untyped, untyped-decorator, misc"
+"""TechEmpower database tests in Django: the ORM on PostgreSQL (psycopg 3), served by gunicorn.
+
+Persistent connections (``CONN_MAX_AGE=None``), as TechEmpower's Django entry runs; the
+fortunes page uses the shared Jinja template so that every framework returns the same bytes.
+Django's ORM is sync, so one gunicorn sync worker serves one request at a time.
+"""
+
+from __future__ import annotations
+
+from random import randint
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from .tfb_common import DATABASE_URL, clamp_queries, render_fortunes
+
+_url = urlsplit(DATABASE_URL)
+_DATABASE = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": _url.path.lstrip("/"),
+    "USER": _url.username,
+    "PASSWORD": _url.password,
+    "HOST": _url.hostname,
+    "PORT": _url.port or 5432,
+    "CONN_MAX_AGE": None,
+}
+
+if settings.configured:
+    # bench.apps.django_app configured this process first (the bench tests import both):
+    # Django reads DATABASES on first use, and each request below names its own URLconf.
+    settings.DATABASES["default"] = _DATABASE
+else:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        ALLOWED_HOSTS=["127.0.0.1", "localhost", "testserver"],
+        ROOT_URLCONF=__name__,
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],
+        DATABASES={"default": _DATABASE},
+        USE_TZ=True,
+        LOGGING_CONFIG=None,
+    )
+
+import django
+
+django.setup()
+
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest  # noqa: E402
+from django.db import models, transaction  # noqa: E402
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse  # noqa: E402
+from django.urls import path  # noqa: E402
+
+
+class World(models.Model):
+    randomnumber = models.IntegerField()
+
+    class Meta:
+        app_label = "tfb"
+        db_table = "world"
+        managed = False
+
+
+class Fortune(models.Model):
+    message = models.CharField(max_length=2048)
+
+    class Meta:
+        app_label = "tfb"
+        db_table = "fortune"
+        managed = False
+
+
+def _json(data: object) -> JsonResponse:
+    return JsonResponse(data, safe=False, json_dumps_params={"separators": (",", ":")})
+
+
+def single_query(request: HttpRequest) -> HttpResponse:
+    world = World.objects.get(id=randint(1, 10000))
+    return _json({"id": world.id, "randomNumber": world.randomnumber})
+
+
+def queries(request: HttpRequest) -> HttpResponse:
+    count = clamp_queries(request.GET.get("queries"))
+    worlds = [World.objects.get(id=randint(1, 10000)) for _ in range(count)]
+    return _json([{"id": w.id, "randomNumber": w.randomnumber} for w in worlds])
+
+
+def fortunes(request: HttpRequest) -> HttpResponse:
+    rows = list(Fortune.objects.values_list("id", "message"))
+    return HttpResponse(render_fortunes(rows), content_type="text/html; charset=utf-8")
+
+
+def updates(request: HttpRequest) -> HttpResponse:
+    count = clamp_queries(request.GET.get("queries"))
+    with transaction.atomic():
+        worlds = [World.objects.get(id=randint(1, 10000)) for _ in range(count)]
+        for world in worlds:
+            world.randomnumber = randint(1, 10000)
+        # One UPDATE per distinct row (sorted, so concurrent requests don't deadlock), as
+        # the other apps' sessions flush.
+        latest = {w.id: w for w in worlds}
+        for ident in sorted(latest):
+            latest[ident].save(update_fields=["randomnumber"])
+    return _json([{"id": w.id, "randomNumber": latest[w.id].randomnumber} for w in worlds])
+
+
+urlpatterns = [
+    path("db", single_query),
+    path("queries", queries),
+    path("fortunes", fortunes),
+    path("updates", updates),
+]
+
+
+
+class _Handler(WSGIHandler):
+    def get_response(self, request: WSGIRequest) -> HttpResponseBase:
+        request.urlconf = __name__
+        return super().get_response(request)
+
+
+app = _Handler()
