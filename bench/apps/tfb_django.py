@@ -44,7 +44,7 @@ else:
         LOGGING_CONFIG=None,
     )
 
-import django
+import django  # noqa: E402
 
 django.setup()
 

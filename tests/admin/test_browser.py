@@ -127,6 +127,17 @@ def shot(driver: Any, name: str) -> Path:
     return path
 
 
+def navigate(driver: Any, element: Any) -> None:
+    """Click ``element`` and wait until the browser has left the page it was on.
+
+    Without the wait, a lookup right after the click can find the old page's elements (the
+    previous save's success message), which go stale under it.
+    """
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(ec.staleness_of(page))
+
+
 def wait_for(driver: Any, css: str) -> Any:
     return WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
@@ -164,10 +175,10 @@ def walk_through(base: str, driver: Any) -> None:
     )
 
     # Create an author.
-    driver.find_element(By.LINK_TEXT, "Add author").click()
+    navigate(driver, driver.find_element(By.LINK_TEXT, "Add author"))
     driver.find_element(By.ID, "id_name").send_keys("Zed Browser")
     driver.find_element(By.ID, "id_email").send_keys("zed@example.com")
-    driver.find_element(By.NAME, "_save").click()
+    navigate(driver, driver.find_element(By.NAME, "_save"))
     message = wait_for(driver, ".message-success")
     assert "Zed Browser" in message.text
 
@@ -182,11 +193,11 @@ def walk_through(base: str, driver: Any) -> None:
     shot(driver, "author-list")
 
     # Edit it; a validation error is shown beside the field, then fixed.
-    driver.find_element(By.LINK_TEXT, "Zed Browser").click()
+    navigate(driver, driver.find_element(By.LINK_TEXT, "Zed Browser"))
     email = driver.find_element(By.ID, "id_email")
     email.clear()
     email.send_keys("a0@example.com")  # taken: a unique violation
-    driver.find_element(By.NAME, "_continue").click()
+    navigate(driver, driver.find_element(By.NAME, "_continue"))
     error = wait_for(driver, "#id_email-errors")
     assert "already exists" in error.text
     assert driver.switch_to.active_element.get_attribute("id") == "id_email"  # focused
@@ -197,12 +208,12 @@ def walk_through(base: str, driver: Any) -> None:
     name = driver.find_element(By.ID, "id_name")
     name.clear()
     name.send_keys("Zed Renamed")
-    driver.find_element(By.NAME, "_continue").click()
+    navigate(driver, driver.find_element(By.NAME, "_continue"))
     assert "You may edit it again" in wait_for(driver, ".message-success").text
     shot(driver, "author-edit")
 
     # History of the object.
-    driver.find_element(By.LINK_TEXT, "History").click()
+    navigate(driver, driver.find_element(By.LINK_TEXT, "History"))
     history = wait_for(driver, "table.history").text
     assert "Zed Browser" in history
     assert "Zed Renamed" in history
@@ -223,7 +234,7 @@ def walk_through(base: str, driver: Any) -> None:
     box.send_keys(Keys.ARROW_DOWN, Keys.ENTER)
     assert driver.find_element(By.ID, "id_author_id").get_attribute("value") != "1"
     shot(driver, "article-edit")
-    driver.find_element(By.NAME, "_continue").click()
+    navigate(driver, driver.find_element(By.NAME, "_continue"))
     wait_for(driver, ".message-success")
     assert driver.find_element(By.ID, "id_author_id-search").get_attribute("value") == "Zed Renamed"
 
@@ -239,7 +250,7 @@ def walk_through(base: str, driver: Any) -> None:
         )
     )
     tags.send_keys(Keys.ARROW_DOWN, Keys.ENTER)
-    driver.find_element(By.NAME, "_continue").click()
+    navigate(driver, driver.find_element(By.NAME, "_continue"))
     wait_for(driver, ".message-success")
     chips = driver.find_elements(By.CSS_SELECTOR, "ul.chips li")
     assert sorted(c.text.rstrip("\u00d7").strip() for c in chips) == ["python", "topic-11"]
@@ -250,10 +261,10 @@ def walk_through(base: str, driver: Any) -> None:
     boxes[0].click()
     boxes[1].click()
     Select(driver.find_element(By.ID, "id_action")).select_by_value("delete_selected")
-    driver.find_element(By.CSS_SELECTOR, ".actions-bar button").click()
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, ".actions-bar button"))
     wait_for(driver, ".to-delete")
     shot(driver, "article-bulk-delete-confirm")
-    driver.find_element(By.CSS_SELECTOR, "button.danger").click()
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, "button.danger"))
     assert "Deleted 2 articles" in wait_for(driver, ".message-success").text
 
     # Select-all (JavaScript) checks every row.
