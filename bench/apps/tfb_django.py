@@ -9,6 +9,7 @@ Django's ORM is sync, so one gunicorn sync worker serves one request at a time.
 
 from __future__ import annotations
 
+import contextlib
 from random import randint
 from urllib.parse import urlsplit
 
@@ -28,9 +29,14 @@ _DATABASE = {
 }
 
 if settings.configured:
-    # bench.apps.django_app configured this process first (the bench tests import both):
-    # Django reads DATABASES on first use, and each request below names its own URLconf.
+    # bench.apps.django_app configured this process first (the bench tests import both): point
+    # its "default" database here; each request below names its own URLconf.
     settings.DATABASES["default"] = _DATABASE
+    from django.db import connections
+
+    connections.__dict__.pop("settings", None)  # cached on first use: read DATABASES again
+    with contextlib.suppress(AttributeError):
+        del connections["default"]  # the placeholder connection made before
 else:
     settings.configure(
         DEBUG=False,
@@ -112,7 +118,6 @@ urlpatterns = [
     path("fortunes", fortunes),
     path("updates", updates),
 ]
-
 
 
 class _Handler(WSGIHandler):
