@@ -94,7 +94,7 @@ def queries(request: HttpRequest) -> HttpResponse:
 
 
 def fortunes(request: HttpRequest) -> HttpResponse:
-    rows = list(Fortune.objects.values_list("id", "message"))
+    rows = [(f.id, f.message) for f in Fortune.objects.all()]  # model objects, as the others
     return HttpResponse(render_fortunes(rows), content_type="text/html; charset=utf-8")
 
 

@@ -116,3 +116,49 @@ async def test_exhausted_pool_gives_503(server_url: str) -> None:
             assert r.status_code == 503
             assert "retry-after" in r.headers
         assert (await client.get("/ping")).status_code == 200
+
+
+async def test_a_restart_while_idle_costs_no_request(server_url: str) -> None:
+    """A pooled connection that sat idle through a restart is tested and replaced first."""
+    real = make_url(server_url)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 0)
+    await proxy.start()
+    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = App(Settings(secret_key="test-secret"))
+    setup(app, DatabaseConfig(url=url, pool_ping_idle=0.2, connect_timeout=2))
+
+    @app.get("/ping")
+    async def ping(db: Session) -> dict[str, Any]:
+        return {"one": (await db.execute(select(1))).scalar_one()}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/ping")).status_code == 200  # a pooled connection exists
+        await proxy.cut()  # the server "restarts": the pooled connection is dead
+        await proxy.restore()
+        await asyncio.sleep(0.3)  # idle for longer than pool_ping_idle
+        r = await client.get("/ping")
+        assert r.status_code == 200, r.text
+    await proxy.cut()
+
+
+async def test_a_busy_pool_is_not_pinged(server_url: str) -> None:
+    """Connections reused within pool_ping_idle are not tested: the dead one fails once."""
+    real = make_url(server_url)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 0)
+    await proxy.start()
+    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = App(Settings(secret_key="test-secret"))
+    setup(app, DatabaseConfig(url=url, pool_ping_idle=60, connect_timeout=2))
+
+    @app.get("/ping")
+    async def ping(db: Session) -> dict[str, Any]:
+        return {"one": (await db.execute(select(1))).scalar_one()}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/ping")).status_code == 200
+        await proxy.cut()
+        await proxy.restore()
+        assert (await client.get("/ping")).status_code == 503  # no ping: the request sees it
+        r = await client.get("/ping")  # ...and the pool replaced its connections
+        assert r.status_code == 200, r.text
+    await proxy.cut()

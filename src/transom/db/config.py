@@ -109,7 +109,12 @@ class DatabaseConfig(BaseSettings):
     )
     pool_pre_ping: bool = Field(
         default=True,
-        description="Test each connection on checkout, so the pool heals after a database restart.",
+        description="Test pooled connections before use, so the pool heals after a restart.",
+    )
+    pool_ping_idle: float = Field(
+        default=1.0,
+        description="Only test connections unused for longer than this many seconds "
+        "(0: test on every checkout, a round trip per request).",
     )
     connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds before giving up on opening a connection."

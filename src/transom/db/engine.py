@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, create_engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
@@ -36,7 +38,10 @@ def _is_memory_sqlite(url: URL) -> bool:
 def _engine_kwargs(
     config: DatabaseConfig, url: URL, *, is_async: bool, pooled: bool = True
 ) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": config.pool_pre_ping}
+    # Pinging on *every* checkout costs a round trip per request; the ping after idleness
+    # (see _install_idle_ping) heals the pool after a restart just the same.
+    every_checkout = config.pool_pre_ping and config.pool_ping_idle <= 0
+    kwargs: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": every_checkout}
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {}
     if not pooled and not _is_memory_sqlite(url):
@@ -92,7 +97,41 @@ def _install_mysql_hooks(engine: Engine) -> None:
         cursor.close()
 
 
+def _install_idle_ping(engine: Engine, idle: float) -> None:
+    """Ping a pooled connection on checkout when it sat unused for more than ``idle`` seconds.
+
+    A connection that served a request a moment ago is alive as far as anyone can tell, so a
+    busy app pays nothing; one that waited in the pool (through a database restart, a
+    firewall's idle cut) is tested first, and a dead one is replaced before the request
+    sees it. A connection that dies mid-use still fails that request (503) and makes
+    SQLAlchemy discard the pool's older connections, as with a ping on every checkout.
+    """
+    key = "transom.checked_in"
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[key] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(key)
+        if since is None or time.monotonic() - since <= idle:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+        if alive is False:
+            raise DisconnectionError("stale pooled connection")
+
+
 def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
+    if config.pool_pre_ping and config.pool_ping_idle > 0 and not isinstance(
+        engine.pool, (NullPool, StaticPool)
+    ):
+        _install_idle_ping(engine, config.pool_ping_idle)
     backend = url.get_backend_name()
     if backend == "sqlite":
         _install_sqlite_hooks(engine, wal=config.sqlite_wal and not _is_memory_sqlite(url))
