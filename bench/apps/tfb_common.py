@@ -11,7 +11,7 @@ DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL",
     "postgresql://benchmarkdbuser:benchmarkdbpass@127.0.0.1:5432/hello_world",
 )
-#: Connections per worker: SQLAlchemy's default pool (5 + 10 overflow), for every framework.
+#: Connections per worker, for every framework (a fixed pool: no overflow connections).
 POOL_SIZE = 15
 ADDITIONAL_FORTUNE = "Additional fortune added at request time."
 
