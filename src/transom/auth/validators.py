@@ -20,6 +20,8 @@ __all__ = [
     "validate_password",
 ]
 
+#: The 20,000 most common passwords of SecLists' "10 million password list" (top 1M, MIT
+#: licence, https://github.com/danielmiessler/SecLists), lowercased, most common first.
 COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt.gz")
 
 
