@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from pathlib import Path
 
 import pytest
+
+from _docs import python_blocks
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CORE_PAGES = [
@@ -21,11 +22,6 @@ CORE_PAGES = [
     "static-files.md",
     "forms.md",
 ]
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-
-
-def python_blocks(page: Path) -> list[str]:
-    return BLOCK.findall(page.read_text())
 
 
 @pytest.mark.parametrize("page", CORE_PAGES)

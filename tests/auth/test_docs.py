@@ -6,24 +6,15 @@ As for the data battery's pages: the blocks are joined and run in a fresh interp
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _docs import ROOT, run_page
 from db.conftest import ServerDatabases, require_backend
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "auth.md"
-SRC = Path(__file__).resolve().parents[2] / "src"
-BLOCK = re.compile(r"(<!-- not run -->\s*)?```python\n(.*?)```", re.DOTALL)
-
-
-def script() -> str:
-    return "\n\n".join(m.group(2) for m in BLOCK.finditer(PAGE.read_text()) if not m.group(1))
+PAGE = ROOT / "docs" / "auth.md"
 
 
 @pytest.fixture
@@ -38,18 +29,7 @@ def url(tmp_path: Path, backend: str) -> Iterator[str]:
 
 
 def test_examples_run(url: str, tmp_path: Path) -> None:
-    (tmp_path / "doc_example.py").write_text(script())
-    env = dict(os.environ, DATABASE_URL=url, PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]))
-    env.pop("TRANSOM_DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "doc_example.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    run_page(PAGE, tmp_path, database_url=url, timeout=300)
 
 
 def test_page_covers_the_battery() -> None:

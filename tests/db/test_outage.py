@@ -71,16 +71,7 @@ def server_url(request: pytest.FixtureRequest, servers: Any) -> str:
 
 
 async def test_outage_gives_503_and_pool_recovers(server_url: str) -> None:
-    real = make_url(server_url)
-    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 0)
-    await proxy.start()
-    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    app = App(Settings(secret_key="test-secret"))
-    setup(app, DatabaseConfig(url=url, retry_after=7, connect_timeout=2))
-
-    @app.get("/ping")
-    async def ping(db: Session) -> dict[str, Any]:
-        return {"one": (await db.execute(select(1))).scalar_one()}
+    proxy, app = await ping_app_behind_proxy(server_url, retry_after=7)
 
     async with app.async_test_client() as client:
         assert (await client.get("/ping")).json() == {"one": 1}  # a pooled connection exists
@@ -118,19 +109,25 @@ async def test_exhausted_pool_gives_503(server_url: str) -> None:
         assert (await client.get("/ping")).status_code == 200
 
 
-async def test_a_restart_while_idle_costs_no_request(server_url: str) -> None:
-    """A pooled connection that sat idle through a restart is tested and replaced first."""
+async def ping_app_behind_proxy(server_url: str, **config: Any) -> tuple[TcpProxy, App]:
+    """An app with ``GET /ping`` whose database connections go through a cuttable proxy."""
     real = make_url(server_url)
     proxy = TcpProxy(real.host or "127.0.0.1", real.port or 0)
     await proxy.start()
     url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     app = App(Settings(secret_key="test-secret"))
-    setup(app, DatabaseConfig(url=url, pool_ping_idle=0.2, connect_timeout=2))
+    setup(app, DatabaseConfig(url=url, connect_timeout=2, **config))
 
     @app.get("/ping")
     async def ping(db: Session) -> dict[str, Any]:
         return {"one": (await db.execute(select(1))).scalar_one()}
 
+    return proxy, app
+
+
+async def test_a_restart_while_idle_costs_no_request(server_url: str) -> None:
+    """A pooled connection that sat idle through a restart is tested and replaced first."""
+    proxy, app = await ping_app_behind_proxy(server_url, pool_ping_idle=0.2)
     async with app.async_test_client() as client:
         assert (await client.get("/ping")).status_code == 200  # a pooled connection exists
         await proxy.cut()  # the server "restarts": the pooled connection is dead
@@ -143,17 +140,7 @@ async def test_a_restart_while_idle_costs_no_request(server_url: str) -> None:
 
 async def test_a_busy_pool_is_not_pinged(server_url: str) -> None:
     """Connections reused within pool_ping_idle are not tested: the dead one fails once."""
-    real = make_url(server_url)
-    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 0)
-    await proxy.start()
-    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    app = App(Settings(secret_key="test-secret"))
-    setup(app, DatabaseConfig(url=url, pool_ping_idle=60, connect_timeout=2))
-
-    @app.get("/ping")
-    async def ping(db: Session) -> dict[str, Any]:
-        return {"one": (await db.execute(select(1))).scalar_one()}
-
+    proxy, app = await ping_app_behind_proxy(server_url, pool_ping_idle=60)
     async with app.async_test_client() as client:
         assert (await client.get("/ping")).status_code == 200
         await proxy.cut()

@@ -5,32 +5,15 @@ A block right after an ``<!-- not run -->`` comment is skipped.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from _docs import ROOT, run_page
+
 PAGE = ROOT / "docs" / "security.md"
-BLOCK = re.compile(r"(<!-- not run -->\s*)?```python\n(.*?)```", re.DOTALL)
 
 
 def test_security_doc_examples_run(tmp_path: Path) -> None:
-    blocks = [m.group(2) for m in BLOCK.finditer(PAGE.read_text()) if not m.group(1)]
-    assert len(blocks) >= 8
-    script = tmp_path / "security_doc.py"
-    script.write_text("\n\n".join(blocks))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_page(PAGE, tmp_path, min_blocks=8)
 
 
 def test_every_default_is_documented() -> None:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transom.admin.auth import SessionAuth
 from transom.requests import Request
-
-if TYPE_CHECKING:
-    from transom.db import DbSession
 
 __all__ = ["TransomAuth"]
 
@@ -52,15 +49,3 @@ class TransomAuth(SessionAuth):
             await super().logout(request)
         else:
             await _maybe_await(helper(request))
-
-    async def has_perm(self, request: Request, db: DbSession, user: Any, codename: str) -> bool:
-        if not getattr(user, "is_active", False):
-            return False
-        if getattr(user, "is_superuser", False):
-            return True
-        check = getattr(user, "has_perm", None)
-        if check is None:
-            return False
-        parameters = inspect.signature(check).parameters
-        result = check(codename, db) if len(parameters) >= 2 else check(codename)
-        return bool(await _maybe_await(result))

@@ -88,7 +88,9 @@ class AuthBackend:
         check = getattr(user, "has_perm", None)
         if check is None:
             return False
-        result = check(codename)
+        # ``has_perm(codename)``, or ``has_perm(codename, db)`` as transom.auth's users take.
+        wants_db = len(inspect.signature(check).parameters) >= 2
+        result = check(codename, db) if wants_db else check(codename)
         if inspect.isawaitable(result):
             result = await result
         return bool(result)

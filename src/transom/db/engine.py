@@ -128,8 +128,10 @@ def _install_idle_ping(engine: Engine, idle: float) -> None:
 
 
 def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
-    if config.pool_pre_ping and config.pool_ping_idle > 0 and not isinstance(
-        engine.pool, (NullPool, StaticPool)
+    if (
+        config.pool_pre_ping
+        and config.pool_ping_idle > 0
+        and not isinstance(engine.pool, (NullPool, StaticPool))
     ):
         _install_idle_ping(engine, config.pool_ping_idle)
     backend = url.get_backend_name()
