@@ -127,14 +127,17 @@ def shot(driver: Any, name: str) -> Path:
     return path
 
 
-def navigate(driver: Any, element: Any) -> None:
-    """Click ``element`` and wait until the browser has left the page it was on.
+def navigate(driver: Any, element: Any, keys: str | None = None) -> None:
+    """Click ``element`` (or type ``keys`` into it) and wait until the browser left the page.
 
     Without the wait, a lookup right after the click can find the old page's elements (the
-    previous save's success message), which go stale under it.
+    previous save's success message, the unfiltered list), which go stale under it.
     """
     page = driver.find_element(By.TAG_NAME, "html")
-    element.click()
+    if keys is None:
+        element.click()
+    else:
+        element.send_keys(keys)
     WebDriverWait(driver, 10).until(ec.staleness_of(page))
 
 
@@ -158,7 +161,7 @@ def walk_through(base: str, driver: Any) -> None:
     driver.get(f"{base}/admin/admin/author")
     assert "/admin/login" in driver.current_url
     driver.find_element(By.ID, "id_username").send_keys("root")
-    driver.find_element(By.ID, "id_password").send_keys(PASSWORD + Keys.ENTER)
+    navigate(driver, driver.find_element(By.ID, "id_password"), PASSWORD + Keys.ENTER)
     wait_for(driver, "table.results")
     assert driver.current_url.endswith("/admin/admin/author")
 
@@ -184,7 +187,7 @@ def walk_through(base: str, driver: Any) -> None:
 
     # Search for it.
     search = driver.find_element(By.ID, "id_q")
-    search.send_keys("zed" + Keys.ENTER)
+    navigate(driver, search, "zed" + Keys.ENTER)
     wait_for(driver, "table.results")
     rows = driver.find_elements(By.CSS_SELECTOR, "table.results tbody tr")
     assert len(rows) == 1
