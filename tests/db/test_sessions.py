@@ -208,3 +208,50 @@ async def test_app_shutdown_disposes_engines(database: Database) -> None:
         assert (await client.get("/ping")).json() == {"one": 1}
     db = app.extensions["transom.db"]
     assert db.engine.pool.checkedout() == 0
+
+
+async def test_postgresql_begins_the_transaction_at_the_first_write(database: Database) -> None:
+    """Reads before any write run on their own; from the first write on, one transaction."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the lazy BEGIN is PostgreSQL's (asyncpg); other engines begin at once")
+    app = make_app(database)
+    txid = select(func.txid_current())
+
+    @app.get("/txids")
+    async def txids(db: Session, write: bool = False, lock: bool = False) -> list[int]:
+        ids = [int(await db.scalar(txid) or 0)]
+        if lock:
+            await db.execute(select(Author).with_for_update())
+        if write:
+            await db.save(Author(email="lazy@example.com", name="Lazy"))
+        ids += [int(await db.scalar(txid) or 0), int(await db.scalar(txid) or 0)]
+        if write and lock:
+            raise HTTPException(409, "roll it back")
+        return ids
+
+    async with app.async_test_client() as client:
+        reads = (await client.get("/txids")).json()
+        assert len(set(reads)) == 3  # three statements, three transactions of their own
+        writes = (await client.get("/txids?write=true")).json()
+        assert writes[0] != writes[1] == writes[2]  # the INSERT began the transaction
+        locked = (await client.get("/txids?lock=true")).json()
+        assert locked[0] != locked[1] == locked[2]  # so did SELECT ... FOR UPDATE
+        assert await count_authors(database) == 1
+        assert (await client.get("/txids?write=true&lock=true")).status_code == 409
+        assert await count_authors(database) == 1  # the write after the lock rolled back
+
+
+async def test_lazy_begin_can_be_turned_off(database: Database) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("the lazy BEGIN is PostgreSQL's (asyncpg)")
+    app = App(Settings(secret_key="test-secret"))
+    config = database.config.model_copy(update={"lazy_begin": False})
+    setup(app, config, metadata=database.metadatas)
+
+    @app.get("/txids")
+    async def txids(db: Session) -> list[int]:
+        return [int(await db.scalar(select(func.txid_current())) or 0) for _ in range(2)]
+
+    async with app.async_test_client() as client:
+        first, second = (await client.get("/txids")).json()
+        assert first == second  # one transaction from the first statement

@@ -116,6 +116,11 @@ class DatabaseConfig(BaseSettings):
         description="Only test connections unused for longer than this many seconds "
         "(0: test on every checkout, a round trip per request).",
     )
+    lazy_begin: bool = Field(
+        default=True,
+        description="PostgreSQL: begin a request's transaction at its first write, so reads "
+        "before it cost no BEGIN/COMMIT (READ COMMITTED semantics are unchanged).",
+    )
     connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds before giving up on opening a connection."
     )

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.engine import URL, Engine, create_engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -127,18 +127,57 @@ def _install_idle_ping(engine: Engine, idle: float) -> None:
             raise DisconnectionError("stale pooled connection")
 
 
+def _is_plain_select(context: Any) -> bool:
+    compiled = getattr(context, "compiled", None)
+    statement = getattr(compiled, "statement", None)
+    return isinstance(statement, Select) and statement._for_update_arg is None
+
+
+def _install_lazy_begin(engine: Engine) -> None:
+    """Begin PostgreSQL transactions at the first statement that is not a plain SELECT.
+
+    Under READ COMMITTED every statement sees what was committed when it started, inside a
+    transaction or not, so reads that come before any write lose nothing by running on their
+    own. A request that only reads then costs one statement instead of BEGIN, SELECT and
+    COMMIT; one that writes begins its transaction right before its first write (or
+    ``SELECT ... FOR UPDATE``, text SQL, DDL, a savepoint), and everything from there on
+    commits or rolls back together, as before.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _lazy(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.autocommit = True  # the driver sends no BEGIN yet
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin_before_writes(
+        conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: bool
+    ) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection.autocommit and not _is_plain_select(context):
+            dbapi_connection.autocommit = False  # BEGIN goes out before this statement
+
+
 def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        _install_sqlite_hooks(engine, wal=config.sqlite_wal and not _is_memory_sqlite(url))
+    elif backend in {"mysql", "mariadb"}:
+        _install_mysql_hooks(engine)
+    elif (
+        backend == "postgresql"
+        and url.get_driver_name() == "asyncpg"
+        and config.lazy_begin
+        and "isolation_level" not in config.engine_options  # a stricter level needs BEGIN first
+        and not isinstance(engine.pool, NullPool)
+    ):
+        _install_lazy_begin(engine)
+    # After lazy_begin's checkout hook, so an idle connection is pinged outside a transaction.
     if (
         config.pool_pre_ping
         and config.pool_ping_idle > 0
         and not isinstance(engine.pool, (NullPool, StaticPool))
     ):
         _install_idle_ping(engine, config.pool_ping_idle)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        _install_sqlite_hooks(engine, wal=config.sqlite_wal and not _is_memory_sqlite(url))
-    elif backend in {"mysql", "mariadb"}:
-        _install_mysql_hooks(engine)
 
 
 def make_async_engine(
