@@ -20,7 +20,8 @@ install: $(STAMP)
 # in debug mode, which creates the demo superuser and prints its credentials.
 demo: install
 	cd examples/blog && ../../$(BIN)/transom db migrate
-	cd examples/blog && TRANSOM_DEBUG=1 ../../$(BIN)/transom run --host 127.0.0.1 --port 8000
+	cd examples/blog && TRANSOM_DEBUG=1 TRANSOM_SECRET_KEY=$${TRANSOM_SECRET_KEY:-demo-only-not-secret} \
+	  ../../$(BIN)/transom run --host 127.0.0.1 --port 8000
 
 test: install
 	$(BIN)/ruff check .
