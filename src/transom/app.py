@@ -265,12 +265,7 @@ class App(Router):
         else:
             raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
 
-    def _host_allowed(self, scope: Scope) -> bool:
-        raw = None
-        for key, value in scope["headers"]:
-            if key == b"host":
-                raw = value
-                break
+    def _host_allowed(self, raw: bytes | None) -> bool:
         if raw is None or self._hosts_any or raw in self._hosts_seen:
             return True
         host = raw.decode("latin-1").lower()
@@ -287,16 +282,21 @@ class App(Router):
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, self)
         try:
+            # One pass over the headers for both checks (this runs on every request).
             headers = scope["headers"]
-            if len(headers) > self._max_headers or (
-                sum(len(k) + len(v) for k, v in headers) > self._max_header_bytes
-            ):
+            size = 0
+            host = None
+            for key, value in headers:
+                size += len(key) + len(value)
+                if key == b"host" and host is None:
+                    host = value
+            if len(headers) > self._max_headers or size > self._max_header_bytes:
                 raise HTTPException(
                     431,
                     f"Request headers too large (limit {self._max_headers} headers, "
                     f"{self._max_header_bytes} bytes)",
                 )
-            if not self._host_allowed(scope):
+            if not self._host_allowed(host):
                 logging.getLogger("transom.security").warning(
                     "Rejected request with disallowed Host header %r", request.headers.get("host")
                 )
