@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from db.conftest import BACKENDS, ServerDatabases, require_backend  # tests/db/conftest.py
+from db.conftest import BACKENDS, Servers, require_backend  # tests/db/conftest.py
 from transom import App, Settings
 from transom.admin import Admin, ModelAdmin, SessionAuth, action
 from transom.admin.history import LogEntry
@@ -25,33 +24,10 @@ PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-class AdminDatabases:
-    """One database per backend for the whole admin run (``transom_test_<run>_admin``)."""
-
-    def __init__(self, tmp: Any) -> None:
-        self.tmp = tmp
-        self.servers: dict[str, ServerDatabases] = {}
-        self.urls: dict[str, str] = {}
-
-    def url(self, backend: str) -> str:
-        require_backend(backend)
-        if backend not in self.urls:
-            if backend == "sqlite":
-                self.urls[backend] = f"sqlite+aiosqlite:///{self.tmp / 'admin.sqlite3'}"
-            else:
-                server = self.servers[backend] = ServerDatabases(backend)
-                url = make_url(str(server.create("_admin")))
-                self.urls[backend] = url.render_as_string(hide_password=False)
-        return self.urls[backend]
-
-    def close(self) -> None:
-        for server in self.servers.values():
-            server.drop_all()
-
-
 @pytest.fixture(scope="session")
-def admin_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminDatabases]:
-    registry = AdminDatabases(tmp_path_factory.mktemp("admin"))
+def admin_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """The admin tests' own database on each backend (``transom_test_<run>_admin``)."""
+    registry = Servers(tmp_path_factory.mktemp("admin"))
     yield registry
     registry.close()
 
@@ -102,8 +78,9 @@ def build_app(database: Database) -> tuple[App, Admin]:
 
 
 @pytest.fixture
-async def database(admin_databases: AdminDatabases, backend: str) -> AsyncIterator[Database]:
-    db = Database(DatabaseConfig(url=admin_databases.url(backend)), metadata=Base.metadata)
+async def database(admin_databases: Servers, backend: str) -> AsyncIterator[Database]:
+    url = admin_databases.url(backend, name="admin")
+    db = Database(DatabaseConfig(url=url), metadata=Base.metadata)
     async with db.engine.begin() as conn:
         await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(LogEntry.metadata.tables["transom_admin_log"].drop, checkfirst=True)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Table, create_engine, delete
 from sqlalchemy.engine import Engine
 
-from db.conftest import BACKENDS, ServerDatabases, require_backend
+from db.conftest import BACKENDS, Servers, require_backend
 from transom import App, Settings
 from transom.auth import (
     Argon2Hasher,
@@ -50,20 +50,13 @@ class AuthDatabases:
     """One database per backend for this run, tables created on first use."""
 
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
+        self.servers = Servers(tmp)
         self.urls: dict[str, str] = {}
         self.engines: dict[str, Engine] = {}
-        self.servers: list[ServerDatabases] = []
 
     def url(self, backend: str) -> str:
-        require_backend(backend)
         if backend not in self.urls:
-            if backend == "sqlite":
-                url = f"sqlite+aiosqlite:///{self.tmp / 'auth.sqlite3'}"
-            else:
-                server = ServerDatabases(backend)
-                self.servers.append(server)
-                url = server.create("_auth").render_as_string(hide_password=False)
+            url = self.servers.url(backend, name="auth")
             engine = create_engine(sync_url(url))
             Model.metadata.create_all(engine, tables=tables())
             self.urls[backend], self.engines[backend] = url, engine
@@ -79,8 +72,7 @@ class AuthDatabases:
     def close(self) -> None:
         for engine in self.engines.values():
             engine.dispose()
-        for server in self.servers:
-            server.drop_all()
+        self.servers.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,29 +6,17 @@ As for the data battery's pages: the blocks are joined and run in a fresh interp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from _docs import ROOT, run_page
-from db.conftest import ServerDatabases, require_backend
+
+from .conftest import AuthDatabases
 
 PAGE = ROOT / "docs" / "auth.md"
 
 
-@pytest.fixture
-def url(tmp_path: Path, backend: str) -> Iterator[str]:
-    require_backend(backend)
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'docs.sqlite3'}"
-        return
-    server = ServerDatabases(backend)
-    yield server.create("_authdocs").render_as_string(hide_password=False)
-    server.drop_all()
-
-
-def test_examples_run(url: str, tmp_path: Path) -> None:
+def test_examples_run(auth_databases: AuthDatabases, backend: str, tmp_path: Path) -> None:
+    url = auth_databases.servers.url(backend, fresh=True)
     run_page(PAGE, tmp_path, database_url=url, timeout=300)
 
 

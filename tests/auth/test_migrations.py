@@ -8,7 +8,6 @@ command line with a project's own migrations beside the battery's.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect
 
-from db.conftest import ServerDatabases, require_backend
 from transom.auth.migrations import BRANCH, VERSIONS
 from transom.auth.models import auth_tables
 from transom.db import Database, DatabaseConfig
 from transom.db.config import sync_url
 from transom.db.migrations import Migrations
 from transom.db.models import NAMING_CONVENTION
+
+from .conftest import AuthDatabases
 
 
 def _metadata() -> MetaData:
@@ -34,15 +34,8 @@ def _metadata() -> MetaData:
 
 
 @pytest.fixture
-def fresh_url(tmp_path: Path, backend: str) -> Iterator[str]:
-    require_backend(backend)
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'mig.sqlite3'}"
-        return
-    server = ServerDatabases(backend)
-    url = server.create("_authmig").render_as_string(hide_password=False)
-    yield url
-    server.drop_all()
+def fresh_url(auth_databases: AuthDatabases, backend: str) -> str:
+    return auth_databases.servers.url(backend, fresh=True)
 
 
 def test_upgrade_matches_models_and_downgrades(fresh_url: str, tmp_path: Path) -> None:

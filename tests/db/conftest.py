@@ -84,24 +84,27 @@ class Servers:
         self.servers: dict[str, ServerDatabases] = {}
         self.counter = 0
 
-    def url(self, backend: str, *, fresh: bool = False) -> str:
-        """The run's shared database on ``backend``, or a brand-new one with ``fresh``."""
+    def url(self, backend: str, *, fresh: bool = False, name: str = "") -> str:
+        """The run's shared database on ``backend``, or a brand-new one with ``fresh``.
+
+        ``name`` picks another shared database (a battery's tests keep theirs apart).
+        """
         require_backend(backend)
         if backend == "sqlite":
             self.counter += 1
-            name = f"db{self.counter}.sqlite3" if fresh else "shared.sqlite3"
-            return f"sqlite+aiosqlite:///{self.tmp / name}"
+            file = f"db{self.counter}.sqlite3" if fresh else f"{name or 'shared'}.sqlite3"
+            return f"sqlite+aiosqlite:///{self.tmp / file}"
         server = self.servers.get(backend)
         if server is None:
             server = self.servers[backend] = ServerDatabases(backend)
-        suffix = ""
+        suffix = f"_{name}" if name else ""
         if fresh:
             self.counter += 1
             suffix = f"_{self.counter}"
-        elif f"transom_test_{RUN_ID}" in server.created:
+        elif f"transom_test_{RUN_ID}{suffix}" in server.created:
             return (
                 make_url(SERVER_URLS[backend])
-                .set(database=f"transom_test_{RUN_ID}")
+                .set(database=f"transom_test_{RUN_ID}{suffix}")
                 .render_as_string(hide_password=False)
             )
         return server.create(suffix).render_as_string(hide_password=False)
