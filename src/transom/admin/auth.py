@@ -13,6 +13,7 @@ for each model, checked on the server for every request.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -88,9 +89,7 @@ class AuthBackend:
         check = getattr(user, "has_perm", None)
         if check is None:
             return False
-        # ``has_perm(codename)``, or ``has_perm(codename, db)`` as transom.auth's users take.
-        wants_db = len(inspect.signature(check).parameters) >= 2
-        result = check(codename, db) if wants_db else check(codename)
+        result = check(codename, db) if _takes_db(check) else check(codename)
         if inspect.isawaitable(result):
             result = await result
         return bool(result)
@@ -107,6 +106,20 @@ class AuthBackend:
     def validate_password(self, raw: str, user: Any | None = None) -> list[str]:
         """Problems with a new password (empty when it is acceptable)."""
         return [] if len(raw) >= 8 else ["The password must be at least 8 characters long."]
+
+
+def _takes_db(check: Any) -> bool:
+    """Whether ``has_perm`` takes ``(codename, db)`` (transom.auth) or just ``(codename)``."""
+    method = getattr(check, "__func__", None)
+    if method is None:
+        return len(inspect.signature(check).parameters) >= 2
+    return _method_takes_db(method)
+
+
+@functools.cache
+def _method_takes_db(method: Any) -> bool:
+    # Asked once per user class, not on every permission check; ``self`` counts here.
+    return len(inspect.signature(method).parameters) >= 3
 
 
 async def cached_user(backend: AuthBackend, request: Request, db: DbSession) -> Any | None:
