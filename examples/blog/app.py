@@ -8,10 +8,10 @@ password are printed when the app starts in debug mode). Every battery extends t
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ForeignKey, String, Text, func, select
+from sqlalchemy import ForeignKey, Select, String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from transom import App, HTTPException, Query, RedirectResponse, Request, Response, Router, render
@@ -106,7 +106,7 @@ class PostForm(Form):
     body: Annotated[str, Widget("textarea", rows=8)] = ""
 
 
-def newest_first() -> Any:
+def newest_first() -> Select[Post]:
     """Posts, newest first."""
     return select(Post).order_by(Post.published.desc(), Post.id.desc())
 

@@ -279,14 +279,14 @@ class Migrations:
 
     def _target(self, revision: str) -> str:
         # With battery branches there are several heads: "head" means all of them, and a
-        # relative step ("-1") counts along the project's own branch, as users expect.
+        # step down ("-1") counts along the project's own branch, as users expect.
         if not self.batteries:
             return revision
         if revision == "head":
             return "heads"
-        if re.fullmatch(r"[-+]\d+", revision):
+        if re.fullmatch(r"-\d+", revision):
             own = self.project_heads()
-            if revision.startswith("-") and len(own) == 1:
+            if len(own) == 1:
                 return f"{own[0]}@{revision}"
         return revision
 
