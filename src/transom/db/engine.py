@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,32 @@ def _is_plain_select(context: Any) -> bool:
     return isinstance(statement, Select) and statement._for_update_arg is None
 
 
+def _begin_before_writes(
+    conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
+) -> tuple[str, Any]:
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection.autocommit and not _is_plain_select(context):
+        dbapi_connection.autocommit = False  # BEGIN goes out before this statement
+    return statement, parameters
+
+
+# Engines whose connections begin lazily (a WeakSet: tests and scripts make many engines).
+_lazy_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def begins_lazily(engine: Engine) -> bool:
+    """True when ``engine``'s connections send BEGIN only before their first write."""
+    return engine in _lazy_engines
+
+
+def is_transom_listener(fn: Any) -> bool:
+    """True for the statement hooks this module installs (they never act on a plain SELECT).
+
+    The fast primary-key load in :mod:`transom.db._fastget` runs only when nothing else listens.
+    """
+    return fn is _begin_before_writes
+
+
 def _install_lazy_begin(engine: Engine) -> None:
     """Begin PostgreSQL transactions at the first statement that is not a plain SELECT.
 
@@ -148,13 +175,10 @@ def _install_lazy_begin(engine: Engine) -> None:
     def _lazy(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         dbapi_connection.autocommit = True  # the driver sends no BEGIN yet
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _begin_before_writes(
-        conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: bool
-    ) -> None:
-        dbapi_connection = conn.connection.dbapi_connection
-        if dbapi_connection.autocommit and not _is_plain_select(context):
-            dbapi_connection.autocommit = False  # BEGIN goes out before this statement
+    # retval=True registers the function itself (not a wrapper), so is_transom_listener
+    # can recognise it among an engine's listeners.
+    event.listen(engine, "before_cursor_execute", _begin_before_writes, retval=True)
+    _lazy_engines.add(engine)
 
 
 def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:

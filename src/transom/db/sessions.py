@@ -15,12 +15,19 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.util import EMPTY_DICT
 
+from transom.db._fastget import FALLBACK, fast_get
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm._typing import OrmExecuteOptionsParameter
+    from sqlalchemy.orm.interfaces import ORMOption
+    from sqlalchemy.orm.session import _EntityBindKey, _PKIdentityArgument
+    from sqlalchemy.sql.selectable import ForUpdateParameter
+
     from transom.db.engine import Database
     from transom.db.pagination import CursorPage, Page
 
@@ -63,6 +70,12 @@ def _is_write(clause: ClauseElement | None) -> bool:
         # Raw SQL could do anything; only obvious reads may go to a replica.
         return not clause.text.lstrip().lower().startswith(("select", "with"))
     return False
+
+
+def _plain_mapper(entity: Any) -> Mapper[Any] | None:
+    # A mapped class (the everyday case); mappers and aliases take the ordinary path.
+    mapper = getattr(entity, "__mapper__", None)
+    return mapper if isinstance(mapper, Mapper) and mapper.class_ is entity else None
 
 
 class RoutingSession(OrmSession):
@@ -132,6 +145,46 @@ class DbSession(AsyncSession):
             ...     fresh = await db.get(Article, 1)
         """
         return self.sync_session.use_primary()
+
+    async def get(
+        self,
+        entity: _EntityBindKey[T],
+        ident: _PKIdentityArgument,
+        *,
+        options: Sequence[ORMOption] | None = None,
+        populate_existing: bool | None = None,
+        with_for_update: ForUpdateParameter = None,
+        identity_token: Any | None = None,
+        execution_options: OrmExecuteOptionsParameter = EMPTY_DICT,
+    ) -> T | None:
+        """Load an instance by primary key, or ``None``: SQLAlchemy's ``AsyncSession.get``.
+
+        On PostgreSQL (asyncpg), a plain load of a plain model that misses the identity map
+        skips the ORM's query pipeline (see :mod:`transom.db._fastget`), with the same result:
+        the same persistent instance, in the same transaction. Everything else, and every
+        case where the two could differ, goes through SQLAlchemy unchanged.
+        """
+        if (
+            options is None
+            and not populate_existing
+            and with_for_update is None
+            and identity_token is None
+            and not execution_options
+        ):
+            mapper = _plain_mapper(entity)
+            if mapper is not None:
+                found = await fast_get(self, mapper, ident)
+                if found is not FALLBACK:
+                    return cast("T | None", found)
+        return await super().get(
+            entity,
+            ident,
+            options=options,
+            populate_existing=populate_existing,
+            with_for_update=with_for_update,
+            identity_token=identity_token,
+            execution_options=execution_options,
+        )
 
     async def get_or_404(
         self, entity: type[T], ident: Any, *, detail: str | None = None, **options: Any
@@ -278,12 +331,67 @@ def _translate(exc: BaseException, database: Database) -> HTTPException | None:
     return to_http_exception(exc, database.metadatas, retry_after=database.config.retry_after)
 
 
-async def _finish(session: DbSession, options: SessionOptions, exc: BaseException | None) -> None:
-    wants_commit = exc is None or isinstance(exc, options.commit_on)
-    if wants_commit and options.autocommit and session.in_transaction():
-        await session.commit()
-    elif session.in_transaction():
-        await session.rollback()
+def _end(session: OrmSession, commit: bool) -> None:
+    """Commit (or roll back) and close, in one pass: one greenlet hop instead of two."""
+    try:
+        if session.in_transaction():
+            if not commit:
+                session.rollback()
+            elif not _nothing_to_commit(session):
+                session.commit()
+    finally:
+        session.close()
+
+
+# Session events that would notice a commit turning into a plain close.
+_COMMIT_EVENTS = (
+    "before_commit",
+    "after_commit",
+    "after_rollback",
+    "after_soft_rollback",
+    "after_transaction_end",
+)
+
+
+def _nothing_to_commit(session: OrmSession) -> bool:
+    """True when committing could change nothing: then closing the session is the same.
+
+    That is a request that only read, on PostgreSQL with lazy BEGIN: nothing pending, and no
+    connection of the session has sent BEGIN (its reads ran on their own), so there is no
+    transaction on the server. Committing would still walk SQLAlchemy's transaction machinery
+    (a fifth of a single-query request's CPU). Any other case, or anyone listening for the
+    commit, gets the real commit.
+    """
+    transaction = session.get_transaction()
+    if (
+        transaction is None
+        or transaction.nested
+        or session.expire_on_commit
+        or not session._is_clean()
+        or any(getattr(session.dispatch, name) for name in _COMMIT_EVENTS)
+    ):
+        return False
+    for connection, *_ in transaction._connections.values():
+        if connection.invalidated or connection.dialect.driver != "asyncpg":
+            return False
+        adapted = connection.connection.dbapi_connection
+        if adapted is None or not adapted.autocommit or adapted._transaction is not None:
+            return False
+    return True
+
+
+async def _end_async(session: DbSession, commit: bool) -> None:
+    sync = session.sync_session
+    if sync.get_transaction() is None:
+        # Never bound a connection (it only read through borrowed ones, or not at all):
+        # closing just lets go of the loaded objects, no I/O, so no greenlet hop either.
+        sync.close()
+    else:
+        await session.run_sync(_end, commit)
+
+
+def _wants_commit(options: SessionOptions, exc: BaseException | None) -> bool:
+    return options.autocommit and (exc is None or isinstance(exc, options.commit_on))
 
 
 def session_dependency(
@@ -303,13 +411,16 @@ def session_dependency(
         session = database.session(**{_REQUEST: request})
         if opts.primary:
             session.info[_FORCE_PRIMARY] = True
+        ended = False
         try:
             try:
                 yield session
             except BaseException as exc:
-                await _finish(session, opts, exc)
+                await _end_async(session, _wants_commit(opts, exc))
+                ended = True
                 raise
-            await _finish(session, opts, None)
+            await _end_async(session, _wants_commit(opts, None))
+            ended = True
         except Exception as exc:
             # Constraint violations and outages become 409/422/503 instead of a 500.
             translated = _translate(exc, database)
@@ -317,7 +428,8 @@ def session_dependency(
                 raise translated from exc
             raise
         finally:
-            await session.close()
+            if not ended:  # _end failed part-way (or never ran): make sure nothing is held
+                await session.close()
 
     dependency.__name__ = "get_session" if options is None else "session_dependency"
     dependency.__doc__ = "Yield the request's database session (commit on success)."
