@@ -289,6 +289,19 @@ async def test_statement_and_load_listeners_see_every_get(database: Database) ->
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", on_statement)
 
+    begins: list[Any] = []
+
+    def on_begin(connection: Any) -> None:
+        begins.append(connection)
+
+    event.listen(database.engine.sync_engine, "begin", on_begin)
+    try:
+        async with database.session() as s:
+            await s.get(Gadget, 1)  # e.g. a tenant's SET LOCAL must run before every read
+        assert len(begins) == 1
+    finally:
+        event.remove(database.engine.sync_engine, "begin", on_begin)
+
     event.listen(Gadget, "load", on_load)
     try:
         async with database.session() as s:
