@@ -2,20 +2,26 @@
 
 ``Session.get`` on an identity-map miss compiles a cache key, builds an ORM compile state and a
 query context, runs the statement through ``Connection.execute`` (execution context, cursor
-adapter, result metadata) and then the ORM's row loader: about 0.4 ms of CPU for one row, over
-twice the cost of the asyncpg round trip itself. This module does the same load with what is
-left once all of that is known in advance: a ``SELECT`` compiled once per model and dialect,
-``fetchrow`` on the session's own asyncpg connection (same transaction, same prepared-statement
-cache), SQLAlchemy's own type processors, and an instance registered in the session's identity
-map exactly as the ORM registers a freshly loaded row.
+adapter, result metadata) and then the ORM's row loader: several times the CPU of the asyncpg
+round trip itself. This module does the same load with what is left once all of that is known
+in advance: a ``SELECT`` compiled once per model and dialect, ``fetchrow`` on an asyncpg
+connection, SQLAlchemy's own type processors, and an instance registered in the session's
+identity map exactly as the ORM registers a freshly loaded row.
+
+Which connection: the one the session holds for the model's bind (same transaction, so it
+reads the request's own writes); or, when it holds none yet and the engine begins lazily (a
+plain SELECT would run outside any transaction anyway), a pooled connection borrowed for that
+one statement, once per session.
 
 It steps aside (the caller then runs the ordinary ``Session.get``) whenever anything could make
 the two differ: loader options, ``populate_existing``, ``with_for_update``, an identity token,
 an identity-map hit, pending changes to autoflush, an event listener that would have seen the
-query or the load, ``echo``, a driver other than asyncpg, a connection that has not begun its
-transaction yet, and models that are not one plain table (inheritance, deferred or SQL-expression
-columns, composites, eager relationships). A driver error is not handled here either: the
-ordinary path runs the load again and raises, translates and invalidates as it always does.
+query, the connection or the load, ``echo``, a driver other than asyncpg, a connection that
+has not sent its BEGIN yet, and models that are not one plain table (inheritance, deferred or
+SQL-expression columns, composites, eager relationships). When the driver fails, the ordinary
+path runs the load again and raises, translates and invalidates as it always does; only a
+server error inside a transaction, which aborted it, is raised from here, as SQLAlchemy's own
+``DBAPIError`` for that error.
 """
 
 from __future__ import annotations
@@ -48,21 +54,6 @@ _BORROWED = "transom.db.borrowed"  # Session.info: this session has had its one 
 # Relationship loaders that leave a freshly loaded instance's attribute untouched (the first
 # access loads or raises, as after an ordinary get); any other strategy loads with the row.
 _LAZY_STRATEGIES = frozenset({"select", "raise", "raise_on_sql", "write_only", "dynamic"})
-
-# Engine events that would see the SELECT this path sends; listeners on any of them (query
-# logging, tracing, a test's statement counter) get the ordinary path. before_cursor_execute
-# may carry Transom's own lazy-BEGIN hook, which never acts on a plain SELECT.
-# A borrowed connection (below) also skips the Connection's own events: begin and connect
-# listeners (a tenant's SET LOCAL, say) must see every request, so they too mean the
-# ordinary path.
-_STATEMENT_EVENTS = (
-    "before_execute",
-    "after_execute",
-    "after_cursor_execute",
-    "engine_connect",
-    "begin",
-)
-_DIALECT_EVENTS = ("do_execute", "do_setinputsizes", "handle_error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +145,33 @@ def _connection(session: OrmSession, mapper: Mapper[Any]) -> Connection:
 
 
 def _quiet(engine: Engine) -> bool:
-    """True when no listener or logger would observe a statement on ``engine``."""
+    """True when no listener or logger would observe a statement on ``engine``.
+
+    Checked on every get (listeners come and go at run time), so spelled out attribute by
+    attribute: this runs twenty times in a twenty-query request.
+    """
     if engine._should_log_info():
         return False  # echo / SQL logging
     if engine._has_events:
-        dispatch = engine.dispatch
-        if any(getattr(dispatch, name) for name in _STATEMENT_EVENTS):
+        # Statement listeners (logging, tracing, a test's counter) would miss the SELECT. A
+        # borrowed connection also skips the Connection's own events, so begin and connect
+        # listeners (a tenant's SET LOCAL, say) mean the ordinary path too.
+        events = engine.dispatch
+        if (
+            events.before_execute
+            or events.after_execute
+            or events.after_cursor_execute
+            or events.engine_connect
+            or events.begin
+        ):
             return False
-        if not all(is_transom_listener(fn) for fn in dispatch.before_cursor_execute):
-            return False
-    dialect_dispatch = engine.dialect.dispatch
-    return not any(getattr(dialect_dispatch, name) for name in _DIALECT_EVENTS)
+        for fn in events.before_cursor_execute:
+            if not is_transom_listener(fn):  # lazy BEGIN's hook never acts on a plain SELECT
+                return False
+    dialect_events = engine.dialect.dispatch
+    return not (
+        dialect_events.do_execute or dialect_events.do_setinputsizes or dialect_events.handle_error
+    )
 
 
 _PlanCache = dict[Mapper[Any], "_Plan | None"]
