@@ -100,3 +100,35 @@ async def test_reads_use_the_replica_and_writes_the_primary(routed: Database) ->
         assert (await client.get("/for-update")).json() == ["new", "on-primary"]
         assert (await client.get("/sync")).json() == ["on-replica"]
         assert (await client.get("/authors")).json() == ["on-replica"]
+
+
+async def test_get_by_primary_key_follows_the_same_routing(routed: Database) -> None:
+    # Both databases hold an author with id 1, named after the database it lives in.
+    app = App(Settings(secret_key="test-secret"))
+    setup(app, routed.config, metadata=routed.metadatas)
+
+    @app.get("/author")
+    async def author(db: Session) -> str:
+        return (await db.get_or_404(Author, 1)).name
+
+    @app.get("/author/primary")
+    async def author_primary(db: PrimarySession) -> str:
+        return (await db.get_or_404(Author, 1)).name
+
+    @app.get("/author/use-primary")
+    async def author_use_primary(db: Session) -> str:
+        with db.use_primary():
+            return (await db.get_or_404(Author, 1)).name
+
+    @app.post("/author/after-write")
+    async def after_write(db: Session) -> str:
+        db.add(Author(email="writer@x", name="writer"))
+        await db.flush()  # the session now sticks to the primary
+        return (await db.get_or_404(Author, 1)).name
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/author")).text == "on-replica"
+        assert (await client.get("/author/primary")).text == "on-primary"
+        assert (await client.get("/author/use-primary")).text == "on-primary"
+        assert (await client.post("/author/after-write")).text == "on-primary"
+        assert (await client.get("/author")).text == "on-replica"
