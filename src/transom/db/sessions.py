@@ -160,9 +160,10 @@ class DbSession(AsyncSession):
         """Load an instance by primary key, or ``None``: SQLAlchemy's ``AsyncSession.get``.
 
         On PostgreSQL (asyncpg), a plain load of a plain model that misses the identity map
-        skips the ORM's query pipeline (see :mod:`transom.db._fastget`), with the same result:
-        the same persistent instance, in the same transaction. Everything else, and every
-        case where the two could differ, goes through SQLAlchemy unchanged.
+        skips the ORM's query pipeline (see :mod:`transom.db._fastget`) with the same result:
+        the same persistent instance, read from what the ordinary ``get`` would have read.
+        Everything else, and every case where the two could differ, goes through SQLAlchemy
+        unchanged.
         """
         if (
             options is None
