@@ -137,6 +137,15 @@ def test_issue_example_end_to_end(project: Project) -> None:
     assert "Created migrations/versions/0001_" in made
     assert "add_article" in made
     assert "Detected added table 'article'" in made
+    # Written as ruff formats it (ruff is installed here), so `ruff format --check` passes.
+    (script,) = (project.root / "migrations" / "versions").glob("0001_*.py")
+    checked = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     assert project.run("db", "check", ok=False).returncode == 1  # not migrated yet
     migrated = project.run("db", "migrate").stdout
     assert "Running upgrade  -> 0001_" in migrated

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.metadata
+import importlib.util
 import io
 import os
 import re
@@ -204,6 +205,16 @@ class Migrations:
         cfg.set_main_option("path_separator", "os")
         locations = [str(self.versions), *(str(b.versions) for b in self.batteries)]
         cfg.set_main_option("version_locations", os.pathsep.join(locations))
+        if importlib.util.find_spec("ruff") is not None:
+            # Alembic writes its own quoting and wrapping; a project whose CI runs
+            # `ruff format --check` gets new migrations formatted by its own ruff settings.
+            hooks = "post_write_hooks"
+            cfg.set_section_option(hooks, "hooks", "ruff")
+            cfg.set_section_option(hooks, "ruff.type", "exec")
+            cfg.set_section_option(hooks, "ruff.executable", sys.executable)
+            cfg.set_section_option(
+                hooks, "ruff.options", "-m ruff format --quiet REVISION_SCRIPT_FILENAME"
+            )
         cfg.attributes[DATABASE_ATTRIBUTE] = self.database
         return cfg
 
