@@ -252,7 +252,7 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
     assert "Detected added table 'article'" in made
     assert "Detected added table 'transom_auth_user'" not in made  # the battery's, not ours
     script = next((project.root / "migrations" / "versions").glob("0001_*.py")).read_text()
-    assert "depends_on: str | Sequence[str] | None = 'auth_0001'" in script
+    assert 'depends_on: str | Sequence[str] | None = "auth_0001"' in script
 
     assert "Running upgrade  -> 0001_" in project.run("db", "migrate").stdout
     assert "up to date" in project.run("db", "current").stdout
