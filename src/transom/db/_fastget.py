@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.util import await_only
 
-from transom.db.engine import begins_lazily, is_transom_listener
+from transom.db.engine import begins_lazily, has_begun, is_transom_listener
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,11 +116,9 @@ def _build_plan(
     mapper: Mapper[Any],
     dialect: Dialect,
     columns: list[tuple[str, Column[Any]]],
+    compiled: tuple[str, tuple[int, ...]],
     oids: Sequence[int] | None,
-) -> _Plan | None:
-    compiled = _compile(mapper, dialect, columns)
-    if compiled is None:
-        return None
+) -> _Plan:
     sql, order = compiled
     by_column: dict[Any, int] = {column: i for i, (_, column) in enumerate(columns)}
     return _Plan(
@@ -299,10 +297,12 @@ async def _load_in_session(
     adapted = connection.connection.dbapi_connection
     # Outside autocommit, the adapter sends BEGIN with a connection's first statement; leave
     # that statement to the ordinary path, then every later get here runs in its transaction.
-    if adapted is None or (not adapted.autocommit and adapted._transaction is None):
+    if adapted is None:
+        return FALLBACK
+    in_transaction = has_begun(adapted)
+    if not adapted.autocommit and not in_transaction:
         return FALLBACK
     driver = adapted.driver_connection
-    in_transaction = adapted._transaction is not None
     params: list[Any] = []
     plan: Any = None
     try:
@@ -351,21 +351,19 @@ async def _prepare(
 ) -> _Plan | None:
     """The model's plan, None if the fast path never serves it, _UNKNOWN to decide later."""
     columns = _eligible_columns(mapper)
-    if columns is None:
+    compiled = None if columns is None else _compile(mapper, dialect, columns)
+    if columns is None or compiled is None:
         return None
     if not any(_server_typed(column) for _, column in columns):
-        return _build_plan(mapper, dialect, columns, None)
+        return _build_plan(mapper, dialect, columns, compiled, None)
     # asyncpg's NUMERIC result processor depends on the type the server reports for the
     # column (float8 vs numeric), as SQLAlchemy's cursor reads it on every execution: ask the
     # server once. Not inside a transaction, where a failed PREPARE would abort it.
     if in_transaction:
         return _UNKNOWN  # type: ignore[no-any-return]
-    compiled = _compile(mapper, dialect, columns)
-    if compiled is None:
-        return None
     statement = await driver.prepare(compiled[0])
     oids = [attribute.type.oid for attribute in statement.get_attributes()]
-    return _build_plan(mapper, dialect, columns, oids)
+    return _build_plan(mapper, dialect, columns, compiled, oids)
 
 
 def _register(sync: OrmSession, mapper: Mapper[Any], plan: _Plan, row: Sequence[Any]) -> Any:

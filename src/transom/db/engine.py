@@ -152,6 +152,11 @@ def begins_lazily(engine: Engine) -> bool:
     return engine in _lazy_engines
 
 
+def has_begun(dbapi_connection: Any) -> bool:
+    """True when SQLAlchemy's asyncpg adapter has sent BEGIN on this connection."""
+    return dbapi_connection._transaction is not None
+
+
 def is_transom_listener(fn: Any) -> bool:
     """True for the statement hooks this module installs (they never act on a plain SELECT).
 

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import EMPTY_DICT
 
 from transom.db._fastget import FALLBACK, fast_get
+from transom.db.engine import has_begun
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
@@ -344,14 +345,16 @@ def _end(session: OrmSession, commit: bool) -> None:
         session.close()
 
 
-# Session events that would notice a commit turning into a plain close.
-_COMMIT_EVENTS = (
-    "before_commit",
-    "after_commit",
-    "after_rollback",
-    "after_soft_rollback",
-    "after_transaction_end",
-)
+def _commit_watched(session: OrmSession) -> bool:
+    """True when a listener would notice a commit turning into a plain close (per request)."""
+    events = session.dispatch
+    return bool(
+        events.before_commit
+        or events.after_commit
+        or events.after_rollback
+        or events.after_soft_rollback
+        or events.after_transaction_end
+    )
 
 
 def _nothing_to_commit(session: OrmSession) -> bool:
@@ -369,14 +372,14 @@ def _nothing_to_commit(session: OrmSession) -> bool:
         or session.get_nested_transaction() is not None
         or session.expire_on_commit
         or not session._is_clean()
-        or any(getattr(session.dispatch, name) for name in _COMMIT_EVENTS)
+        or _commit_watched(session)
     ):
         return False
     for connection, *_ in transaction._connections.values():
         if connection.invalidated or connection.dialect.driver != "asyncpg":
             return False
         adapted = connection.connection.dbapi_connection
-        if adapted is None or not adapted.autocommit or adapted._transaction is not None:
+        if adapted is None or not adapted.autocommit or has_begun(adapted):
             return False
     return True
 
