@@ -17,7 +17,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Numeric, String, event, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Numeric,
+    String,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -436,3 +447,33 @@ async def test_an_outage_during_a_fast_get_gives_503_then_recovers(server_url: s
         async with database.engine.begin() as conn:
             await conn.run_sync(lambda sync: Base.metadata.drop_all(sync, tables=tables))
         await proxy.cut()
+
+
+async def test_a_get_cancelled_mid_read_leaves_a_usable_pool(
+    db_url: str, database: Database, backend: str
+) -> None:
+    """A read cut off by cancellation (a client gone, a timeout) must not pool a busy link."""
+    if backend != "postgresql":
+        pytest.skip("the fast path, and LOCK TABLE ... ACCESS EXCLUSIVE, are PostgreSQL's")
+    small = Database(
+        DatabaseConfig(url=db_url, pool_size=1, max_overflow=0, pool_timeout=5),
+        metadata=Base.metadata,
+    )
+    try:
+        async with small.session() as s:
+            assert await s.get(Gadget, 2) is not None  # the model's plan is made, unlocked
+        for first_write in (False, True):  # a borrowed connection, then the session's own
+            async with database.engine.connect() as locker:
+                await locker.execute(text("LOCK TABLE gadget IN ACCESS EXCLUSIVE MODE"))
+                async with small.session() as s:
+                    if first_write:
+                        await s.execute(update(Pair).values(value=11))
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(s.get(Gadget, 1), timeout=0.3)
+                await locker.rollback()
+            async with small.session() as s:
+                gadget = await asyncio.wait_for(s.get(Gadget, 1), timeout=5)
+                assert gadget is not None
+                assert gadget.name == "gadget 1"
+    finally:
+        await small.dispose()
