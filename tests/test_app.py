@@ -396,3 +396,33 @@ def test_handler_returning_an_unsupported_type_is_a_500() -> None:
 
     with app.test_client() as client:
         assert client.get("/").status_code == 500
+
+
+def test_a_server_started_app_freezes_startup_objects_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import gc
+
+    import transom.app
+
+    calls: list[str] = []
+    monkeypatch.setattr(transom.app, "_frozen", False)
+    def collect(*_args: Any) -> int:
+        calls.append("collect")
+        return 0
+
+    monkeypatch.setattr(gc, "collect", collect)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+
+    with make_app().test_client() as client:  # the test client's start-up: no freeze
+        assert client.get("/nowhere").status_code == 404
+    assert calls == []
+    assert asyncio.run(_lifespan_messages(App(Settings(gc_freeze=False))))[0] == {
+        "type": "lifespan.startup.complete"
+    }
+    assert calls == []
+    asyncio.run(_lifespan_messages(make_app()))
+    assert calls == ["collect", "freeze"]  # garbage is collected first, then the rest frozen
+    asyncio.run(_lifespan_messages(make_app()))  # a second app in the same process
+    assert calls == ["collect", "freeze"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import logging
 import sys
@@ -460,6 +461,8 @@ class App(Router):
                     logger.exception("Application start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.settings.gc_freeze:
+                    _freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
@@ -519,3 +522,24 @@ async def _call_hook(func: Callable[[], Any]) -> None:
         result = await run_sync(func)
         if inspect.isawaitable(result):
             await result
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Exclude the objects alive after start-up from every later garbage collection.
+
+    They live as long as the process, yet each full collection walks all of them (80,000 for an
+    app with the database battery). Under load the objects of requests in flight get promoted
+    to the oldest generation and set off full collections every second or so, each costing tens
+    of milliseconds. ``gc.freeze`` (made for this) takes the start-up objects out of those
+    walks; they are still freed by reference counting. Once per process: later apps (tests,
+    a second app in one server) have nothing of that size to add.
+    """
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()  # what is garbage now must not be frozen (it would never be collected)
+    gc.freeze()
