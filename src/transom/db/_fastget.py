@@ -29,7 +29,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from sqlalchemy import Column, Float, Numeric, Table, and_, bindparam, select
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -39,7 +39,8 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.util import await_only
 
-from transom.db.engine import begins_lazily, has_begun, is_transom_listener
+from transom.db._pool import TransomPool, is_transom_listener
+from transom.db.engine import begins_lazily, has_begun
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -224,7 +225,7 @@ async def fast_get(session: AsyncSession, mapper: Mapper[Any], ident: Any) -> An
         # Connection, no session transaction to open now and close at the end. Only once
         # per session: a request that reads again is better off holding a connection.
         sync.info[_BORROWED] = True
-        row = await session.run_sync(_load_borrowed, bind, mapper, plans, values)
+        row = await _load_pooled(session, bind, mapper, plans, values)
     else:
         # The connection the session's current transaction (or savepoint) holds, if any:
         # reusing it needs no trip through the greenlet.
@@ -258,10 +259,53 @@ async def _plan(
     return plan
 
 
+async def _load_pooled(
+    session: AsyncSession, engine: Engine, mapper: Mapper[Any], plans: _PlanCache, values: list[Any]
+) -> Any:
+    """Run the SELECT on a connection borrowed from the pool for just this statement."""
+    pool = engine.pool
+    if not isinstance(pool, TransomPool) or not pool.borrowable():
+        return await session.run_sync(_load_borrowed, engine, mapper, plans, values, None)
+    record, ready = await pool.borrow()
+    if not ready:
+        # The pool must open a connection, or this one needs reconnecting, recycling or a
+        # ping: SQLAlchemy's checkout (in a greenlet) does that, with this very record.
+        return await session.run_sync(_load_borrowed, engine, mapper, plans, values, record)
+    assert record is not None
+    assert record.dbapi_connection is not None
+    driver = record.dbapi_connection.driver_connection
+    try:
+        plan = await _plan(mapper, engine.dialect, plans, driver, in_transaction=False)
+        if plan is None or plan is _UNKNOWN:
+            row = FALLBACK
+        else:
+            row = await driver.fetchrow(plan.sql, *_params(plan, values))
+    except Exception as error:
+        # A server error left the connection as it was; anything else may have killed it.
+        # Either way the ordinary path runs the load again and raises, translates and
+        # invalidates as it always does (in autocommit, a failed statement left nothing).
+        pool.give_back(record, None if _is_server_error(error) else error)
+        return FALLBACK
+    except BaseException as error:
+        # Cancelled mid-statement: the server may still be answering on this connection,
+        # so the next borrower must not get it as it is.
+        pool.give_back(record, error)
+        raise
+    pool.give_back(record)
+    return row
+
+
 def _load_borrowed(
-    _session: OrmSession, engine: Engine, mapper: Mapper[Any], plans: _PlanCache, values: list[Any]
+    _session: OrmSession,
+    engine: Engine,
+    mapper: Mapper[Any],
+    plans: _PlanCache,
+    values: list[Any],
+    record: Any,
 ) -> Any:
     # In run_sync's greenlet: the pool may connect or ping, and the return may close.
+    if record is not None:
+        cast(TransomPool, engine.pool).hand_over(record)  # the checkout below takes it
     pooled = engine.raw_connection()
     try:
         adapted = pooled.dbapi_connection

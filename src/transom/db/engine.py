@@ -19,12 +19,13 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.schema import MetaData
 
+from transom.db._pool import CHECKED_IN, TransomPool, is_transom_listener, transom_listener
 from transom.db.config import DatabaseConfig, async_url, sync_url
 
 if TYPE_CHECKING:
     from transom.db.sessions import DbSession
 
-__all__ = ["EXTENSION_KEY", "Database", "get_database", "setup"]
+__all__ = ["EXTENSION_KEY", "Database", "get_database", "is_transom_listener", "setup"]
 
 logger = logging.getLogger("transom.db")
 
@@ -52,6 +53,10 @@ def _engine_kwargs(
         kwargs["poolclass"] = StaticPool
         connect_args["check_same_thread"] = False
     else:
+        if is_async and backend == "postgresql":
+            # SQLAlchemy's asyncio pool, plus the one-statement checkout the primary-key fast
+            # path uses (transom.db._pool).
+            kwargs["poolclass"] = TransomPool
         kwargs.update(
             pool_size=config.pool_size,
             max_overflow=config.max_overflow,
@@ -107,16 +112,15 @@ def _install_idle_ping(engine: Engine, idle: float) -> None:
     sees it. A connection that dies mid-use still fails that request (503) and makes
     SQLAlchemy discard the pool's older connections, as with a ping on every checkout.
     """
-    key = "transom.checked_in"
 
-    @event.listens_for(engine, "checkin")
+    @transom_listener
     def _checked_in(_dbapi_connection: Any, record: Any) -> None:
         if record is not None:
-            record.info[key] = time.monotonic()
+            record.info[CHECKED_IN] = time.monotonic()
 
-    @event.listens_for(engine, "checkout")
+    @transom_listener
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get(key)
+        since = record.info.get(CHECKED_IN)
         if since is None or time.monotonic() - since <= idle:
             return
         try:
@@ -127,6 +131,11 @@ def _install_idle_ping(engine: Engine, idle: float) -> None:
         if alive is False:
             raise DisconnectionError("stale pooled connection")
 
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _checkout)
+    if isinstance(engine.pool, TransomPool):
+        engine.pool.ping_idle = idle  # its one-statement checkout pings the same way
+
 
 def _is_plain_select(context: Any) -> bool:
     compiled = getattr(context, "compiled", None)
@@ -134,6 +143,7 @@ def _is_plain_select(context: Any) -> bool:
     return isinstance(statement, Select) and statement._for_update_arg is None
 
 
+@transom_listener
 def _begin_before_writes(
     conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
 ) -> tuple[str, Any]:
@@ -157,14 +167,6 @@ def has_begun(dbapi_connection: Any) -> bool:
     return dbapi_connection._transaction is not None
 
 
-def is_transom_listener(fn: Any) -> bool:
-    """True for the statement hooks this module installs (they never act on a plain SELECT).
-
-    The fast primary-key load in :mod:`transom.db._fastget` runs only when nothing else listens.
-    """
-    return fn is _begin_before_writes
-
-
 def _install_lazy_begin(engine: Engine) -> None:
     """Begin PostgreSQL transactions at the first statement that is not a plain SELECT.
 
@@ -176,10 +178,13 @@ def _install_lazy_begin(engine: Engine) -> None:
     commits or rolls back together, as before.
     """
 
-    @event.listens_for(engine, "checkout")
+    @transom_listener
     def _lazy(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.autocommit = True  # the driver sends no BEGIN yet
+        # The driver sends no BEGIN yet. (A borrowed connection skips this hook: it runs one
+        # statement on the driver's connection, in autocommit whatever this flag says.)
+        dbapi_connection.autocommit = True
 
+    event.listen(engine, "checkout", _lazy)
     # retval=True registers the function itself (not a wrapper), so is_transom_listener
     # can recognise it among an engine's listeners.
     event.listen(engine, "before_cursor_execute", _begin_before_writes, retval=True)

@@ -1,0 +1,156 @@
+"""The connection pool under PostgreSQL engines: SQLAlchemy's, plus a checkout for one statement.
+
+A pooled checkout in SQLAlchemy runs in a greenlet (the pool may have to wait or connect) and
+wraps the connection in a proxy whose return fires the checkout, reset and checkin machinery:
+for a request that runs one ``SELECT`` by primary key, more CPU than the query. When a
+connection is ready in the queue, none of that is needed to run one statement on it:
+:meth:`TransomPool.borrow` takes it straight from the queue (or waits for one, with the pool's
+timeout) in the caller's coroutine, and :meth:`TransomPool.give_back` returns it.
+
+Only a connection that SQLAlchemy's checkout would hand out as it is qualifies. One that must
+reconnect, be recycled, or be pinged after sitting idle is handed to the ordinary checkout
+instead (:meth:`TransomPool.hand_over`), which does all of that as usual. The shortcut is off
+while anyone but Transom listens for checkouts, checkins or resets, with ``pre_ping``, a reset
+other than rollback, or debug logging of the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, cast
+
+from sqlalchemy import exc
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool.base import _ConnectionRecord, reset_rollback
+from sqlalchemy.util.queue import Empty
+
+__all__ = ["CHECKED_IN", "TransomPool", "is_transom_listener", "transom_listener"]
+
+#: ``ConnectionPoolEntry.info`` key: when the connection last went back to the pool.
+CHECKED_IN = "transom.checked_in"
+
+# Listeners Transom installs; the shortcuts stay on when only these listen (weakly: an engine's
+# listeners go with the engine).
+_ours: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+F = Callable[..., Any]
+
+
+def transom_listener(fn: F) -> F:
+    """Mark ``fn`` as one of Transom's own event hooks (see :func:`is_transom_listener`)."""
+    _ours.add(fn)
+    return fn
+
+
+def is_transom_listener(fn: Any) -> bool:
+    """True for the hooks Transom installs; the fast paths replicate what they do."""
+    try:
+        return fn in _ours
+    except TypeError:  # not weak-referenceable: not ours
+        return False
+
+
+def _only_ours(listeners: Any) -> bool:
+    return all(is_transom_listener(fn) for fn in listeners)
+
+
+class TransomPool(AsyncAdaptedQueuePool):
+    """``AsyncAdaptedQueuePool`` with a greenlet-free checkout of a ready connection.
+
+    Attributes:
+        ping_idle: Seconds after which a connection that sat in the pool is pinged on checkout
+            (set by the engine set-up when it installs that ping), or ``None``.
+    """
+
+    ping_idle: float | None = None
+    _handoff: _ConnectionRecord | None = None
+
+    def recreate(self) -> TransomPool:
+        pool = cast(TransomPool, super().recreate())
+        pool.ping_idle = self.ping_idle
+        return pool
+
+    def borrowable(self) -> bool:
+        """True when a checkout may skip SQLAlchemy's proxy and events (checked per borrow)."""
+        dispatch = self.dispatch
+        return (
+            not self._pre_ping
+            and self._reset_on_return is reset_rollback
+            and not self._should_log_debug()
+            and _only_ours(dispatch.checkout)
+            and _only_ours(dispatch.checkin)
+            and not dispatch.reset
+        )
+
+    async def borrow(self) -> tuple[_ConnectionRecord | None, bool]:
+        """Take a pooled connection for one statement: ``(record, ready)``.
+
+        ``ready`` means its ``dbapi_connection`` can run a statement now; otherwise the record
+        (if any) must go through :meth:`hand_over` and the ordinary checkout. ``(None, False)``
+        when the queue is empty but the pool may open another connection (the ordinary
+        checkout does that). Raises SQLAlchemy's ``TimeoutError`` as the checkout would.
+        """
+        queue = self._pool
+        try:
+            record = cast(_ConnectionRecord, queue.get_nowait())
+        except Empty:
+            if self._max_overflow == -1 or self._overflow < self._max_overflow:
+                return None, False
+            record = await self._wait()
+        return record, self._ready(record)
+
+    async def _wait(self) -> _ConnectionRecord:
+        # The asyncio.Queue inside SQLAlchemy's AsyncAdaptedQueue, awaited here directly.
+        waiting: asyncio.Queue[_ConnectionRecord] = self._pool._queue  # type: ignore[attr-defined]
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await waiting.get()
+        except TimeoutError:
+            pass  # raised below, outside the except block, as QueuePool does
+        raise exc.TimeoutError(
+            f"QueuePool limit of size {self.size()} overflow {self.overflow()} reached, "
+            f"connection timed out, timeout {self._timeout:0.2f}",
+            code="3o7r",
+        )
+
+    def _ready(self, record: _ConnectionRecord) -> bool:
+        # What _ConnectionRecord.get_connection and Transom's idle ping would act on.
+        if record.dbapi_connection is None:
+            return False
+        started = record.starttime
+        if (
+            (self._recycle > -1 and time.time() - started > self._recycle)
+            or self._invalidate_time > started
+            or record._soft_invalidate_time > started
+        ):
+            return False
+        if self.ping_idle is not None:
+            since = record.info.get(CHECKED_IN)
+            if since is not None and time.monotonic() - since > self.ping_idle:
+                return False
+        return True
+
+    def give_back(self, record: _ConnectionRecord, error: BaseException | None = None) -> None:
+        """Return a borrowed connection; with ``error`` (not a server error), discard it first.
+
+        A discarded connection goes back as an empty slot, which the next checkout refills.
+        """
+        if error is not None:
+            record.invalidate(error)  # closes it (outside a greenlet: at once, no waiting)
+        elif self.ping_idle is not None:
+            record.info[CHECKED_IN] = time.monotonic()
+        self._do_return_conn(record)
+
+    def hand_over(self, record: _ConnectionRecord) -> None:
+        """Make the next ordinary checkout (in this greenlet, right now) take ``record``."""
+        self._handoff = record
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        record = self._handoff
+        if record is not None:
+            self._handoff = None
+            return record
+        return super()._do_get()

@@ -1,0 +1,245 @@
+"""The PostgreSQL pool's one-statement checkout (``transom.db._pool``) behaves like a checkout.
+
+A plain ``session.get`` on PostgreSQL borrows a ready connection straight from the queue; each
+test checks that what SQLAlchemy's checkout would do still happens: waiting with the pool's
+timeout, pinging a connection that sat idle, recycling an old one, replacing a dead one, and
+stepping aside for anyone listening to checkouts. The pool is PostgreSQL's (asyncpg); the
+other engines keep SQLAlchemy's, which ``test_the_pool_class`` checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from transom import App, Settings
+from transom.db import Database, DatabaseConfig, Session, make_base, setup
+from transom.db._pool import TransomPool
+
+from .conftest import Servers, require_backend
+
+pytestmark = pytest.mark.anyio
+
+Base = make_base(name="PoolBase")
+
+
+class Lamp(Base):  # type: ignore[misc,valid-type]
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
+
+@pytest.fixture(params=["postgresql"])
+def pg_url(request: pytest.FixtureRequest, servers: Servers) -> str:
+    require_backend(request.param)
+    return servers.url(request.param)
+
+
+@pytest.fixture
+async def lamps(pg_url: str) -> AsyncIterator[str]:
+    database = Database(DatabaseConfig(url=pg_url, pool_size=1), metadata=Base.metadata)
+    async with database.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+        await conn.execute(Lamp.__table__.insert(), [{"id": 1, "name": "desk"}])
+    await database.dispose()
+    try:
+        yield pg_url
+    finally:
+        database = Database(DatabaseConfig(url=pg_url, pool_size=1), metadata=Base.metadata)
+        async with database.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+        await database.dispose()
+
+
+def _open(url: str, **config: Any) -> Database:
+    options: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, **config}
+    return Database(DatabaseConfig(url=url, **options), metadata=Base.metadata)
+
+
+def _count_borrows(pool: TransomPool) -> list[bool]:
+    """Record each borrow's ``ready`` answer (wrapping the method on this one pool)."""
+    seen: list[bool] = []
+    borrow = pool.borrow
+
+    async def counting() -> Any:
+        record, ready = await borrow()
+        seen.append(ready)
+        return record, ready
+
+    pool.borrow = counting  # type: ignore[method-assign]
+    return seen
+
+
+async def _name(database: Database) -> str | None:
+    async with database.session() as s:
+        lamp = await s.get(Lamp, 1)
+        return None if lamp is None else lamp.name
+
+
+async def test_the_pool_class(servers: Servers, backend: str) -> None:
+    database = Database(DatabaseConfig(url=servers.url(backend)))
+    try:
+        pool = database.engine.sync_engine.pool
+        if backend == "postgresql":
+            assert isinstance(pool, TransomPool)
+        elif backend == "mariadb":
+            assert type(pool) is AsyncAdaptedQueuePool
+        else:
+            assert not isinstance(pool, TransomPool)
+    finally:
+        await database.dispose()
+
+
+async def test_a_get_borrows_a_ready_connection_and_returns_it(lamps: str) -> None:
+    database = _open(lamps)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    borrows = _count_borrows(pool)
+    try:
+        assert await _name(database) == "desk"  # first use: the pool opens the connection
+        assert await _name(database) == "desk"
+        assert await _name(database) == "desk"
+        assert borrows == [False, True, True]
+        assert pool.checkedout() == 0
+        assert pool.checkedin() == 1
+    finally:
+        await database.dispose()
+
+
+async def test_a_checkout_listener_sees_every_get(lamps: str) -> None:
+    database = _open(lamps)
+    checkouts: list[Any] = []
+    event.listen(database.engine.sync_engine, "checkout", lambda *a: checkouts.append(a))
+    try:
+        for _ in range(3):
+            assert await _name(database) == "desk"
+        assert len(checkouts) == 3
+    finally:
+        await database.dispose()
+
+
+async def test_waiting_for_a_busy_pool_honours_its_timeout(lamps: str) -> None:
+    database = _open(lamps, pool_timeout=0.3)
+    try:
+        assert await _name(database) == "desk"
+        async with database.engine.connect() as holder:  # the pool's only connection
+            await holder.execute(text("SELECT 1"))
+            with pytest.raises(PoolTimeout, match="QueuePool limit"):
+                await _name(database)
+            # A waiter that gets the connection once it is returned.
+            waiting = asyncio.ensure_future(_name(database))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+        assert await asyncio.wait_for(waiting, timeout=5) == "desk"
+    finally:
+        await database.dispose()
+
+
+async def test_a_busy_pool_answers_503_through_the_app(lamps: str) -> None:
+    app = App(Settings(secret_key="test-secret"))
+    database = setup(
+        app,
+        DatabaseConfig(url=lamps, pool_size=1, max_overflow=0, pool_timeout=0.2, retry_after=7),
+        metadata=Base.metadata,
+    )
+
+    @app.get("/lamp")
+    async def show(db: Session) -> dict[str, str]:
+        lamp = await db.get_or_404(Lamp, 1)
+        return {"name": lamp.name}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/lamp")).json() == {"name": "desk"}
+        async with database.engine.connect() as holder:
+            await holder.execute(text("SELECT 1"))
+            r = await client.get("/lamp")
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "7"
+        assert (await client.get("/lamp")).json() == {"name": "desk"}
+
+
+async def test_an_idle_connection_is_pinged_before_it_is_borrowed(lamps: str) -> None:
+    database = _open(lamps, pool_ping_idle=0.05)
+    engine = database.engine.sync_engine
+    pool = engine.pool
+    assert isinstance(pool, TransomPool)
+    assert pool.ping_idle == 0.05
+    pings: list[Any] = []
+    ping = engine.dialect.do_ping
+
+    def counting_ping(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    engine.dialect.do_ping = counting_ping  # type: ignore[method-assign]
+    borrows = _count_borrows(pool)
+    try:
+        assert await _name(database) == "desk"
+        assert await _name(database) == "desk"  # used a moment ago: borrowed, no ping
+        assert pings == []
+        await asyncio.sleep(0.1)
+        assert await _name(database) == "desk"  # idle: the ordinary checkout pings it
+        assert len(pings) == 1
+        assert borrows == [False, True, False]
+    finally:
+        await database.dispose()
+
+
+async def test_a_connection_killed_while_pooled_is_replaced(lamps: str) -> None:
+    # No idle ping (60 s): the borrowed read itself meets the dead connection, then the
+    # ordinary path runs it again on a new one and the caller sees only the answer.
+    database = _open(lamps, pool_ping_idle=60)
+    connects: list[Any] = []
+    event.listen(database.engine.sync_engine, "connect", lambda *a: connects.append(a))
+    killer = _open(lamps)
+    try:
+        async with database.session() as s:
+            pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with killer.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.1)
+        assert await _name(database) == "desk"
+        assert len(connects) == 2
+        assert await _name(database) == "desk"
+        assert len(connects) == 2  # the replacement is pooled and reused
+    finally:
+        await killer.dispose()
+        await database.dispose()
+
+
+async def test_an_old_connection_is_recycled(lamps: str) -> None:
+    database = _open(lamps, pool_recycle=1, pool_ping_idle=60)  # no ping to hide behind
+    connects: list[Any] = []
+    event.listen(database.engine.sync_engine, "connect", lambda *a: connects.append(a))
+    try:
+        assert await _name(database) == "desk"
+        assert await _name(database) == "desk"
+        assert len(connects) == 1
+        await asyncio.sleep(1.1)
+        assert await _name(database) == "desk"
+        assert len(connects) == 2
+    finally:
+        await database.dispose()
+
+
+async def test_a_disposed_pool_is_rebuilt_with_the_shortcut(lamps: str) -> None:
+    database = _open(lamps, pool_ping_idle=0.5)
+    try:
+        assert await _name(database) == "desk"
+        await database.engine.dispose()
+        pool = database.engine.sync_engine.pool
+        assert isinstance(pool, TransomPool)
+        assert pool.ping_idle == 0.5
+        borrows = _count_borrows(pool)
+        assert await _name(database) == "desk"
+        assert await _name(database) == "desk"
+        assert borrows == [False, True]
+    finally:
+        await database.dispose()
