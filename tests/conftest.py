@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TRANSOM_SECRET_KEY", "test-secret-key-not-for-production")
-
-import transom.app
-
-# A server-driven start-up freezes the process's objects out of garbage collection (see
-# transom.app._freeze_startup_objects). In the test process that would keep every object alive
-# at the first lifespan test from ever being collected; tests/test_app.py checks the freeze.
-transom.app._frozen = True
+# A server-driven start-up freezes the process's objects out of garbage collection (the
+# gc_freeze setting). In the test process that would keep every object alive at the first
+# lifespan test from ever being collected; tests/test_app.py turns it on where it checks it.
+os.environ.setdefault("TRANSOM_GC_FREEZE", "0")

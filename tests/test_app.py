@@ -408,6 +408,7 @@ def test_a_server_started_app_freezes_startup_objects_once(
 
     calls: list[str] = []
     monkeypatch.setattr(transom.app, "_frozen", False)
+
     def collect(*_args: Any) -> int:
         calls.append("collect")
         return 0
@@ -415,14 +416,14 @@ def test_a_server_started_app_freezes_startup_objects_once(
     monkeypatch.setattr(gc, "collect", collect)
     monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
 
-    with make_app().test_client() as client:  # the test client's start-up: no freeze
+    with make_app(gc_freeze=True).test_client() as client:  # the test client: no freeze
         assert client.get("/nowhere").status_code == 404
     assert calls == []
-    assert asyncio.run(_lifespan_messages(App(Settings(gc_freeze=False))))[0] == {
+    assert asyncio.run(_lifespan_messages(make_app(gc_freeze=False)))[0] == {
         "type": "lifespan.startup.complete"
     }
     assert calls == []
-    asyncio.run(_lifespan_messages(make_app()))
+    asyncio.run(_lifespan_messages(make_app(gc_freeze=True)))
     assert calls == ["collect", "freeze"]  # garbage is collected first, then the rest frozen
-    asyncio.run(_lifespan_messages(make_app()))  # a second app in the same process
+    asyncio.run(_lifespan_messages(make_app(gc_freeze=True)))  # a second app in one process
     assert calls == ["collect", "freeze"]

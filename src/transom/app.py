@@ -530,11 +530,11 @@ _frozen = False
 def _freeze_startup_objects() -> None:
     """Exclude the objects alive after start-up from every later garbage collection.
 
-    They live as long as the process, yet each full collection walks all of them (80,000 for an
-    app with the database battery). Under load the objects of requests in flight get promoted
-    to the oldest generation and set off full collections every second or so, each costing tens
-    of milliseconds. ``gc.freeze`` (made for this) takes the start-up objects out of those
-    walks; they are still freed by reference counting. Once per process: later apps (tests,
+    They live as long as the process, yet each full collection walks all of them (tens of
+    thousands with the database battery). Under load the objects of requests in flight get
+    promoted to the oldest generation and set off full collections every second or so.
+    ``gc.freeze`` (made for this) takes the start-up objects out of those walks; they are
+    still freed by reference counting. Once per process: later apps (tests,
     a second app in one server) have nothing of that size to add.
     """
     global _frozen

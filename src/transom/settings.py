@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     upload_spool_size: int = 1 * MiB
     thread_pool_size: int = 40
     # When a server has started the app, move everything alive then (modules, routes, models,
-    # engines) out of the cyclic garbage collector's sight (gc.freeze): a full collection
-    # no longer rescans them, which under load costs a database request a tenth of its CPU.
+    # engines) out of the cyclic garbage collector's sight (gc.freeze), so the full
+    # collections that load sets off no longer rescan them.
     gc_freeze: bool = True
     # "redirect": /about/ <-> /about answer with a 308 to the registered form; "strict": 404.
     trailing_slash: Literal["redirect", "strict"] = "redirect"

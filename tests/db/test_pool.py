@@ -10,7 +10,7 @@ other engines keep SQLAlchemy's, which ``test_the_pool_class`` checks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -58,9 +58,23 @@ async def lamps(pg_url: str) -> AsyncIterator[str]:
         await database.dispose()
 
 
-def _open(url: str, **config: Any) -> Database:
-    options: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, **config}
-    return Database(DatabaseConfig(url=url, **options), metadata=Base.metadata)
+Open = Callable[..., Database]
+
+
+@pytest.fixture
+async def open_db(lamps: str) -> AsyncIterator[Open]:
+    """Open a one-connection Database on the lamps' server (extra config as keywords)."""
+    opened: list[Database] = []
+
+    def open_(**config: Any) -> Database:
+        options: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, **config}
+        database = Database(DatabaseConfig(url=lamps, **options), metadata=Base.metadata)
+        opened.append(database)
+        return database
+
+    yield open_
+    for database in opened:
+        await database.dispose()
 
 
 def _count_borrows(pool: TransomPool) -> list[bool]:
@@ -97,49 +111,40 @@ async def test_the_pool_class(servers: Servers, backend: str) -> None:
         await database.dispose()
 
 
-async def test_a_get_borrows_a_ready_connection_and_returns_it(lamps: str) -> None:
-    database = _open(lamps)
+async def test_a_get_borrows_a_ready_connection_and_returns_it(open_db: Open) -> None:
+    database = open_db()
     pool = database.engine.sync_engine.pool
     assert isinstance(pool, TransomPool)
     borrows = _count_borrows(pool)
-    try:
-        assert await _name(database) == "desk"  # first use: the pool opens the connection
-        assert await _name(database) == "desk"
-        assert await _name(database) == "desk"
-        assert borrows == [False, True, True]
-        assert pool.checkedout() == 0
-        assert pool.checkedin() == 1
-    finally:
-        await database.dispose()
+    assert await _name(database) == "desk"  # first use: the pool opens the connection
+    assert await _name(database) == "desk"
+    assert await _name(database) == "desk"
+    assert borrows == [False, True, True]
+    assert pool.checkedout() == 0
+    assert pool.checkedin() == 1
 
 
-async def test_a_checkout_listener_sees_every_get(lamps: str) -> None:
-    database = _open(lamps)
+async def test_a_checkout_listener_sees_every_get(open_db: Open) -> None:
+    database = open_db()
     checkouts: list[Any] = []
     event.listen(database.engine.sync_engine, "checkout", lambda *a: checkouts.append(a))
-    try:
-        for _ in range(3):
-            assert await _name(database) == "desk"
-        assert len(checkouts) == 3
-    finally:
-        await database.dispose()
-
-
-async def test_waiting_for_a_busy_pool_honours_its_timeout(lamps: str) -> None:
-    database = _open(lamps, pool_timeout=0.3)
-    try:
+    for _ in range(3):
         assert await _name(database) == "desk"
-        async with database.engine.connect() as holder:  # the pool's only connection
-            await holder.execute(text("SELECT 1"))
-            with pytest.raises(PoolTimeout, match="QueuePool limit"):
-                await _name(database)
-            # A waiter that gets the connection once it is returned.
-            waiting = asyncio.ensure_future(_name(database))
-            await asyncio.sleep(0.05)
-            assert not waiting.done()
-        assert await asyncio.wait_for(waiting, timeout=5) == "desk"
-    finally:
-        await database.dispose()
+    assert len(checkouts) == 3
+
+
+async def test_waiting_for_a_busy_pool_honours_its_timeout(open_db: Open) -> None:
+    database = open_db(pool_timeout=0.3)
+    assert await _name(database) == "desk"
+    async with database.engine.connect() as holder:  # the pool's only connection
+        await holder.execute(text("SELECT 1"))
+        with pytest.raises(PoolTimeout, match="QueuePool limit"):
+            await _name(database)
+        # A waiter that gets the connection once it is returned.
+        waiting = asyncio.ensure_future(_name(database))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    assert await asyncio.wait_for(waiting, timeout=5) == "desk"
 
 
 async def test_a_busy_pool_answers_503_through_the_app(lamps: str) -> None:
@@ -165,8 +170,8 @@ async def test_a_busy_pool_answers_503_through_the_app(lamps: str) -> None:
         assert (await client.get("/lamp")).json() == {"name": "desk"}
 
 
-async def test_an_idle_connection_is_pinged_before_it_is_borrowed(lamps: str) -> None:
-    database = _open(lamps, pool_ping_idle=0.05)
+async def test_an_idle_connection_is_pinged_before_it_is_borrowed(open_db: Open) -> None:
+    database = open_db(pool_ping_idle=0.05)
     engine = database.engine.sync_engine
     pool = engine.pool
     assert isinstance(pool, TransomPool)
@@ -180,66 +185,53 @@ async def test_an_idle_connection_is_pinged_before_it_is_borrowed(lamps: str) ->
 
     engine.dialect.do_ping = counting_ping  # type: ignore[method-assign]
     borrows = _count_borrows(pool)
-    try:
-        assert await _name(database) == "desk"
-        assert await _name(database) == "desk"  # used a moment ago: borrowed, no ping
-        assert pings == []
-        await asyncio.sleep(0.1)
-        assert await _name(database) == "desk"  # idle: the ordinary checkout pings it
-        assert len(pings) == 1
-        assert borrows == [False, True, False]
-    finally:
-        await database.dispose()
+    assert await _name(database) == "desk"
+    assert await _name(database) == "desk"  # used a moment ago: borrowed, no ping
+    assert pings == []
+    await asyncio.sleep(0.1)
+    assert await _name(database) == "desk"  # idle: the ordinary checkout pings it
+    assert len(pings) == 1
+    assert borrows == [False, True, False]
 
 
-async def test_a_connection_killed_while_pooled_is_replaced(lamps: str) -> None:
+async def test_a_connection_killed_while_pooled_is_replaced(open_db: Open) -> None:
     # No idle ping (60 s): the borrowed read itself meets the dead connection, then the
     # ordinary path runs it again on a new one and the caller sees only the answer.
-    database = _open(lamps, pool_ping_idle=60)
+    database = open_db(pool_ping_idle=60)
     connects: list[Any] = []
     event.listen(database.engine.sync_engine, "connect", lambda *a: connects.append(a))
-    killer = _open(lamps)
-    try:
-        async with database.session() as s:
-            pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        async with killer.engine.connect() as conn:
-            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        await asyncio.sleep(0.1)
-        assert await _name(database) == "desk"
-        assert len(connects) == 2
-        assert await _name(database) == "desk"
-        assert len(connects) == 2  # the replacement is pooled and reused
-    finally:
-        await killer.dispose()
-        await database.dispose()
+    killer = open_db()
+    async with database.session() as s:
+        pid = (await s.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    async with killer.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await asyncio.sleep(0.1)
+    assert await _name(database) == "desk"
+    assert len(connects) == 2
+    assert await _name(database) == "desk"
+    assert len(connects) == 2  # the replacement is pooled and reused
 
 
-async def test_an_old_connection_is_recycled(lamps: str) -> None:
-    database = _open(lamps, pool_recycle=1, pool_ping_idle=60)  # no ping to hide behind
+async def test_an_old_connection_is_recycled(open_db: Open) -> None:
+    database = open_db(pool_recycle=1, pool_ping_idle=60)  # no ping to hide behind
     connects: list[Any] = []
     event.listen(database.engine.sync_engine, "connect", lambda *a: connects.append(a))
-    try:
-        assert await _name(database) == "desk"
-        assert await _name(database) == "desk"
-        assert len(connects) == 1
-        await asyncio.sleep(1.1)
-        assert await _name(database) == "desk"
-        assert len(connects) == 2
-    finally:
-        await database.dispose()
+    assert await _name(database) == "desk"
+    assert await _name(database) == "desk"
+    assert len(connects) == 1
+    await asyncio.sleep(1.1)
+    assert await _name(database) == "desk"
+    assert len(connects) == 2
 
 
-async def test_a_disposed_pool_is_rebuilt_with_the_shortcut(lamps: str) -> None:
-    database = _open(lamps, pool_ping_idle=0.5)
-    try:
-        assert await _name(database) == "desk"
-        await database.engine.dispose()
-        pool = database.engine.sync_engine.pool
-        assert isinstance(pool, TransomPool)
-        assert pool.ping_idle == 0.5
-        borrows = _count_borrows(pool)
-        assert await _name(database) == "desk"
-        assert await _name(database) == "desk"
-        assert borrows == [False, True]
-    finally:
-        await database.dispose()
+async def test_a_disposed_pool_is_rebuilt_with_the_shortcut(open_db: Open) -> None:
+    database = open_db(pool_ping_idle=0.5)
+    assert await _name(database) == "desk"
+    await database.engine.dispose()
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert pool.ping_idle == 0.5
+    borrows = _count_borrows(pool)
+    assert await _name(database) == "desk"
+    assert await _name(database) == "desk"
+    assert borrows == [False, True]

@@ -44,6 +44,7 @@ from transom.db.engine import begins_lazily, has_begun
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.pool.base import _ConnectionRecord
 
 __all__ = ["FALLBACK", "fast_get"]
 
@@ -301,7 +302,7 @@ def _load_borrowed(
     mapper: Mapper[Any],
     plans: _PlanCache,
     values: list[Any],
-    record: Any,
+    record: _ConnectionRecord | None,
 ) -> Any:
     # In run_sync's greenlet: the pool may connect or ping, and the return may close.
     if record is not None:

@@ -20,23 +20,29 @@ import asyncio
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.pool.base import _ConnectionRecord, reset_rollback
 from sqlalchemy.util.queue import Empty
 
-__all__ = ["CHECKED_IN", "TransomPool", "is_transom_listener", "transom_listener"]
+__all__ = [
+    "TransomPool",
+    "is_transom_listener",
+    "mark_checked_in",
+    "needs_ping",
+    "transom_listener",
+]
 
-#: ``ConnectionPoolEntry.info`` key: when the connection last went back to the pool.
-CHECKED_IN = "transom.checked_in"
+# ConnectionPoolEntry.info key: when the connection last went back to the pool.
+_CHECKED_IN = "transom.checked_in"
 
 # Listeners Transom installs; the shortcuts stay on when only these listen (weakly: an engine's
 # listeners go with the engine).
 _ours: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
-F = Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def transom_listener(fn: F) -> F:
@@ -55,6 +61,17 @@ def is_transom_listener(fn: Any) -> bool:
 
 def _only_ours(listeners: Any) -> bool:
     return all(is_transom_listener(fn) for fn in listeners)
+
+
+def mark_checked_in(record: ConnectionPoolEntry) -> None:
+    """Note that ``record`` just went back to the pool (for the idle ping)."""
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def needs_ping(record: ConnectionPoolEntry, idle: float) -> bool:
+    """True when ``record`` sat in the pool for more than ``idle`` seconds since its return."""
+    since = record.info.get(_CHECKED_IN)
+    return since is not None and time.monotonic() - since > idle
 
 
 class TransomPool(AsyncAdaptedQueuePool):
@@ -127,11 +144,7 @@ class TransomPool(AsyncAdaptedQueuePool):
             or record._soft_invalidate_time > started
         ):
             return False
-        if self.ping_idle is not None:
-            since = record.info.get(CHECKED_IN)
-            if since is not None and time.monotonic() - since > self.ping_idle:
-                return False
-        return True
+        return self.ping_idle is None or not needs_ping(record, self.ping_idle)
 
     def give_back(self, record: _ConnectionRecord, error: BaseException | None = None) -> None:
         """Return a borrowed connection; with ``error`` (not a server error), discard it first.
@@ -141,7 +154,7 @@ class TransomPool(AsyncAdaptedQueuePool):
         if error is not None:
             record.invalidate(error)  # closes it (outside a greenlet: at once, no waiting)
         elif self.ping_idle is not None:
-            record.info[CHECKED_IN] = time.monotonic()
+            mark_checked_in(record)
         self._do_return_conn(record)
 
     def hand_over(self, record: _ConnectionRecord) -> None:

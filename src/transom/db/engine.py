@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,13 +18,13 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.schema import MetaData
 
-from transom.db._pool import CHECKED_IN, TransomPool, is_transom_listener, transom_listener
+from transom.db._pool import TransomPool, mark_checked_in, needs_ping, transom_listener
 from transom.db.config import DatabaseConfig, async_url, sync_url
 
 if TYPE_CHECKING:
     from transom.db.sessions import DbSession
 
-__all__ = ["EXTENSION_KEY", "Database", "get_database", "is_transom_listener", "setup"]
+__all__ = ["EXTENSION_KEY", "Database", "get_database", "setup"]
 
 logger = logging.getLogger("transom.db")
 
@@ -116,12 +115,11 @@ def _install_idle_ping(engine: Engine, idle: float) -> None:
     @transom_listener
     def _checked_in(_dbapi_connection: Any, record: Any) -> None:
         if record is not None:
-            record.info[CHECKED_IN] = time.monotonic()
+            mark_checked_in(record)
 
     @transom_listener
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.get(CHECKED_IN)
-        if since is None or time.monotonic() - since <= idle:
+        if not needs_ping(record, idle):
             return
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
