@@ -147,6 +147,80 @@ async def test_waiting_for_a_busy_pool_honours_its_timeout(open_db: Open) -> Non
     assert await asyncio.wait_for(waiting, timeout=5) == "desk"
 
 
+async def test_waiters_time_out_in_turn_on_one_timer(open_db: Open) -> None:
+    database = open_db(pool_timeout=0.3)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"
+    loop = asyncio.get_running_loop()
+    async with database.engine.connect() as holder:
+        await holder.execute(text("SELECT 1"))
+
+        async def wait_and_time() -> float:
+            started = loop.time()
+            with pytest.raises(PoolTimeout):
+                await _name(database)
+            task = asyncio.current_task()
+            assert task is not None
+            assert task.cancelling() == 0
+            return loop.time() - started
+
+        first = asyncio.ensure_future(wait_and_time())
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(wait_and_time())
+        await asyncio.sleep(0.05)
+        assert len(pool._waiters) == 2
+        waited = await asyncio.gather(first, second)
+        # Each one waited its own pool_timeout, not the first one's deadline.
+        assert all(0.28 <= w < 1.5 for w in waited), waited
+        assert not pool._waiters
+        assert pool._watchdog is None
+
+
+async def test_a_waiter_served_in_time_is_left_alone(open_db: Open) -> None:
+    database = open_db(pool_timeout=0.4)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"
+    holder = await database.engine.connect()
+    await holder.execute(text("SELECT 1"))
+    first = asyncio.ensure_future(pool.borrow())  # deadline 0.4
+    await asyncio.sleep(0.2)
+    second = asyncio.ensure_future(pool.borrow())  # deadline 0.6
+    await asyncio.sleep(0.05)
+    await holder.close()
+    record, ready = await asyncio.wait_for(first, timeout=5)
+    assert ready
+    assert record is not None
+    # Hold it past the first deadline: the timer fires there and must leave the second
+    # waiter alone until its own deadline, by which time it has the connection.
+    await asyncio.sleep(0.25)
+    assert not second.done()
+    pool.give_back(record)
+    record, ready = await asyncio.wait_for(second, timeout=5)
+    assert ready
+    assert record is not None
+    pool.give_back(record)
+    assert not pool._waiters
+    assert await _name(database) == "desk"
+
+
+async def test_a_cancelled_waiter_is_cancelled_not_timed_out(open_db: Open) -> None:
+    database = open_db(pool_timeout=5)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"
+    async with database.engine.connect() as holder:
+        await holder.execute(text("SELECT 1"))
+        waiting = asyncio.ensure_future(_name(database))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not pool._waiters
+    assert await _name(database) == "desk"  # the connection went back to the queue
+
+
 async def test_a_busy_pool_answers_503_through_the_app(lamps: str) -> None:
     app = App(Settings(secret_key="test-secret"))
     database = setup(

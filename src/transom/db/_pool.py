@@ -74,6 +74,17 @@ def needs_ping(record: ConnectionPoolEntry, idle: float) -> bool:
     return since is not None and time.monotonic() - since > idle
 
 
+class _Waiter:
+    """A task waiting for a connection, and when it gives up."""
+
+    __slots__ = ("deadline", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.expired = False
+
+
 class TransomPool(AsyncAdaptedQueuePool):
     """``AsyncAdaptedQueuePool`` with a greenlet-free checkout of a ready connection.
 
@@ -84,6 +95,12 @@ class TransomPool(AsyncAdaptedQueuePool):
 
     ping_idle: float | None = None
     _handoff: _ConnectionRecord | None = None
+    _watchdog: asyncio.TimerHandle | None = None
+    _watchdog_loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiters: dict[_Waiter, None] = {}
 
     def recreate(self) -> TransomPool:
         pool = cast(TransomPool, super().recreate())
@@ -121,17 +138,52 @@ class TransomPool(AsyncAdaptedQueuePool):
 
     async def _wait(self) -> _ConnectionRecord:
         # The asyncio.Queue inside SQLAlchemy's AsyncAdaptedQueue, awaited here directly.
+        # With the pool exhausted nearly every request waits, so the timeout is not a timer
+        # per waiter (asyncio.timeout: a timer handle made and cancelled each time) but one
+        # timer per pool that cancels the waiters whose deadline has passed.
         waiting: asyncio.Queue[_ConnectionRecord] = self._pool._queue  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        waiter = _Waiter(task, loop.time() + self._timeout)
+        self._waiters[waiter] = None
+        if self._watchdog is None or self._watchdog_loop is not loop:
+            self._arm(loop, waiter.deadline)
         try:
-            async with asyncio.timeout(self._timeout):
-                return await waiting.get()
-        except TimeoutError:
-            pass  # raised below, outside the except block, as QueuePool does
+            return await waiting.get()
+        except asyncio.CancelledError:
+            # Ours (the deadline passed) unless someone else cancelled the task too.
+            if not waiter.expired or task.uncancel() > 0:
+                raise
+        finally:
+            self._waiters.pop(waiter, None)
         raise exc.TimeoutError(
             f"QueuePool limit of size {self.size()} overflow {self.overflow()} reached, "
             f"connection timed out, timeout {self._timeout:0.2f}",
             code="3o7r",
         )
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._watchdog = loop.call_at(when, self._expire)
+        self._watchdog_loop = loop
+
+    def _expire(self) -> None:
+        """Cancel the waiters past their deadline, then sleep until the next one's."""
+        self._watchdog = None
+        loop = self._watchdog_loop
+        assert loop is not None
+        now = loop.time()
+        expired = []
+        # Insertion order is deadline order: every waiter waits the same pool timeout.
+        for waiter in self._waiters:
+            if waiter.deadline > now:
+                self._arm(loop, waiter.deadline)
+                break
+            expired.append(waiter)
+        for waiter in expired:
+            del self._waiters[waiter]
+            waiter.expired = True
+            waiter.task.cancel()
 
     def _ready(self, record: _ConnectionRecord) -> bool:
         # What _ConnectionRecord.get_connection and Transom's idle ping would act on.

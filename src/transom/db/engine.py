@@ -7,7 +7,7 @@ import random
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Select, event
 from sqlalchemy.engine import URL, Engine, create_engine
@@ -22,6 +22,7 @@ from transom.db._pool import TransomPool, mark_checked_in, needs_ping, transom_l
 from transom.db.config import DatabaseConfig, async_url, sync_url
 
 if TYPE_CHECKING:
+    from transom.db._session_factory import SessionFactory
     from transom.db.sessions import DbSession
 
 __all__ = ["EXTENSION_KEY", "Database", "get_database", "setup"]
@@ -265,13 +266,15 @@ class Database:
         self._sync_replicas: list[Engine] | None = None
         # expire_on_commit=False: handlers return objects that are serialized after the
         # commit; expiring them would force a lazy load, impossible outside the session.
-        self.sessionmaker: async_sessionmaker[DbSession] = async_sessionmaker(
+        self._sessionmaker: async_sessionmaker[DbSession] = async_sessionmaker(
             self.engine,
             class_=DbSession,
             sync_session_class=RoutingSession,
             expire_on_commit=False,
             info={"transom.db": self},
         )
+        # Built on the first session; False: call the sessionmaker instead.
+        self._session_factory: SessionFactory | Literal[False] | None = None
         self._sync_sessionmaker: sessionmaker[RoutingSession] | None = None
 
     @property
@@ -279,11 +282,29 @@ class Database:
         """The primary model metadata (what migrations compare against)."""
         return self.metadatas[0]
 
+    @property
+    def sessionmaker(self) -> async_sessionmaker[DbSession]:
+        """The ``async_sessionmaker`` behind :meth:`session`.
+
+        Reading it means it may be reconfigured, so from then on :meth:`session` calls it
+        instead of copying the sessions it made before.
+        """
+        self._session_factory = False
+        return self._sessionmaker
+
     def session(self, **info: Any) -> DbSession:
         """Open a new async session; the caller closes it (``async with db.session() as s``)."""
-        session = self.sessionmaker()
-        session.info.update(info)
-        return session
+        factory = self._session_factory
+        if factory is None:
+            from transom.db._session_factory import SessionFactory
+
+            built = SessionFactory(self._sessionmaker)
+            factory = self._session_factory = built if built.ok else False
+        if factory is False:
+            session = self._sessionmaker()
+            session.info.update(info)
+            return session
+        return factory(info)
 
     def pick_replica(self, *, sync: bool = False) -> Engine | None:
         """Choose the replica one session will read from, or ``None`` when there is none."""
