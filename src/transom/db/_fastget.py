@@ -26,7 +26,6 @@ server error inside a transaction, which aborted it, is raised from here, as SQL
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -175,8 +174,17 @@ def _quiet(engine: Engine) -> bool:
 
 
 _PlanCache = dict[Mapper[Any], "_Plan | None"]
-# Per dialect (one per engine), weakly: tests and scripts create engines by the dozen.
-_plans: weakref.WeakKeyDictionary[Dialect, _PlanCache] = weakref.WeakKeyDictionary()
+# Per dialect (one per engine), kept on the dialect itself so it goes with the engine (tests
+# and scripts create engines by the dozen) and costs one attribute read per get.
+_PLANS = "_transom_plans"
+
+
+def _plans_of(dialect: Dialect) -> _PlanCache:
+    plans: _PlanCache | None = dialect.__dict__.get(_PLANS)
+    if plans is None:
+        plans = {}
+        setattr(dialect, _PLANS, plans)
+    return plans
 
 
 def _identity(ident: Any, size: int) -> list[Any] | None:
@@ -198,7 +206,7 @@ async def fast_get(session: AsyncSession, mapper: Mapper[Any], ident: Any) -> An
     dialect = bind.dialect
     if dialect.driver != "asyncpg" or not isinstance(bind, Engine) or not _quiet(bind):
         return FALLBACK
-    plans = _plans.setdefault(dialect, {})
+    plans = _plans_of(dialect)
     plan = plans.get(mapper, _UNKNOWN)
     if plan is None:
         return FALLBACK  # a model this path does not serve (decided on its first get)
@@ -251,12 +259,10 @@ def _params(plan: _Plan, values: list[Any]) -> list[Any]:
 async def _plan(
     mapper: Mapper[Any], dialect: Dialect, plans: _PlanCache, driver: Any, in_transaction: bool
 ) -> Any:
-    """The model's plan from the cache, worked out now on a first get; None or _UNKNOWN."""
-    plan = plans.get(mapper, _UNKNOWN)
-    if plan is _UNKNOWN:
-        plan = await _prepare(mapper, dialect, driver, in_transaction=in_transaction)
-        if plan is not _UNKNOWN:
-            plans[mapper] = plan
+    """The model's plan worked out now, on its first get (cached); None or _UNKNOWN."""
+    plan = await _prepare(mapper, dialect, driver, in_transaction=in_transaction)
+    if plan is not _UNKNOWN:
+        plans[mapper] = plan
     return plan
 
 
@@ -276,7 +282,9 @@ async def _load_pooled(
     assert record.dbapi_connection is not None
     driver = record.dbapi_connection.driver_connection
     try:
-        plan = await _plan(mapper, engine.dialect, plans, driver, in_transaction=False)
+        plan = plans.get(mapper, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = await _plan(mapper, engine.dialect, plans, driver, in_transaction=False)
         if plan is None or plan is _UNKNOWN:
             row = FALLBACK
         else:
@@ -313,7 +321,9 @@ def _load_borrowed(
         if adapted is None or not adapted.autocommit:
             return FALLBACK  # lazy BEGIN's checkout hook did not run: not ours to judge
         driver = adapted.driver_connection
-        plan = await_only(_plan(mapper, engine.dialect, plans, driver, in_transaction=False))
+        plan = plans.get(mapper, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = await_only(_plan(mapper, engine.dialect, plans, driver, in_transaction=False))
         if plan is None or plan is _UNKNOWN:
             return FALLBACK
         return await_only(driver.fetchrow(plan.sql, *_params(plan, values)))
@@ -352,7 +362,9 @@ async def _load_in_session(
     plan: Any = None
     try:
         async with adapted._execute_mutex:
-            plan = await _plan(mapper, connection.dialect, plans, driver, in_transaction)
+            plan = plans.get(mapper, _UNKNOWN)
+            if plan is _UNKNOWN:
+                plan = await _plan(mapper, connection.dialect, plans, driver, in_transaction)
             if plan is None or plan is _UNKNOWN:
                 return FALLBACK
             params = _params(plan, values)

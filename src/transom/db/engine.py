@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -152,13 +151,13 @@ def _begin_before_writes(
     return statement, parameters
 
 
-# Engines whose connections begin lazily (a WeakSet: tests and scripts make many engines).
-_lazy_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+# Marks an engine whose connections begin lazily (an attribute: read on every fast get).
+_LAZY = "_transom_lazy_begin"
 
 
 def begins_lazily(engine: Engine) -> bool:
     """True when ``engine``'s connections send BEGIN only before their first write."""
-    return engine in _lazy_engines
+    return bool(engine.__dict__.get(_LAZY))
 
 
 def has_begun(dbapi_connection: Any) -> bool:
@@ -187,7 +186,7 @@ def _install_lazy_begin(engine: Engine) -> None:
     # retval=True registers the function itself (not a wrapper), so is_transom_listener
     # can recognise it among an engine's listeners.
     event.listen(engine, "before_cursor_execute", _begin_before_writes, retval=True)
-    _lazy_engines.add(engine)
+    setattr(engine, _LAZY, True)
 
 
 def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
