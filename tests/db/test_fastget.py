@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -325,6 +326,30 @@ async def test_statement_and_load_listeners_see_every_get(database: Database) ->
         event.listen(s.sync_session, "do_orm_execute", orm_executes.append)
         await s.get(Gadget, 1)
         assert len(orm_executes) == 1
+
+
+async def test_statement_listeners_added_after_a_get_see_the_next_one(
+    database: Database,
+) -> None:
+    async with database.session() as s:
+        await s.get(Gadget, 1)  # the engine's verdict on its listeners is cached now
+    statements: list[str] = []
+
+    def on_statement(*args: Any) -> None:
+        statements.append(args[2])
+
+    for target in (database.engine.sync_engine, Engine):  # this engine, then every engine
+        event.listen(target, "before_cursor_execute", on_statement)
+        try:
+            async with database.session() as s:
+                await s.get(Gadget, 2)
+            assert any("gadget" in sql.lower() for sql in statements), target
+        finally:
+            event.remove(target, "before_cursor_execute", on_statement)
+        statements.clear()
+        async with database.session() as s:
+            assert (await s.get(Gadget, 1)) is not None
+        assert statements == []
 
 
 async def test_a_missing_table_raises_the_database_error(database: Database) -> None:

@@ -133,6 +133,29 @@ async def test_a_checkout_listener_sees_every_get(open_db: Open) -> None:
     assert len(checkouts) == 3
 
 
+async def test_a_checkout_listener_added_later_and_removed_again(open_db: Open) -> None:
+    database = open_db()
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"
+    assert await _name(database) == "desk"  # borrowed: the pool's verdict is cached now
+    borrows = _count_borrows(pool)
+    checkouts: list[Any] = []
+
+    def on_checkout(*args: Any) -> None:
+        checkouts.append(args)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "checkout", on_checkout)
+    assert await _name(database) == "desk"
+    assert len(checkouts) == 1
+    assert borrows == []  # the listener's checkout, not a borrow
+    event.remove(engine, "checkout", on_checkout)
+    assert await _name(database) == "desk"
+    assert borrows == [True]  # borrowing again
+    assert len(checkouts) == 1
+
+
 async def test_waiting_for_a_busy_pool_honours_its_timeout(open_db: Open) -> None:
     database = open_db(pool_timeout=0.3)
     assert await _name(database) == "desk"

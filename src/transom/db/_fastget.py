@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.util import await_only
 
-from transom.db._pool import TransomPool, is_transom_listener
+from transom.db._listeners import changes, is_transom_listener
+from transom.db._pool import TransomPool
 from transom.db.engine import begins_lazily, has_begun
 
 if TYPE_CHECKING:
@@ -146,11 +147,21 @@ def _connection(session: OrmSession, mapper: Mapper[Any]) -> Connection:
 def _quiet(engine: Engine) -> bool:
     """True when no listener or logger would observe a statement on ``engine``.
 
-    Checked on every get (listeners come and go at run time), so spelled out attribute by
-    attribute: this runs twenty times in a twenty-query request.
+    Checked on every get (loggers and listeners come and go at run time); the listeners'
+    verdict is kept on the engine until any listener anywhere changes.
     """
     if engine._should_log_info():
         return False  # echo / SQL logging
+    seen = changes()
+    cached: tuple[int, bool] | None = engine.__dict__.get(_QUIET)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
+    verdict = _no_listeners(engine)
+    setattr(engine, _QUIET, (seen, verdict))
+    return verdict
+
+
+def _no_listeners(engine: Engine) -> bool:
     if engine._has_events:
         # Statement listeners (logging, tracing, a test's counter) would miss the SELECT. A
         # borrowed connection also skips the Connection's own events, so begin and connect
@@ -177,6 +188,7 @@ _PlanCache = dict[Mapper[Any], "_Plan | None"]
 # Per dialect (one per engine), kept on the dialect itself so it goes with the engine (tests
 # and scripts create engines by the dozen) and costs one attribute read per get.
 _PLANS = "_transom_plans"
+_QUIET = "_transom_quiet"  # on the engine: (listener changes() seen, verdict)
 
 
 def _plans_of(dialect: Dialect) -> _PlanCache:

@@ -18,49 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.pool.base import _ConnectionRecord, reset_rollback
 from sqlalchemy.util.queue import Empty
 
-__all__ = [
-    "TransomPool",
-    "is_transom_listener",
-    "mark_checked_in",
-    "needs_ping",
-    "transom_listener",
-]
+from transom.db._listeners import changes, only_ours
+
+__all__ = ["TransomPool", "mark_checked_in", "needs_ping"]
 
 # ConnectionPoolEntry.info key: when the connection last went back to the pool.
 _CHECKED_IN = "transom.checked_in"
-
-# Listeners Transom installs; the shortcuts stay on when only these listen (weakly: an engine's
-# listeners go with the engine).
-_ours: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def transom_listener(fn: F) -> F:
-    """Mark ``fn`` as one of Transom's own event hooks (see :func:`is_transom_listener`)."""
-    _ours.add(fn)
-    return fn
-
-
-def is_transom_listener(fn: Any) -> bool:
-    """True for the hooks Transom installs; the fast paths replicate what they do."""
-    try:
-        return fn in _ours
-    except TypeError:  # not weak-referenceable: not ours
-        return False
-
-
-def _only_ours(listeners: Any) -> bool:
-    return all(is_transom_listener(fn) for fn in listeners)
 
 
 def mark_checked_in(record: ConnectionPoolEntry) -> None:
@@ -96,6 +66,8 @@ class TransomPool(AsyncAdaptedQueuePool):
     ping_idle: float | None = None
     _handoff: _ConnectionRecord | None = None
     _watchdog: asyncio.TimerHandle | None = None
+    _listeners_seen: int | None = None
+    _listeners_ok = False
     _watchdog_loop: asyncio.AbstractEventLoop | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -109,15 +81,19 @@ class TransomPool(AsyncAdaptedQueuePool):
 
     def borrowable(self) -> bool:
         """True when a checkout may skip SQLAlchemy's proxy and events (checked per borrow)."""
-        dispatch = self.dispatch
-        return (
-            not self._pre_ping
-            and self._reset_on_return is reset_rollback
-            and not self._should_log_debug()
-            and _only_ours(dispatch.checkout)
-            and _only_ours(dispatch.checkin)
-            and not dispatch.reset
-        )
+        if self._pre_ping or self._reset_on_return is not reset_rollback:
+            return False
+        if self._should_log_debug():
+            return False
+        # The listeners' verdict, kept until any listener anywhere changes.
+        seen = changes()
+        if self._listeners_seen != seen:
+            dispatch = self.dispatch
+            self._listeners_ok = (
+                only_ours(dispatch.checkout) and only_ours(dispatch.checkin) and not dispatch.reset
+            )
+            self._listeners_seen = seen
+        return self._listeners_ok
 
     async def borrow(self) -> tuple[_ConnectionRecord | None, bool]:
         """Take a pooled connection for one statement: ``(record, ready)``.

@@ -17,7 +17,8 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.schema import MetaData
 
-from transom.db._pool import TransomPool, mark_checked_in, needs_ping, transom_listener
+from transom.db._listeners import transom_listener
+from transom.db._pool import TransomPool, mark_checked_in, needs_ping
 from transom.db.config import DatabaseConfig, async_url, sync_url
 
 if TYPE_CHECKING:
