@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import EMPTY_DICT
 
 from transom.db._fastget import FALLBACK, fast_get
-from transom.db.engine import has_begun
+from transom.db.engine import get_database, has_begun
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
@@ -408,8 +408,6 @@ def session_dependency(
     """
 
     async def dependency(request: Request) -> AsyncIterator[DbSession]:
-        from transom.db.engine import get_database
-
         database = get_database(request.app)
         opts = _route_options(request, options)
         session = database.session(**{_REQUEST: request})
@@ -423,7 +421,12 @@ def session_dependency(
                 await _end_async(session, _wants_commit(opts, exc))
                 ended = True
                 raise
-            await _end_async(session, _wants_commit(opts, None))
+            sync = session.sync_session
+            if sync._transaction is None:
+                # The everyday read-only request (see _end_async), inlined: it runs per request.
+                sync.close()
+            else:
+                await session.run_sync(_end, _wants_commit(opts, None))
             ended = True
         except Exception as exc:
             # Constraint violations and outages become 409/422/503 instead of a 500.
@@ -459,8 +462,6 @@ def get_sync_session(request: Request) -> Iterator[OrmSession]:
     The core runs a sync generator dependency in its thread pool, so the blocking commit never
     stalls the event loop.
     """
-    from transom.db.engine import get_database
-
     database = get_database(request.app)
     opts = _route_options(request, None)
     session = database.sync_session(**{_REQUEST: request})
