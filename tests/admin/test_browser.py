@@ -28,7 +28,10 @@ from .conftest import PASSWORD, build_app, make_user, seed
 from .models import Article, Base, Tag
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import WebDriverException  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
+from selenium.common.exceptions import (  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 from selenium.webdriver.common.by import By  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 from selenium.webdriver.common.keys import Keys  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
@@ -138,7 +141,22 @@ def navigate(driver: Any, element: Any, keys: str | None = None) -> None:
         element.click()
     else:
         element.send_keys(keys)
-    WebDriverWait(driver, 10).until(ec.staleness_of(page))
+    WebDriverWait(driver, 10).until(lambda _driver: _gone(page))
+
+
+def _gone(page: Any) -> bool:
+    """True once ``page`` (the old document's root) is no longer part of the browser's page."""
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        # Asked mid-navigation, chromedriver may answer that the node "does not belong to the
+        # document" instead of calling it stale (seen under load): it has left all the same.
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
 
 
 def wait_for(driver: Any, css: str) -> Any:
