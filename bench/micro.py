@@ -8,6 +8,11 @@ serialization, response assembly) from the HTTP server's, and is far less noisy 
 ``run.py`` on a busy machine. It reports microseconds per request (best of ``--repeat`` runs)
 and the overhead over the raw-ASGI floor. ``--profile`` prints a cProfile of one framework
 and endpoint (the first of ``--only`` / ``--endpoints``).
+
+``--concurrency N`` (ASGI apps only) keeps N requests in flight, as a loaded server does, and
+reports CPU time per request instead of wall time: with the database endpoints
+(``--endpoints db,queries``) that is what bounds a worker's throughput, while the wall time
+of one request at a time is mostly the database's round trip.
 """
 
 from __future__ import annotations
@@ -84,7 +89,10 @@ async def asgi_lifespan(app: Any, message: str) -> None:
         await task
 
 
-async def asgi_loop(app: Any, endpoint: Endpoint, count: int) -> tuple[float, bytes]:
+async def asgi_loop(
+    app: Any, endpoint: Endpoint, count: int, concurrency: int = 1
+) -> tuple[float, bytes]:
+    """Seconds per request (wall time; CPU time with ``concurrency`` > 1), and the body."""
     scope = asgi_scope(endpoint)
     body = (endpoint.body or "").encode()
     request_message = {"type": "http.request", "body": body, "more_body": False}
@@ -109,11 +117,22 @@ async def asgi_loop(app: Any, endpoint: Endpoint, count: int) -> tuple[float, by
     problem = check_answer(endpoint, answer)
     if problem:
         raise RuntimeError(problem)
+    if concurrency > 1:
+        per_worker = max(1, count // concurrency)
+
+        async def worker() -> None:
+            for _ in range(per_worker):
+                chunks.clear()
+                await app(dict(scope), receive, send)
+
+        started = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (time.process_time() - started) / (per_worker * concurrency), answer[2]
     start = time.perf_counter()
     for _ in range(count):
         chunks.clear()
         await app(dict(scope), receive, send)
-    return time.perf_counter() - start, answer[2]
+    return (time.perf_counter() - start) / count, answer[2]
 
 
 def wsgi_loop(app: Any, endpoint: Endpoint, count: int) -> tuple[float, bytes]:
@@ -161,7 +180,7 @@ def wsgi_loop(app: Any, endpoint: Endpoint, count: int) -> tuple[float, bytes]:
     start = time.perf_counter()
     for _ in range(count):
         one()
-    return time.perf_counter() - start, first
+    return (time.perf_counter() - start) / count, first
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -181,7 +200,9 @@ def _loop() -> asyncio.AbstractEventLoop:
     return _LOOP
 
 
-def measure(framework: str, endpoint: Endpoint, count: int, repeat: int) -> float:
+def measure(
+    framework: str, endpoint: Endpoint, count: int, repeat: int, concurrency: int = 1
+) -> float:
     """Best microseconds per request over ``repeat`` runs of ``count`` requests."""
     fw = FRAMEWORKS[framework]
     module = fw.tfb_module if endpoint.suite == "tfb" else fw.module
@@ -190,6 +211,8 @@ def measure(framework: str, endpoint: Endpoint, count: int, repeat: int) -> floa
     app = getattr(importlib.import_module(module), endpoint.app)
     timings: list[float] = []
     if fw.interface == "wsgi":
+        if concurrency > 1:
+            raise LookupError("--concurrency is for ASGI apps")
         for _ in range(repeat):
             timings.append(wsgi_loop(app, endpoint, count)[0])
     else:
@@ -197,10 +220,10 @@ def measure(framework: str, endpoint: Endpoint, count: int, repeat: int) -> floa
         async def main() -> None:
             await asgi_lifespan(app, "lifespan.startup")
             for _ in range(repeat):
-                timings.append((await asgi_loop(app, endpoint, count))[0])
+                timings.append((await asgi_loop(app, endpoint, count, concurrency))[0])
 
         _loop().run_until_complete(main())
-    return min(timings) / count * 1e6
+    return min(timings) * 1e6
 
 
 def profile(framework: str, endpoint: Endpoint, count: int) -> str:
@@ -219,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--endpoints", default="plaintext,json,typed,routes-10,routes-1000")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     frameworks = [f for f in args.only.split(",") if f]
@@ -232,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for endpoint in endpoints:
             try:
                 table[framework, endpoint.name] = measure(
-                    framework, endpoint, args.requests, args.repeat
+                    framework, endpoint, args.requests, args.repeat, args.concurrency
                 )
             except Exception as exc:  # report and go on: a missing peer, a wrong answer
                 table[framework, endpoint.name] = f"{type(exc).__name__}: {exc}"[:60]
@@ -240,7 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {framework}/{endpoint.name}: {table[framework, endpoint.name]}", file=sys.stderr
             )
     names = [e.name for e in endpoints]
-    print("## In-process cost, microseconds per request (lower is better; + over raw)\n")
+    what = (
+        f"CPU microseconds per request, {args.concurrency} in flight"
+        if args.concurrency > 1
+        else "microseconds per request"
+    )
+    print(f"## In-process cost, {what} (lower is better; + over raw)\n")
     print("| framework | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for framework in frameworks:
