@@ -386,7 +386,7 @@ def _nothing_to_commit(session: OrmSession) -> bool:
 
 async def _end_async(session: DbSession, commit: bool) -> None:
     sync = session.sync_session
-    if sync.get_transaction() is None:
+    if sync._transaction is None:  # get_transaction() is None, without the call
         # Never bound a connection (it only read through borrowed ones, or not at all):
         # closing just lets go of the loaded objects, no I/O, so no greenlet hop either.
         sync.close()
@@ -421,12 +421,7 @@ def session_dependency(
                 await _end_async(session, _wants_commit(opts, exc))
                 ended = True
                 raise
-            sync = session.sync_session
-            if sync._transaction is None:
-                # The everyday read-only request (see _end_async), inlined: it runs per request.
-                sync.close()
-            else:
-                await session.run_sync(_end, _wants_commit(opts, None))
+            await _end_async(session, _wants_commit(opts, None))
             ended = True
         except Exception as exc:
             # Constraint violations and outages become 409/422/503 instead of a 500.
