@@ -144,6 +144,9 @@ def _connection(session: OrmSession, mapper: Mapper[Any]) -> Connection:
     return session.connection(bind_arguments={"mapper": mapper})
 
 
+_QUIET = "_transom_quiet"  # on the engine: (listener changes() seen, verdict)
+
+
 def _quiet(engine: Engine) -> bool:
     """True when no listener or logger would observe a statement on ``engine``.
 
@@ -188,7 +191,6 @@ _PlanCache = dict[Mapper[Any], "_Plan | None"]
 # Per dialect (one per engine), kept on the dialect itself so it goes with the engine (tests
 # and scripts create engines by the dozen) and costs one attribute read per get.
 _PLANS = "_transom_plans"
-_QUIET = "_transom_quiet"  # on the engine: (listener changes() seen, verdict)
 
 
 def _plans_of(dialect: Dialect) -> _PlanCache:

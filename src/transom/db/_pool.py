@@ -66,9 +66,9 @@ class TransomPool(AsyncAdaptedQueuePool):
     ping_idle: float | None = None
     _handoff: _ConnectionRecord | None = None
     _watchdog: asyncio.TimerHandle | None = None
-    _listeners_seen: int | None = None
-    _listeners_ok = False
     _watchdog_loop: asyncio.AbstractEventLoop | None = None
+    _listeners_seen: int | None = None  # changes() when _listeners_ok was worked out
+    _listeners_ok = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
