@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import json
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -234,3 +235,30 @@ def test_tfb_app(name: str) -> None:
         common.DATABASE_URL, "SELECT id, randomnumber FROM world WHERE id = ANY($1)", list(changed)
     )
     assert dict(stored) == changed
+
+
+def test_db_layers_script() -> None:
+    """``bench/db_layers.py``: every layer variant answers a World row, and the table lists them."""
+    tfb_database()
+    small = ["--requests", "64", "--rounds", "1", "--concurrency", "8"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "db_layers.py"), *small],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    # Each variant's first request is checked like the /db endpoint's (a JSON World row):
+    # a variant that answered anything else would stop the script.
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| `")]
+    assert [row[1].strip(" `") for row in rows] == [
+        "raw asyncpg (floor)",
+        "/layer/pool",
+        "/layer/session",
+        "/layer/instance",
+        "/layer/dependency",
+        "/db",
+    ]
+    assert all(float(row[3]) > 0 for row in rows)
