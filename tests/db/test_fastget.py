@@ -165,7 +165,49 @@ async def test_a_read_only_get_opens_no_session_transaction(
         again = await s.get(Gadget, 2)
         assert again is not None
         assert again.name == "gadget 2"
-        assert s.in_transaction()
+        # Every read borrows while the session holds no connection of its own.
+        assert (s.get_transaction() is None) is (backend == "postgresql")
+
+
+async def test_reads_borrow_until_the_session_holds_a_connection(
+    database: Database, backend: str
+) -> None:
+    async with database.session() as s:
+        for ident in (1, 2, 1):
+            assert await s.get(Gadget, ident) is not None
+        assert s.in_transaction() is (backend != "postgresql")
+        await s.execute(update(Gadget).where(Gadget.id == 2).values(note="pending"))
+        s.expunge_all()
+        gadget = await s.get(Gadget, 2)  # on the session's connection: sees its own write
+        assert gadget is not None
+        assert gadget.note == "pending"
+        await s.rollback()
+        s.expunge_all()
+        gadget = await s.get(Gadget, 2)  # borrowed again (PostgreSQL): the write is undone
+        assert gadget is not None
+        assert gadget.note is None
+        assert (s.get_transaction() is None) is (backend == "postgresql")
+
+
+async def test_only_the_first_read_borrows_when_the_pool_cannot_lend_cheaply(
+    database: Database, backend: str
+) -> None:
+    checkouts: list[str] = []
+
+    def checkout(*_: Any) -> None:
+        checkouts.append("checkout")
+
+    pool = database.engine.sync_engine.pool
+    event.listen(pool, "checkout", checkout)  # the pool's shortcut is off while anyone listens
+    try:
+        async with database.session() as s:
+            assert await s.get(Gadget, 1) is not None
+            assert (s.get_transaction() is None) is (backend == "postgresql")
+            assert await s.get(Gadget, 2) is not None
+            assert s.in_transaction()  # the second read checked out the session's own
+            assert len(checkouts) == (2 if backend == "postgresql" else 1)
+    finally:
+        event.remove(pool, "checkout", checkout)
 
 
 async def test_the_instance_is_persistent_in_the_session(database: Database) -> None:
@@ -412,16 +454,19 @@ async def test_after_commit_listeners_still_see_a_read_only_request(
     setup(app, database.config, metadata=database.metadatas)
     commits: list[str] = []
 
-    @app.get("/read")
-    async def read(db: Session) -> dict[str, Any]:
-        event.listen(db.sync_session, "after_commit", lambda _s: commits.append("commit"))
-        await db.get(Gadget, 1)
-        await db.get(Gadget, 2)  # the session now holds a connection and a transaction
+    @app.get("/read/{count}")
+    async def read(db: Session, count: int) -> dict[str, Any]:
+        event.listen(db.sync_session, "after_commit", lambda _s: commits.append(f"{count}"))
+        for ident in range(1, count + 1):
+            # Watched: the read runs in the session's transaction, as an ordinary get does.
+            await db.get(Gadget, ident)
+            assert db.in_transaction()
         return {}
 
     async with app.async_test_client() as client:
-        assert (await client.get("/read")).status_code == 200
-    assert commits == ["commit"]
+        assert (await client.get("/read/1")).status_code == 200
+        assert (await client.get("/read/2")).status_code == 200
+    assert commits == ["1", "2"]
 
 
 @pytest.fixture(params=["postgresql"])

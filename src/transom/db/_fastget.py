@@ -11,7 +11,8 @@ identity map exactly as the ORM registers a freshly loaded row.
 Which connection: the one the session holds for the model's bind (same transaction, so it
 reads the request's own writes); or, when it holds none yet and the engine begins lazily (a
 plain SELECT would run outside any transaction anyway), a pooled connection borrowed for that
-one statement, once per session.
+one statement: for every such read while the pool lends without SQLAlchemy's checkout,
+otherwise for the session's first read only.
 
 It steps aside (the caller then runs the ordinary ``Session.get``) whenever anything could make
 the two differ: loader options, ``populate_existing``, ``with_for_update``, an identity token,
@@ -51,7 +52,7 @@ __all__ = ["FALLBACK", "fast_get"]
 #: Returned when the fast path does not apply; the caller runs ``Session.get`` instead.
 FALLBACK: Any = object()
 _UNKNOWN: Any = object()
-_BORROWED = "transom.db.borrowed"  # Session.info: this session has had its one borrowed read
+_BORROWED = "transom.db.borrowed"  # Session.info: this session has had a borrowed read
 
 # Relationship loaders that leave a freshly loaded instance's attribute untouched (the first
 # access loads or raises, as after an ordinary get); any other strategy loads with the row.
@@ -240,13 +241,19 @@ async def fast_get(session: AsyncSession, mapper: Mapper[Any], ident: Any) -> An
     if (
         (root is None or bind not in root._connections)
         and begins_lazily(bind)
-        and not sync.info.get(_BORROWED)
+        and (_borrows_cheaply(bind) or not sync.info.get(_BORROWED))
+        and not _transaction_watched(sync)
     ):
         # The session has no connection here yet, so nothing of its own to read back: under
         # lazy BEGIN this read would run on its own anyway. Borrow a pooled connection for
         # just this statement and give it straight back (raw asyncpg's pattern): no
-        # Connection, no session transaction to open now and close at the end. Only once
-        # per session: a request that reads again is better off holding a connection.
+        # Connection, no session transaction to open now and close at the end. Every read
+        # does so until the session holds a connection (its first write or ordinary query),
+        # as long as the pool lends without SQLAlchemy's checkout: that costs less than
+        # checking out, beginning and ending the session's own connection. Otherwise (a ping
+        # on every checkout, checkout listeners) only the first read borrows. Not when the
+        # session's transaction has listeners: they see the transaction an ordinary get
+        # begins (and the commit that ends the request), as without this shortcut.
         sync.info[_BORROWED] = True
         row = await _load_pooled(session, bind, mapper, plans, values)
     else:
@@ -261,6 +268,24 @@ async def fast_get(session: AsyncSession, mapper: Mapper[Any], ident: Any) -> An
     if row is FALLBACK or row is None or plan is None:
         return row
     return _register(sync, mapper, plan, row)
+
+
+def _transaction_watched(session: OrmSession) -> bool:
+    events = session.dispatch
+    return bool(
+        events.after_transaction_create
+        or events.after_begin
+        or events.before_commit
+        or events.after_commit
+        or events.after_rollback
+        or events.after_soft_rollback
+        or events.after_transaction_end
+    )
+
+
+def _borrows_cheaply(engine: Engine) -> bool:
+    pool = engine.pool
+    return isinstance(pool, TransomPool) and pool.borrowable()
 
 
 def _params(plan: _Plan, values: list[Any]) -> list[Any]:
