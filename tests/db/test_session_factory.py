@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_object_session, async_sessionmaker
 from sqlalchemy.orm import object_session
 
 from transom.db import Database, DatabaseConfig
-from transom.db._session_factory import SessionFactory, _dispatch_parts
+from transom.db._session_factory import SessionFactory
 from transom.db.sessions import DbSession, RoutingSession
 
 from .models import Author
@@ -45,14 +44,11 @@ async def test_sessions_are_copies_with_what_the_maker_would_build(database: Dat
     assert isinstance(database._session_factory, SessionFactory)  # in use on this SQLAlchemy
     made = _maker(database)()
     made.info["marker"] = 1
-    made.sync_session.dispatch  # noqa: B018 - built on first access; the copy has it ready
     try:
         assert type(copied) is DbSession
         assert type(copied.sync_session) is RoutingSession
         _compare(copied, made, {"sync_session", "_proxied"})
-        _compare(
-            copied.sync_session, made.sync_session, {"identity_map", "hash_key", "info", "dispatch"}
-        )
+        _compare(copied.sync_session, made.sync_session, {"identity_map", "hash_key", "info"})
         assert copied.sync_session.info == made.sync_session.info
         assert copied.sync_session.info["transom.db"] is database
         assert copied.sync_session.hash_key != made.sync_session.hash_key
@@ -123,80 +119,3 @@ async def test_unknown_per_session_state_makes_the_factory_decline() -> None:
         assert SessionFactory(_maker(database)).ok is True
     finally:
         await database.dispose()
-
-
-async def test_the_ready_made_dispatcher_is_what_first_accesses_would_fill_in(
-    database: Database,
-) -> None:
-    copied = database.session()
-    made = _maker(database)()
-    try:
-        assert "dispatch" in vars(copied.sync_session)  # there before any access
-        ready, lazy = copied.sync_session.dispatch, made.sync_session.dispatch
-        assert type(ready) is type(lazy)
-        assert ready is not lazy
-        assert ready._parent is lazy._parent
-        assert ready._instance_cls is lazy._instance_cls is RoutingSession
-        for name, entry in lazy._empty_listeners.items():
-            assert getattr(ready, name) is getattr(lazy, name) is entry, name
-    finally:
-        await copied.close()
-        await made.close()
-
-
-async def test_a_listener_on_one_session_is_that_sessions_only(database: Database) -> None:
-    first, second = database.session(), database.session()
-    flushed: list[str] = []
-    event.listen(first.sync_session, "after_flush", lambda *_: flushed.append("first"))
-    try:
-        assert first.sync_session.dispatch.after_flush
-        assert not second.sync_session.dispatch.after_flush
-        assert not database.session().sync_session.dispatch.after_flush  # nor any later one
-        first.add(Author(email="c@example.com", name="C"))
-        await first.flush()
-        await first.rollback()  # one writer at a time (SQLite)
-        second.add(Author(email="d@example.com", name="D"))
-        await second.flush()
-        assert flushed == ["first"]
-    finally:
-        await first.close()
-        await second.close()
-
-
-async def test_class_listeners_added_later_reach_ready_made_dispatchers(
-    database: Database,
-) -> None:
-    database.session().sync_session.close()  # the factory, and its dispatcher, exist now
-    flushed: list[int] = []
-
-    def listener(session: Any, _context: Any) -> None:
-        flushed.append(session.hash_key)
-
-    event.listen(RoutingSession, "after_flush", listener)
-    try:
-        async with database.session() as session:
-            session.add(Author(email="e@example.com", name="E"))
-            await session.flush()
-            assert flushed == [session.sync_session.hash_key]
-    finally:
-        event.remove(RoutingSession, "after_flush", listener)
-    async with database.session() as session:
-        session.add(Author(email="f@example.com", name="F"))
-        await session.flush()
-    assert len(flushed) == 1
-
-
-async def test_prototypes_with_their_own_listeners_keep_dispatchers_lazy(
-    database: Database,
-) -> None:
-    first, second = _maker(database)(), _maker(database)()
-    try:
-        assert _dispatch_parts(first.sync_session, second.sync_session) is not None
-        third, fourth = _maker(database)(), _maker(database)()
-        event.listen(third.sync_session, "after_flush", lambda *_: None)
-        assert _dispatch_parts(third.sync_session, fourth.sync_session) is None
-        await third.close()
-        await fourth.close()
-    finally:
-        await first.close()
-        await second.close()

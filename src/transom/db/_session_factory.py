@@ -14,16 +14,6 @@ The check is structural, not a list of SQLAlchemy's attribute names: an attribut
 values differ and that is neither an empty dict nor one of the few known per-session values
 means this SQLAlchemy keeps per-session state the copy would not reproduce, and the factory
 then declines (:attr:`SessionFactory.ok` is false) and the caller uses the sessionmaker.
-
-Each session also gets its event dispatcher ready-made. SQLAlchemy builds a session's
-dispatcher on first access (``session.dispatch``) and fills it one event name at a time, on
-each name's first access, from a table of empty listener collections it shares between all
-sessions of the class; ``get`` and ``close`` touch half a dozen names, which came to about
-4% of a single-query request in py-spy. The copy is that dispatcher with every name already
-filled from the same shared table, checked the same structural way on the two prototypes:
-if either holds anything but the shared entries, sessions keep SQLAlchemy's lazy dispatcher.
-A listener added to one session later replaces the entry in that session's own dispatcher
-only, as it does on a lazily filled one.
 """
 
 from __future__ import annotations
@@ -46,10 +36,6 @@ _ASYNC_OWN = frozenset({"sync_session", "_proxied"})
 
 
 _Parts = tuple[dict[str, Any], list[str]]
-# The dispatcher's class, its slots (parent, instance class, shared empty listeners) and the
-# filled-in entries every new session's dispatcher starts with.
-_DispatchParts = tuple[type, dict[str, Any], dict[str, Any]]
-_DISPATCH_SLOTS = ("_parent", "_instance_cls", "_empty_listeners")
 
 
 def _shared(first: Any, second: Any, own: frozenset[str]) -> _Parts | None:
@@ -71,34 +57,6 @@ def _shared(first: Any, second: Any, own: frozenset[str]) -> _Parts | None:
     return shared, empty
 
 
-def _dispatch_parts(first: Any, second: Any) -> _DispatchParts | None:
-    """How to make a filled-in dispatcher for a new session, or None to leave it lazy."""
-    if "dispatch" in vars(first) or "dispatch" in vars(second):
-        return None  # built by the constructor: already covered (or refused) by _shared
-    a, b = first.dispatch, second.dispatch
-    if type(a) is not type(b):
-        return None
-    try:
-        slots = {name: getattr(a, name) for name in _DISPATCH_SLOTS}
-        same = all(getattr(b, name) is value for name, value in slots.items())
-    except AttributeError:
-        return None  # not the dispatcher this was written against
-    shared = slots["_empty_listeners"]
-    if not same or type(shared) is not dict or vars(a) or vars(b):
-        return None  # per-session entries already, or a different layout
-    # Every entry as its first access would fill it in (entries are slots of the dispatcher).
-    if (
-        any(
-            getattr(a, name) is not entry or getattr(b, name) is not entry
-            for name, entry in shared.items()
-        )
-        or vars(a)
-        or vars(b)
-    ):
-        return None
-    return type(a), slots, dict(shared)
-
-
 class SessionFactory:
     """Makes the sessions ``maker()`` would make, without running their constructors."""
 
@@ -118,7 +76,6 @@ class SessionFactory:
         )
         self._sync, self._sync_empty = sync_parts or ({}, [])
         self._async, self._async_empty = async_parts or ({}, [])
-        self._dispatch = _dispatch_parts(sync_first, sync_second) if self.ok else None
         sync_first.close()
         sync_second.close()
 
@@ -133,8 +90,6 @@ class SessionFactory:
         key = values["hash_key"] = orm_session._new_sessionid()
         values["info"] = {**self._info, **info}
         orm_session._sessions[key] = sync  # as Session.__init__ does: object_session() finds it
-        if self._dispatch is not None:
-            values["dispatch"] = self._new_dispatch(*self._dispatch)
         session = object.__new__(self._async_class)
         values = session.__dict__
         values.update(self._async)
@@ -143,12 +98,3 @@ class SessionFactory:
         # _assign_proxied registers the pair, so async_object_session() finds this session.
         values["sync_session"] = values["_proxied"] = session._assign_proxied(sync)
         return session
-
-    @staticmethod
-    def _new_dispatch(cls: type, slots: dict[str, Any], filled: dict[str, Any]) -> Any:
-        dispatch: Any = object.__new__(cls)
-        for name, value in slots.items():
-            setattr(dispatch, name, value)
-        for name, value in filled.items():
-            setattr(dispatch, name, value)
-        return dispatch
