@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.pool.base import _ConnectionRecord
 
-__all__ = ["FALLBACK", "fast_get"]
+__all__ = ["FALLBACK", "fast_get", "transaction_watched"]
 
 #: Returned when the fast path does not apply; the caller runs ``Session.get`` instead.
 FALLBACK: Any = object()
@@ -242,7 +242,7 @@ async def fast_get(session: AsyncSession, mapper: Mapper[Any], ident: Any) -> An
         (root is None or bind not in root._connections)
         and begins_lazily(bind)
         and (_borrows_cheaply(bind) or not sync.info.get(_BORROWED))
-        and not _transaction_watched(sync)
+        and not transaction_watched(sync)
     ):
         # The session has no connection here yet, so nothing of its own to read back: under
         # lazy BEGIN this read would run on its own anyway. Borrow a pooled connection for
@@ -270,7 +270,13 @@ async def fast_get(session: AsyncSession, mapper: Mapper[Any], ident: Any) -> An
     return _register(sync, mapper, plan, row)
 
 
-def _transaction_watched(session: OrmSession) -> bool:
+def transaction_watched(session: OrmSession) -> bool:
+    """True when a listener on ``session`` would see its transaction begin or end.
+
+    Then the fast ``get`` reads in the session's own transaction instead of borrowing, and
+    the request's session commits instead of just closing: those listeners see what they
+    would without either shortcut.
+    """
     events = session.dispatch
     return bool(
         events.after_transaction_create

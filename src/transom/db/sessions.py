@@ -17,7 +17,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import EMPTY_DICT
 
-from transom.db._fastget import FALLBACK, fast_get
+from transom.db._fastget import FALLBACK, fast_get, transaction_watched
 from transom.db.engine import get_database, has_begun
 from transom.exceptions import HTTPException
 from transom.params import Depends
@@ -345,18 +345,6 @@ def _end(session: OrmSession, commit: bool) -> None:
         session.close()
 
 
-def _commit_watched(session: OrmSession) -> bool:
-    """True when a listener would notice a commit turning into a plain close (per request)."""
-    events = session.dispatch
-    return bool(
-        events.before_commit
-        or events.after_commit
-        or events.after_rollback
-        or events.after_soft_rollback
-        or events.after_transaction_end
-    )
-
-
 def _nothing_to_commit(session: OrmSession) -> bool:
     """True when committing could change nothing: then closing the session is the same.
 
@@ -372,7 +360,7 @@ def _nothing_to_commit(session: OrmSession) -> bool:
         or session.get_nested_transaction() is not None
         or session.expire_on_commit
         or not session._is_clean()
-        or _commit_watched(session)
+        or transaction_watched(session)  # they would notice a commit become a close
     ):
         return False
     for connection, *_ in transaction._connections.values():
