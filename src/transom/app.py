@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _errors
 from ._concurrency import configure_thread_pool, run_sync
+from ._hosts import AllowedHosts
 from ._signature import Dependant, Invalid, SolveContext, compile_dependant
 from ._trie import Trie
 from ._types import ASGIApp, Receive, Scope, Send
@@ -79,10 +80,7 @@ class App(Router):
         self._override_cache: dict[Callable[..., Any], Dependant] = {}
         self._limits = (10, 10, 10, 10, 10, 10)
         self._default_raw: list[tuple[bytes, bytes]] = []
-        self._hosts_exact: frozenset[str] = frozenset()
-        self._hosts_suffix: tuple[str, ...] = ()
-        self._hosts_any = False
-        self._hosts_seen: set[bytes] = set()
+        self._hosts = AllowedHosts(())
         self._started = False
         self._direct_http = False
         self._max_headers = 100
@@ -183,10 +181,7 @@ class App(Router):
             )
             self._max_headers = settings.max_headers
             self._max_header_bytes = settings.max_header_bytes
-            hosts = [h.lower().rstrip(".") for h in settings.allowed_hosts]
-            self._hosts_any = "*" in hosts
-            self._hosts_exact = frozenset(h for h in hosts if not h.startswith("."))
-            self._hosts_suffix = tuple(h for h in hosts if h.startswith("."))
+            self._hosts = AllowedHosts(settings.allowed_hosts)
             self._route_table()
             self._default_raw = list(self.default_headers.raw)
             asgi: ASGIApp = self._dispatch
@@ -266,20 +261,6 @@ class App(Router):
         else:
             raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
 
-    def _host_allowed(self, raw: bytes | None) -> bool:
-        if raw is None or self._hosts_any or raw in self._hosts_seen:
-            return True
-        host = raw.decode("latin-1").lower()
-        host = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
-        host = host.rstrip(".")
-        allowed = host in self._hosts_exact or any(
-            host.endswith(suffix) or host == suffix[1:] for suffix in self._hosts_suffix
-        )
-        # Remember a bounded number of good raw values so the common case is one set look-up.
-        if allowed and len(self._hosts_seen) < 256:
-            self._hosts_seen.add(raw)
-        return allowed
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, self)
         try:
@@ -297,7 +278,7 @@ class App(Router):
                     f"Request headers too large (limit {self._max_headers} headers, "
                     f"{self._max_header_bytes} bytes)",
                 )
-            if not self._host_allowed(host):
+            if not self._hosts.allows(host):
                 logging.getLogger("transom.security").warning(
                     "Rejected request with disallowed Host header %r", request.headers.get("host")
                 )

@@ -8,6 +8,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
+from ._hosts import parse_host
 from ._types import Message, Receive, Scope
 from .datastructures import URL, FormData, Headers, QueryParams, State
 from .exceptions import ClientDisconnect, HTTPException
@@ -84,10 +85,18 @@ class Request:
 
     @property
     def host(self) -> str:
-        """The ``Host`` header (validated against ``allowed_hosts`` before any handler runs)."""
-        host = self.headers.get("host")
-        if host:
-            return str(host)
+        """The ``Host`` header, lower-cased (``host`` or ``host:port``).
+
+        The app refuses a request whose ``Host`` is not a well-formed, allowed host before any
+        handler runs; a malformed value seen here anyway (a request built outside an app) is
+        ignored in favour of the server's address, so it can never end up in a link.
+        """
+        raw = self.headers.get("host")
+        if raw:
+            parsed = parse_host(raw)
+            if parsed is not None:
+                host, port = parsed
+                return host if port is None else f"{host}:{port}"
         server = self.scope.get("server")
         if server:
             return f"{server[0]}:{server[1]}" if server[1] not in (80, 443) else str(server[0])

@@ -122,6 +122,29 @@ async def test_reset_link_ignores_forged_host(make_app: AppFactory, outbox: Memo
         assert link_in(outbox).startswith("https://real.example/auth/password/reset/confirm/")
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:8410@evil.com", "localhost:80/evil.com", "localhost:8000 evil.com", "localhost:x"],
+)
+async def test_reset_refuses_a_host_with_more_than_a_port(
+    make_app: AppFactory, outbox: MemoryBackend, host: str
+) -> None:
+    # The account takeover: a right split on ':' took "8410@evil.com" for the port, the host
+    # passed allowed_hosts and the emailed link sent the browser (and the token) to evil.com.
+    app = make_app()
+    async with app.async_test_client() as client:
+        await add_user(app)
+        token = (await client.get("/csrf")).json()["token"]
+        response = await client.post(
+            "/auth/password/reset",
+            data={"email": "alice@example.com", "csrf_token": token},
+            headers={"host": host},
+        )
+        assert response.status_code == 400
+        await asyncio.sleep(0.05)  # a mail would be sent in the background
+        assert outbox.outbox == []
+
+
 async def test_any_host_without_site_url_is_refused(make_app: AppFactory) -> None:
     app = make_app(Settings(secret_key=SECRET, allowed_hosts=["*"]))
     with pytest.raises(ImproperlyConfigured, match="site_url"):

@@ -113,3 +113,61 @@ def test_oversized_headers_get_431() -> None:
     assert response.status_code == 431
     assert "too large" in response.json()["detail"]
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1:8410@evil.com",  # userinfo: the browser goes to evil.com
+        "localhost@evil.com",
+        "localhost:80/evil.com",
+        "localhost/x",
+        "localhost?x",
+        "localhost#x",
+        "local host",
+        "localhost:",
+        "localhost:99999",
+        "localhost:8000:1",
+        "localhost:-1",
+        "localhost:+80",
+        "localhost:0x50",
+        "%6cocalhost",
+        "[::1",
+        "[::1]x",
+        "[::1]:",
+        "[::1]@evil.com",
+        "[fe80::1%25eth0]",
+        "[evil.com]",
+        "local\thost",
+        "localhost\\evil.com",
+    ],
+)
+def test_malformed_host_gets_400_even_when_any_host_is_allowed(host: str) -> None:
+    for hosts in (["localhost", "127.0.0.1", "[::1]"], ["*"]):
+        app, calls = make(Settings(secret_key=SECRET, allowed_hosts=hosts))
+        with app.test_client() as client:
+            response = client.get("/reset", headers={"Host": host})
+        assert response.status_code == 400, (hosts, host)
+        assert calls == []
+
+
+def test_links_carry_the_normalised_host() -> None:
+    app, _ = make()
+    with app.test_client() as client:
+        link = client.get("/reset", headers={"Host": "LocalHost.:8000"}).json()["link"]
+    assert link == "http://localhost:8000/reset"
+
+
+def test_forwarded_host_is_parsed_as_strictly_as_host() -> None:
+    app = App(Settings(secret_key=SECRET, allowed_hosts=["example.com"]))
+    Security(app, trusted_proxies=["10.0.0.0/8"])
+
+    @app.get("/where")
+    async def where(request: Request) -> dict[str, str]:
+        return {"link": request.url_for("where")}
+
+    with app.test_client(client_address=("10.0.0.2", 5000)) as client:
+        forged = {"Host": "example.com", "X-Forwarded-Host": "example.com:443@evil.com"}
+        assert client.get("/where", headers=forged).status_code == 400
+        good = {"Host": "internal", "X-Forwarded-Host": "Example.com"}
+        assert client.get("/where", headers=good).json() == {"link": "http://example.com/where"}
