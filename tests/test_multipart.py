@@ -514,3 +514,45 @@ def test_uploads_are_closed_when_sending_fails() -> None:
     with pytest.raises(OSError, match="connection reset"):
         asyncio.run(app(scope, receive, send))
     assert kept[0].file.closed
+
+
+@pytest.mark.parametrize("length", [257, 300, 5000])
+def test_overlong_boundary_is_a_client_error(length: int) -> None:
+    boundary = "b" * length
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    body = f"--{boundary}\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--{boundary}--\r\n"
+    with form_app().test_client() as client:
+        response = client.post("/form", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Malformed multipart body: Boundary length")
+
+
+def test_overlong_boundary_behind_the_csrf_check() -> None:
+    # The CSRF check reads the form to find the token: a session-carrying POST reaches the
+    # parser before any handler does (the attack hit /auth/login this way).
+    from transom.security import CSRFToken, Security
+
+    app = App(Settings(secret_key="multipart-tests-secret"))
+    Security(app)
+
+    @app.get("/token")
+    async def token(value: CSRFToken) -> dict[str, str]:
+        return {"token": value}
+
+    @app.post("/login")
+    async def login() -> dict[str, bool]:
+        return {"ok": True}
+
+    boundary = "b" * 300
+    with app.test_client() as client:
+        csrf = client.get("/token").json()["token"]
+        body = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=csrf_token\r\n\r\n{csrf}\r\n"
+            f"--{boundary}--\r\n"
+        )
+        response = client.post(
+            "/login",
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert response.status_code == 400

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from python_multipart import MultipartParser
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartState, parse_options_header
 
 from .datastructures import FormData, Headers, UploadFile
@@ -88,7 +88,16 @@ class _MultipartReader:
         self._data = bytearray()
         # Work the parser produces inside write(); applied asynchronously after each chunk.
         self._pending: list[tuple[UploadFile, bytes]] = []
-        self.parser = MultipartParser(
+        # The parser checks the boundary when it is built (over 256 bytes it raises
+        # FormParserError, the base class): that is the client's fault, so it is caught with
+        # everything else the library raises and answered like any malformed body.
+        try:
+            self.parser = self._parser(boundary)
+        except FormParserError as exc:
+            raise HTTPException(400, f"Malformed multipart body: {exc}") from None
+
+    def _parser(self, boundary: bytes) -> MultipartParser:
+        return MultipartParser(
             boundary,
             callbacks={
                 "on_part_begin": self._on_part_begin,
@@ -176,7 +185,7 @@ class _MultipartReader:
             # truncated body would silently lose its last part. (An empty body is an empty form.)
             if self.parser.state not in (MultipartState.END, MultipartState.START):
                 raise MultipartParseError("the body ended before the closing boundary")
-        except MultipartParseError as exc:
+        except FormParserError as exc:  # the base class: every parsing error the library has
             await self._close_files()
             raise HTTPException(400, f"Malformed multipart body: {exc}") from None
         except BaseException:
