@@ -427,3 +427,24 @@ def test_a_server_started_app_freezes_startup_objects_once(
     assert calls == ["collect", "freeze"]  # garbage is collected first, then the rest frozen
     asyncio.run(_lifespan_messages(make_app(gc_freeze=True)))  # a second app in one process
     assert calls == ["collect", "freeze"]
+
+
+def test_content_length_with_transfer_encoding_gets_400_and_closes() -> None:
+    app = App()
+    calls: list[bytes] = []
+
+    @app.post("/echo")
+    async def echo(request: Request) -> None:
+        calls.append(await request.body())
+
+    with app.test_client() as client:
+        response = client.post(
+            "/echo",
+            content=b"0\r\n\r\n",
+            headers={"Content-Length": "5", "Transfer-Encoding": "chunked"},
+        )
+        assert response.status_code == 400
+        assert response.headers["connection"] == "close"
+        assert "both Content-Length and Transfer-Encoding" in response.json()["detail"]
+        assert client.post("/echo", content=b"ok").status_code == 204
+    assert calls == [b"ok"]

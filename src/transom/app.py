@@ -268,10 +268,26 @@ class App(Router):
             headers = scope["headers"]
             size = 0
             host = None
+            framing = 0  # 1: Transfer-Encoding seen, 2: Content-Length seen
             for key, value in headers:
                 size += len(key) + len(value)
-                if key == b"host" and host is None:
-                    host = value
+                if key == b"host":
+                    if host is None:
+                        host = value
+                elif key == b"transfer-encoding":
+                    framing |= 1
+                elif key == b"content-length":
+                    framing |= 2
+            if framing == 3:
+                # Both framings at once is how requests are smuggled: a proxy in front may
+                # have read the body by one and the server by the other, so what follows on
+                # this connection can't be trusted. Refuse whatever the server accepted, and
+                # close the connection so a request hidden behind this one is never served.
+                raise HTTPException(
+                    400,
+                    "Request has both Content-Length and Transfer-Encoding",
+                    headers={"Connection": "close"},
+                )
             if len(headers) > self._max_headers or size > self._max_header_bytes:
                 raise HTTPException(
                     431,
