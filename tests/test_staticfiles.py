@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from transom import App
+from transom.datastructures import Headers
 from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, collect_static, fingerprint_name
 
@@ -69,6 +70,27 @@ def test_precompressed_variants(site: Path) -> None:
         plain = client.get("/static/js/app.js", headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers
         assert plain.text == "console.log('hi')"
+
+
+def test_precompressed_variant_that_leads_out_is_never_sent(site: Path) -> None:
+    # "site.css" is a real file inside the folder; its ".gz" companion is a symlink to a file
+    # outside it. The companion must pass the same containment check as the file itself.
+    secret = site / "secret.gz"
+    secret.write_bytes(gzip.compress(b"top secret"))
+    os.symlink(secret, site / "static" / "css" / "site.css.gz")
+    os.symlink(site / "secret.txt", site / "static" / "css" / "site.css.br")
+    app = app_for(site)
+    with app.test_client() as client:
+        response = client.get("/static/css/site.css", headers={"Accept-Encoding": "gzip, br"})
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert response.text == "body { color: #222 }\n" * 40
+    # Opting into symlinks follows them for the companions too.
+    followed = StaticFiles(site / "static", follow_symlinks=True)
+    found = followed._precompressed(
+        site / "static", "css/site.css", Headers([(b"accept-encoding", b"gzip")])
+    )
+    assert found is not None and found[0] == secret
 
 
 @pytest.mark.parametrize(

@@ -64,15 +64,17 @@ class StaticFiles:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        found = await run_sync(self.lookup, path)
+        found = await run_sync(self._find, path)
         if found is None:
             await PlainTextResponse("Not Found", 404)(scope, receive, send)
             return
-        file_path, stat_result = found
+        file_path, stat_result, directory, relative = found
         headers = {
             "Cache-Control": _IMMUTABLE if _FINGERPRINTED.search(file_path.name) else _REVALIDATE
         }
-        encoded = await run_sync(self._precompressed, file_path, Headers(scope["headers"]))
+        encoded = await run_sync(
+            self._precompressed, directory, relative, Headers(scope["headers"])
+        )
         if encoded is not None:
             variant, encoding, variant_stat = encoded
             headers["Content-Encoding"] = encoding
@@ -88,29 +90,39 @@ class StaticFiles:
 
     def lookup(self, request_path: str) -> tuple[Path, os.stat_result] | None:
         """Resolve a request path to a regular file inside one of the directories, or None."""
+        found = self._find(request_path)
+        return None if found is None else (found[0], found[1])
+
+    def _find(self, request_path: str) -> tuple[Path, os.stat_result, Path, str] | None:
         relative = _safe_relative(request_path)
         if relative is None:
             return None
         for directory in self.directories:
-            candidate = directory / relative
-            try:
-                real = candidate.resolve(strict=True)
-                base = directory.resolve(strict=True)
-            except (OSError, RuntimeError):
-                continue
-            if not self.follow_symlinks and not real.is_relative_to(base):
-                continue
-            try:
-                stat_result = real.stat()
-            except OSError:
-                continue
-            if not os.path.isfile(real):
-                continue
-            return real, stat_result
+            found = self._resolve(directory, relative)
+            if found is not None:
+                return found[0], found[1], directory, relative
         return None
 
-    @staticmethod
-    def _precompressed(path: Path, headers: Headers) -> tuple[Path, str, os.stat_result] | None:
+    def _resolve(self, directory: Path, relative: str) -> tuple[Path, os.stat_result] | None:
+        """``directory/relative`` as a regular file that stays inside ``directory``, or None."""
+        try:
+            real = (directory / relative).resolve(strict=True)
+            base = directory.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not self.follow_symlinks and not real.is_relative_to(base):
+            return None
+        try:
+            stat_result = real.stat()
+        except OSError:
+            return None
+        if not os.path.isfile(real):
+            return None
+        return real, stat_result
+
+    def _precompressed(
+        self, directory: Path, relative: str, headers: Headers
+    ) -> tuple[Path, str, os.stat_result] | None:
         accepted = {
             part.split(";", 1)[0].strip().lower()
             for part in str(headers.get("accept-encoding", "")).split(",")
@@ -118,13 +130,11 @@ class StaticFiles:
         for encoding, suffix in (("br", ".br"), ("gzip", ".gz")):
             if encoding not in accepted:
                 continue
-            variant = path.with_name(path.name + suffix)
-            try:
-                stat_result = variant.stat()
-            except OSError:
-                continue
-            if os.path.isfile(variant):
-                return variant, encoding, stat_result
+            # The variant is looked up like any requested file, so a "site.css.gz" symlink
+            # that leads out of the folder is refused exactly as "site.css" would be.
+            found = self._resolve(directory, relative + suffix)
+            if found is not None:
+                return found[0], encoding, found[1]
         return None
 
 
