@@ -9,7 +9,7 @@ import pytest
 
 from transom import Request
 from transom.responses import JSONResponse
-from transom.security import CSRFConfig, CSRFError, csrf_input
+from transom.security import CSRFConfig, CSRFError, Sess, csrf_input
 from transom.security.csrf import mask, unmask
 
 from .conftest import AppFactory, fetch_token
@@ -155,6 +155,36 @@ def test_bearer_authorization_is_exempt_but_basic_is_not(make_app: AppFactory) -
         assert bearer.status_code == 200
         basic = client.post("/submit", headers={"Authorization": "Basic dXNlcjpwdw=="})
         assert basic.status_code == 403
+
+
+def test_bearer_header_does_not_exempt_a_handler_that_uses_the_cookie_session(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.post("/cart")
+    async def add_to_cart(request: Request, session: Sess) -> dict[str, Any]:
+        session["cart"] = "attacker's item"
+        return {"ok": True}
+
+    with app.test_client() as client:
+        token = fetch_token(client)
+        client.get("/set", params={"key": "cart", "value": "mine"})
+        # A forged request with some bearer-looking header: the token is no credential of the
+        # user, the session cookie is, so the CSRF check applies after all.
+        forged = client.post("/cart", headers={"Authorization": "Bearer garbage"})
+        assert forged.status_code == 403
+        assert "CSRF verification failed" in detail(forged)
+        assert client.get("/session").json()["cart"] == "mine"
+        # With a valid CSRF token the same request passes.
+        ok = client.post(
+            "/cart", headers={"Authorization": "Bearer garbage", "X-CSRF-Token": token}
+        )
+        assert ok.status_code == 200
+        # No session cookie at all: nothing ambient, the exemption stands.
+        client.cookies.clear()
+        fresh = client.post("/cart", headers={"Authorization": "Bearer garbage"})
+        assert fresh.status_code == 200
 
 
 def test_bearer_exemption_can_be_turned_off(make_app: AppFactory) -> None:

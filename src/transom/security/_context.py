@@ -31,6 +31,7 @@ class RequestContext:
     __slots__ = (
         "cookies",
         "csrf_cookie",
+        "csrf_deferred",
         "endpoint",
         "nonce",
         "scope",
@@ -53,6 +54,8 @@ class RequestContext:
         self.session_drop_cookie = False
         self.session_signed_at = 0.0
         self.csrf_cookie: str | None = None
+        #: Set when the CSRF check was skipped for a non-ambient ``Authorization`` header.
+        self.csrf_deferred: Request | None = None
         #: Extra ``Set-Cookie`` header values added when the response starts.
         self.set_cookies: list[str] = []
 

@@ -282,7 +282,23 @@ async def verify_request(request: Request, ctx: RequestContext) -> None:
     if ctx.endpoint is not None and getattr(ctx.endpoint, EXEMPT_ATTR, False):
         return
     if config.exempt_bearer and _exempt_by_authorization(request):
+        # A token header is no ambient credential, so no check now; but if the handler then
+        # uses the cookie session, the cookie is what the request acts with after all, and
+        # the check runs at that moment (load_session calls verify_deferred).
+        ctx.csrf_deferred = request
         return
+    await _verify(request, config, ctx)
+
+
+async def verify_deferred(ctx: RequestContext) -> None:
+    """Run the check skipped for a token-carrying request that turned to the cookie session."""
+    request, ctx.csrf_deferred = ctx.csrf_deferred, None
+    config = ctx.security.csrf
+    if request is not None and config is not None:
+        await _verify(request, config, ctx)
+
+
+async def _verify(request: Request, config: CSRFConfig, ctx: RequestContext) -> None:
     try:
         _check_origin(request, config)
         secret = await _stored_secret(ctx)

@@ -288,6 +288,10 @@ async def load_session(ctx: RequestContext) -> SessionData:
     assert config.backend is not None
     raw = ctx.get_cookie(cookie_name(config, ctx.is_secure))
     session: SessionData | None = None
+    if raw and ctx.csrf_deferred is not None:
+        from transom.security.csrf import verify_deferred
+
+        await verify_deferred(ctx)
     if raw:
         session = await _from_cookie(ctx, config, config.backend, raw)
         if session is None:
