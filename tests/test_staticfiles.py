@@ -90,7 +90,8 @@ def test_precompressed_variant_that_leads_out_is_never_sent(site: Path) -> None:
     found = followed._precompressed(
         site / "static", "css/site.css", Headers([(b"accept-encoding", b"gzip")])
     )
-    assert found is not None and found[0] == secret
+    assert found is not None
+    assert found[0] == secret
 
 
 @pytest.mark.parametrize(
