@@ -74,6 +74,7 @@ async def test_bearer_requests_skip_csrf(make_app: AppFactory) -> None:
     async with app.async_test_client() as client:
         await add_user(app)
         tokens = await _tokens(client)
+        await client.get("/csrf")  # a browser with a session cookie
         assert (await client.post("/api/things")).status_code == 403  # cookie-style: CSRF
         ok = await client.post(
             "/api/things", headers={"authorization": f"Bearer {tokens['access_token']}"}

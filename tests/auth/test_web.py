@@ -55,9 +55,16 @@ async def test_login_requires_csrf(make_app: AppFactory) -> None:
     app = make_app()
     async with app.async_test_client() as client:
         await add_user(app)
-        response = await client.post(
-            "/auth/login", data={"username": "alice", "password": PASSWORD}
-        )
+        credentials = {"username": "alice", "password": PASSWORD}
+        # Login CSRF: a page elsewhere posts the attacker's credentials; the browser has no
+        # cookie of ours yet, but says where the request comes from.
+        cross_site = {"origin": "https://evil.example", "sec-fetch-site": "cross-site"}
+        forged = await client.post("/auth/login", data=credentials, headers=cross_site)
+        assert forged.status_code == 403
+        assert client.cookies.get("session") is None
+        # A browser that has a session must send the token.
+        await client.get("/csrf")
+        response = await client.post("/auth/login", data=credentials)
         assert response.status_code == 403
 
 

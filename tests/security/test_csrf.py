@@ -50,6 +50,7 @@ def test_no_session_means_no_secret(make_app: AppFactory) -> None:
     with make_app().test_client() as client:
         token = fetch_token(client)
         client.cookies.clear()
+        client.cookies.set("analytics", "1")  # a browser: it sends some cookie, not the session
         response = client.post("/submit", headers={"X-CSRF-Token": token})
     assert response.status_code == 403
     assert "no CSRF secret" in detail(response)
@@ -189,6 +190,7 @@ def test_bearer_header_does_not_exempt_a_handler_that_uses_the_cookie_session(
 
 def test_bearer_exemption_can_be_turned_off(make_app: AppFactory) -> None:
     with make_app(csrf=CSRFConfig(exempt_bearer=False)).test_client() as client:
+        fetch_token(client)  # the browser has a session
         response = client.post("/submit", headers={"Authorization": "Bearer abc"})
     assert response.status_code == 403
 
@@ -326,8 +328,12 @@ def test_failure_is_logged(make_app: AppFactory, caplog: pytest.LogCaptureFixtur
         caplog.at_level(logging.WARNING, logger="transom.security"),
         make_app().test_client() as client,
     ):
+        fetch_token(client)
         client.post("/submit")
-    assert "CSRF verification failed for POST /submit" in caplog.text
+        client.cookies.clear()
+        client.post("/submit", headers={"Sec-Fetch-Site": "cross-site"})
+    assert "CSRF verification failed for POST /submit: the CSRF token is missing" in caplog.text
+    assert "CSRF verification failed for POST /submit: the browser marked" in caplog.text
 
 
 def test_custom_failure_handler(make_app: AppFactory) -> None:
@@ -338,6 +344,7 @@ def test_custom_failure_handler(make_app: AppFactory) -> None:
         return JSONResponse({"error": "csrf", "why": exc.reason}, 403)
 
     with app.test_client() as client:
+        fetch_token(client)
         response = client.post("/submit")
     assert response.json()["error"] == "csrf"
 
@@ -351,6 +358,7 @@ def test_handler_does_not_run_when_refused(make_app: AppFactory) -> None:
         calls.append(1)
 
     with app.test_client() as client:
+        fetch_token(client)
         assert client.post("/side-effect").status_code == 403
     assert calls == []
 
@@ -396,3 +404,70 @@ def test_malformed_secret_cookie_is_replaced(make_app: AppFactory) -> None:
         secret = cookie.split(";")[0].split("=", 1)[1]
         assert secret != "not-a-secret"
         assert unmask(response.json()["token"]) == secret
+
+
+# -- requests without ambient credentials (curl, mobile apps, server-to-server) -------------
+
+
+@pytest.mark.parametrize("method", UNSAFE)
+def test_a_cookieless_client_needs_no_token(make_app: AppFactory, method: str) -> None:
+    # Adding Security(app) must not break a JSON API for non-browser clients: with no cookie
+    # and no Basic-style header the request carries no credential a page could abuse.
+    with make_app().test_client() as client:
+        assert client.request(method, "/submit").status_code == 200
+        same = client.request(method, "/submit", headers={"Origin": "http://testserver"})
+        assert same.status_code == 200
+        assert (
+            client.request(method, "/submit", headers={"Sec-Fetch-Site": "same-origin"})
+        ).status_code == 200
+        assert (
+            client.request(method, "/submit", headers={"Sec-Fetch-Site": "none"}).status_code == 200
+        )
+    assert client.cookies.get("session") is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Sec-Fetch-Site": "cross-site"}, "cross-site (Sec-Fetch-Site)"),
+        ({"Sec-Fetch-Site": "same-site"}, "same-site (Sec-Fetch-Site)"),
+        (
+            {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+            "cross-site (Sec-Fetch-Site)",
+        ),
+        ({"Origin": "https://evil.example"}, "does not match"),
+        ({"Origin": "null"}, "'null'"),
+        ({"Authorization": "Basic dXNlcjpwdw=="}, "no CSRF secret"),
+        ({"Cookie": "anything=1"}, "no CSRF secret"),
+    ],
+)
+def test_a_cookieless_request_from_another_site_is_refused(
+    make_app: AppFactory, headers: dict[str, str], reason: str
+) -> None:
+    app = make_app()
+    with app.test_client() as client:
+        response = client.post("/submit", headers=headers)
+    assert response.status_code == 403
+    assert reason in detail(response)
+
+
+def test_login_csrf_from_another_site_is_refused_without_cookies(make_app: AppFactory) -> None:
+    # A page on evil.example posting the attacker's credentials to our login form: the victim's
+    # browser has no cookie for us yet, but it says where the request comes from.
+    with make_app().test_client() as client:
+        forged = client.post(
+            "/login", headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+        )
+        assert forged.status_code == 403
+        assert client.cookies.get("session") is None
+        assert client.post("/login", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+
+
+def test_trusted_origins_may_post_cross_site_without_cookies(make_app: AppFactory) -> None:
+    app = make_app(csrf=CSRFConfig(trusted_origins=["https://app.example.com"]))
+    with app.test_client() as client:
+        response = client.post(
+            "/submit",
+            headers={"Origin": "https://app.example.com", "Sec-Fetch-Site": "cross-site"},
+        )
+    assert response.status_code == 200

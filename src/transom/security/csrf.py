@@ -3,15 +3,21 @@
 A random secret is kept per session (or, with sessions disabled, in its own cookie). Pages get
 a *masked* token: random mask + (mask XOR secret), so the token changes with every response
 and a compression side channel (BREACH) learns nothing from repeated pages. An unsafe request
-must:
+that carries a cookie (or Basic-style ``Authorization``, which browsers also attach by
+themselves) must:
 
 1. come from a trusted origin: ``Origin`` (when sent) must be this site or a trusted origin;
    without ``Origin``, HTTPS requests must carry a ``Referer`` on this site (``https`` only);
 2. carry a token (``X-CSRF-Token`` header, or the ``csrf_token`` form field) that unmasks to
    the secret.
 
+An unsafe request with neither carries no credential a page could abuse: it is refused only
+when the browser marks it as sent from another site (``Sec-Fetch-Site: cross-site`` or
+``same-site``, or a foreign ``Origin``), which also stops login CSRF.
+
 Exempt: routes decorated with :func:`csrf_exempt`, and requests carrying an ``Authorization``
-header with a scheme browsers never send by themselves (``Bearer``, ...; not ``Basic``).
+header with a scheme browsers never send by themselves (``Bearer``, ...; not ``Basic``), until
+their handler loads the cookie session (then the full check runs).
 """
 
 from __future__ import annotations
@@ -256,6 +262,34 @@ def _check_origin(request: Request, config: CSRFConfig) -> None:
         raise CSRFError(f"the Referer {normalised!r} does not match {own!r} or a trusted origin")
 
 
+def _carries_ambient_credentials(request: Request) -> bool:
+    """Whether the request has anything a browser sends by itself: a cookie or Basic-style auth.
+
+    Any cookie counts, not only the session's: the app (or a battery such as auth's remember-me)
+    may authenticate by another one, and a browser sends them all.
+    """
+    for name, value in request.scope["headers"]:
+        if name == b"cookie" and value.strip():
+            return True
+        if name == b"authorization":
+            scheme = value.split(b" ", 1)[0].strip().lower()
+            if scheme.decode("latin-1") in AMBIENT_AUTH_SCHEMES:
+                return True
+    return False
+
+
+def _check_cross_site(request: Request, config: CSRFConfig) -> None:
+    """Refuse what a browser marks as sent from another site, for credential-less requests."""
+    site = request.headers.get("sec-fetch-site")
+    if site in ("cross-site", "same-site"):
+        origin = _normalise_origin(str(request.headers.get("origin", "")))
+        if origin is None or not config.origin_trusted(origin):
+            raise CSRFError(f"the browser marked this request {site} (Sec-Fetch-Site)")
+        return
+    if request.headers.get("origin") is not None:
+        _check_origin(request, config)  # only its Origin part runs: the header is there
+
+
 def _exempt_by_authorization(request: Request) -> bool:
     value = request.headers.get("authorization")
     if not value:
@@ -287,7 +321,19 @@ async def verify_request(request: Request, ctx: RequestContext) -> None:
         # the check runs at that moment (load_session calls verify_deferred).
         ctx.csrf_deferred = request
         return
-    await _verify(request, config, ctx)
+    try:
+        if _carries_ambient_credentials(request):
+            await _verify(request, config, ctx)
+        else:
+            # Nothing a browser attaches by itself (no cookie, no Basic-style header): the
+            # request can't act as anyone it doesn't name, so there is nothing to forge. A curl
+            # or mobile client gets through without a token; a page on another site is still
+            # refused by what browsers always send with its requests (Sec-Fetch-Site, Origin),
+            # which also covers login forms posted cross-site.
+            _check_cross_site(request, config)
+    except CSRFError as exc:
+        _log_refusal(request, exc)
+        raise
 
 
 async def verify_deferred(ctx: RequestContext) -> None:
@@ -295,32 +341,37 @@ async def verify_deferred(ctx: RequestContext) -> None:
     request, ctx.csrf_deferred = ctx.csrf_deferred, None
     config = ctx.security.csrf
     if request is not None and config is not None:
-        await _verify(request, config, ctx)
+        try:
+            await _verify(request, config, ctx)
+        except CSRFError as exc:
+            _log_refusal(request, exc)
+            raise
+
+
+def _log_refusal(request: Request, exc: CSRFError) -> None:
+    security_logger.warning(
+        "CSRF verification failed for %s %s: %s", request.method, request.path, exc.reason
+    )
 
 
 async def _verify(request: Request, config: CSRFConfig, ctx: RequestContext) -> None:
-    try:
-        _check_origin(request, config)
-        secret = await _stored_secret(ctx)
-        if secret is None:
-            raise CSRFError(
-                "no CSRF secret for this client (session cookie missing or expired); "
-                "load the form again"
-            )
-        token = await _submitted_token(request, config)
-        if not token:
-            raise CSRFError(
-                f"the CSRF token is missing (send it in the {config.header_name} header "
-                f"or the {config.field_name!r} form field)"
-            )
-        try:
-            candidate = unmask(token)
-        except ValueError:
-            raise CSRFError("the CSRF token is malformed") from None
-        if not hmac.compare_digest(candidate, secret):
-            raise CSRFError("the CSRF token is incorrect")
-    except CSRFError as exc:
-        security_logger.warning(
-            "CSRF verification failed for %s %s: %s", request.method, request.path, exc.reason
+    """The full check: a trusted origin and a token that matches the stored secret."""
+    _check_origin(request, config)
+    secret = await _stored_secret(ctx)
+    if secret is None:
+        raise CSRFError(
+            "no CSRF secret for this client (session cookie missing or expired); "
+            "load the form again"
         )
-        raise
+    token = await _submitted_token(request, config)
+    if not token:
+        raise CSRFError(
+            f"the CSRF token is missing (send it in the {config.header_name} header "
+            f"or the {config.field_name!r} form field)"
+        )
+    try:
+        candidate = unmask(token)
+    except ValueError:
+        raise CSRFError("the CSRF token is malformed") from None
+    if not hmac.compare_digest(candidate, secret):
+        raise CSRFError("the CSRF token is incorrect")
