@@ -262,12 +262,29 @@ def test_default_allowed_hosts_reject_others_in_production() -> None:
         assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400
 
 
-def test_missing_secret_key_fails_at_startup_naming_the_variable() -> None:
+def test_an_app_that_signs_nothing_needs_no_secret_key() -> None:
     app = App(Settings(secret_key=None, debug=False))
-    with pytest.raises(ImproperlyConfigured, match="TRANSOM_SECRET_KEY"):
-        app._build()
-    # Debug mode may run without one.
-    App(Settings(secret_key=None, debug=True))._build()
+
+    @app.get("/")
+    def index() -> str:
+        return "Hello, World!"
+
+    with app.test_client() as client:
+        assert client.get("/").text == "Hello, World!"
+
+
+def test_missing_secret_key_fails_at_startup_when_something_signs() -> None:
+    from transom.security import Security
+
+    app = App(Settings(secret_key=None, debug=False))
+    Security(app)
+    with pytest.raises(ImproperlyConfigured, match="TRANSOM_SECRET_KEY is not set, and transom"):
+        app.test_client().__enter__()
+    # Debug mode may run without one (a random per-process key, logged).
+    debug = App(Settings(secret_key=None, debug=True))
+    Security(debug)
+    with debug.test_client() as client:
+        assert client.get("/nothing").status_code == 404
 
 
 def test_lifespan_context_and_hooks_run_in_order() -> None:
@@ -333,7 +350,10 @@ def test_lifespan_protocol_reports_startup_failure() -> None:
         {"type": "lifespan.shutdown.complete"},
     ]
 
+    from transom.security import Security
+
     misconfigured = App(Settings(secret_key=None))
+    Security(misconfigured)
     failed = asyncio.run(_lifespan_messages(misconfigured))
     assert failed[0]["type"] == "lifespan.startup.failed"
     assert "TRANSOM_SECRET_KEY" in failed[0]["message"]

@@ -99,7 +99,10 @@ def test_help_lists_commands() -> None:
         assert option in run_help.output
 
 
-def test_run_refuses_to_start_without_a_secret_key(project: Path) -> None:
+def test_run_refuses_to_start_without_a_secret_key_when_something_signs(project: Path) -> None:
+    (project / "app.py").write_text(
+        HELLO + "\nfrom transom.security import Security\nSecurity(app)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TRANSOM_SECRET_KEY"}
     result = subprocess.run(
         [sys.executable, "-m", "transom.cli", "run", "--no-debug"],
@@ -110,7 +113,16 @@ def test_run_refuses_to_start_without_a_secret_key(project: Path) -> None:
         timeout=60,
     )
     assert result.returncode != 0
-    assert "TRANSOM_SECRET_KEY is not set" in result.stderr
+    assert result.stderr.startswith("Error: TRANSOM_SECRET_KEY is not set, and transom.security")
+    assert "Traceback" not in result.stderr
+
+
+def test_run_serves_a_hello_world_without_a_secret_key(project: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TRANSOM_SECRET_KEY"}
+    command = [sys.executable, "-m", "transom.cli", "run", "--no-debug", "--port", str(port)]
+    with serving(command, project, port, env=env):
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text == "Hello, World!"
 
 
 def _free_port() -> int:
@@ -120,14 +132,16 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], cwd: Path, port: int) -> Iterator[None]:
+def serving(
+    command: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
+) -> Iterator[None]:
     """Start a server process, wait (bounded) until it answers on 127.0.0.1, stop it after."""
     process = subprocess.Popen(
         command,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "TRANSOM_SECRET_KEY": "cli-test"},
+        env=env if env is not None else {**os.environ, "TRANSOM_SECRET_KEY": "cli-test"},
     )
     try:
         deadline = time.monotonic() + 30

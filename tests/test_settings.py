@@ -42,13 +42,14 @@ def test_invalid_values_are_reported_by_name(monkeypatch: pytest.MonkeyPatch) ->
         Settings()
 
 
-def test_check_requires_a_secret_key_outside_debug() -> None:
-    with pytest.raises(ImproperlyConfigured, match="TRANSOM_SECRET_KEY"):
-        Settings(secret_key=None).check()
+def test_a_secret_key_is_required_by_what_signs_outside_debug() -> None:
+    Settings(secret_key=None).check()  # nothing signs yet: no key needed
+    with pytest.raises(ImproperlyConfigured, match="TRANSOM_SECRET_KEY is not set, and it signs"):
+        Settings(secret_key=None).require_secret_key("it signs")
     with pytest.raises(ImproperlyConfigured):
-        Settings(secret_key="").check()
-    Settings(secret_key="k").check()
-    Settings(secret_key=None, debug=True).check()
+        Settings(secret_key="").require_secret_key("it signs")
+    Settings(secret_key="k").require_secret_key("it signs")
+    Settings(secret_key=None, debug=True).require_secret_key("it signs")
 
 
 def test_subclass_adds_project_settings(monkeypatch: pytest.MonkeyPatch) -> None:

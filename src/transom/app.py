@@ -73,6 +73,7 @@ class App(Router):
         self._on_shutdown: list[Callable[[], Any]] = []
         self._before: list[Callable[[Request], Any]] = []
         self._after: list[Callable[[Request, Response], Any]] = []
+        self._checks: list[Callable[[], None]] = []
         self._middleware: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = []
         self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
         self._asgi: ASGIApp | None = None
@@ -108,6 +109,14 @@ class App(Router):
         """Run ``func`` (sync or async, no arguments) when the server stops, newest first."""
         self._on_shutdown.append(func)
         return func
+
+    def add_check(self, func: Callable[[], None]) -> None:
+        """Run ``func()`` when the app is built, before it serves anything (or a server forks).
+
+        A check raises :class:`~transom.exceptions.ImproperlyConfigured` to refuse to start
+        with a clear message; batteries use it for what they need (a secret key, say).
+        """
+        self._checks.append(func)
 
     def before_request(self, func: F) -> F:
         """Run ``func(request)`` before each routed request; returning a Response short-circuits."""
@@ -170,6 +179,8 @@ class App(Router):
         if self._asgi is None:
             settings = self.settings
             settings.check()
+            for check in self._checks:
+                check()
             configure_thread_pool(settings.thread_pool_size)
             self._limits = (
                 settings.max_body_size,

@@ -230,7 +230,12 @@ def run(
         os.environ["TRANSOM_DEBUG"] = "1" if debug else "0"
     location = locate_app(target or ctx.find_root().params.get("app"))
     app = location.load()
-    app._build()  # fail fast on bad settings, with the message, before forking workers
+    from .exceptions import ImproperlyConfigured
+
+    try:
+        app._build()  # fail fast on bad settings, with the message, before forking workers
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from None
     if reload is None:
         reload = app.settings.debug
     if reload and workers > 1:

@@ -76,12 +76,26 @@ class Settings(BaseSettings):
         return value
 
     def check(self) -> None:
-        """Refuse to start with settings that are unsafe outside debug mode."""
-        if not self.debug and (self.secret_key is None or not self.secret_key.get_secret_value()):
-            raise ImproperlyConfigured(
-                "TRANSOM_SECRET_KEY is not set. Outside debug mode Transom needs a secret key to "
-                "sign sessions and tokens: set the TRANSOM_SECRET_KEY environment variable (or "
-                "secret_key in your Settings), for example to the output of "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, "
-                "or run in debug mode with TRANSOM_DEBUG=1."
-            )
+        """Refuse to start with settings that are unsafe outside debug mode.
+
+        A secret key is not among them: an app that signs nothing (a hello world, a JSON API
+        without sessions) runs without one. What signs asks for it with
+        :meth:`require_secret_key`.
+        """
+
+    def require_secret_key(self, purpose: str) -> None:
+        """Raise :class:`ImproperlyConfigured` unless a secret key is set (or in debug mode).
+
+        Args:
+            purpose: What needs the key, for the message ("transom.security signs sessions
+                and CSRF tokens").
+        """
+        if self.debug or (self.secret_key is not None and self.secret_key.get_secret_value()):
+            return
+        raise ImproperlyConfigured(
+            f"TRANSOM_SECRET_KEY is not set, and {purpose}: outside debug mode that needs a "
+            "secret key. Set the TRANSOM_SECRET_KEY environment variable (or secret_key in "
+            "your Settings), for example to the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, "
+            "or run in debug mode with TRANSOM_DEBUG=1."
+        )

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["EXTENSION_KEY", "Security", "SecurityMiddleware"]
 
 EXTENSION_KEY: Final = "transom.security"
+_SIGNS = "transom.security signs session cookies and CSRF secrets"
 logger = logging.getLogger("transom.security")
 
 
@@ -103,11 +104,19 @@ class Security:
             # Added last, so it runs first: everything after it sees the real client and scheme.
             app.add_middleware(ProxyHeadersMiddleware, trusted=self.trusted_proxies)
         app.before_request(self._before_request)
+        app.add_check(self._require_key)
         app.on_shutdown(self._close)
+
+    def _require_key(self) -> None:
+        # At build time, so a missing key fails the deploy rather than the first login; only when
+        # something here signs (sessions, CSRF secrets in a cookie, and what builds on them).
+        if self.sessions is not None or self.csrf is not None:
+            self.app.settings.require_secret_key(_SIGNS)
 
     def secret_keys(self) -> tuple[str, ...]:
         """Keys that verify signatures, oldest first; the last one signs."""
         if self._keys is None:
+            self.app.settings.require_secret_key(_SIGNS)
             secret = self.app.settings.secret_key
             current = secret.get_secret_value() if secret is not None else ""
             if not current:
