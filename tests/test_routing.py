@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
-from transom import App, PlainTextResponse, Router
+from transom import App, PlainTextResponse, Request, Router
 from transom._trie import Trie, parse_template
 from transom._types import Receive, Scope, Send
 from transom.converters import Converter, register_converter
@@ -188,8 +188,6 @@ def test_url_for_builds_paths_and_query_strings() -> None:
     with pytest.raises(KeyError, match="no route named 'nope'"):
         app.url_path_for("nope")
 
-    from transom import Request
-
     @app.get("/where")
     def where(request: Request) -> str:
         return request.url_for("article", slug="x", page=3)
@@ -356,3 +354,44 @@ def test_unknown_method_in_route_definition() -> None:
     app = make_app()
     with pytest.raises(ValueError, match="unknown HTTP method"):
         app.route("/x", methods=["FETCH"])(lambda: "x")
+
+
+def test_a_path_parameter_no_argument_takes_is_a_startup_error() -> None:
+    app = App()
+
+    @app.get("/items/{item_id}")
+    async def show(id: int) -> dict[str, int]:
+        return {"id": id}
+
+    with pytest.raises(TypeError) as info:
+        app.test_client().__enter__()
+    message = str(info.value)
+    assert "route '/items/{item_id}': path parameter 'item_id' not taken by handler" in message
+    assert "did you mean to name the argument 'item_id' instead of 'id'?" in message
+    assert f"{__file__}:" in message
+
+
+def test_path_parameters_taken_by_alias_dependency_or_request_are_fine() -> None:
+    from transom import Depends, Path
+
+    app = App()
+
+    async def load(item_id: int) -> int:
+        return item_id * 10
+
+    @app.get("/a/{item_id}")
+    async def by_alias(ident: Annotated[int, Path(alias="item_id")]) -> int:
+        return ident
+
+    @app.get("/b/{item_id}")
+    async def by_dependency(loaded: Annotated[int, Depends(load)]) -> int:
+        return loaded
+
+    @app.get("/c/{item_id}")
+    async def by_request(request: Request) -> str:
+        return str(request.path_params["item_id"])
+
+    with app.test_client() as client:
+        assert client.get("/a/1").json() == 1
+        assert client.get("/b/2").json() == 20
+        assert client.get("/c/3").text == "3"

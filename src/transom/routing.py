@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -90,12 +91,44 @@ class Route:
             for d in [*self.dependencies, *attached]
             if d.dependency
         ]
+        self._check_path_params(names)
         self._needs_context = self.dependant.needs_context or bool(self._guards)
         self._is_async = self.dependant.kind == "async"
         self._has_params = bool(self.dependant.params or self.dependant.request_names)
         if self.dependant.kind in ("async_gen", "sync_gen"):
             raise TypeError(f"handler {self.name!r} is a generator; return a StreamingResponse")
         self._output = output_adapter(self.endpoint, self.response_model)
+
+    def _check_path_params(self, names: frozenset[str]) -> None:
+        """Refuse a path parameter that nothing takes: a misspelt argument would otherwise
+        silently become a required query parameter, and every request would get 422."""
+        assert self.dependant is not None
+        used: set[str] = set()
+        free: list[str] = []
+        for root in (self.dependant, *self._guards):
+            for dependant in root.walk():
+                if dependant.request_names or _takes_kwargs(dependant.call):
+                    return  # it may read request.path_params itself
+                for spec in dependant.params:
+                    if spec.location == "path":
+                        used.add(spec.alias)
+                    elif spec.location == "query" and dependant is self.dependant:
+                        free.append(spec.name)
+        missing = sorted(names - used)
+        if not missing:
+            return
+        where = _where(self.endpoint)
+        hint = (
+            f"; did you mean to name the argument {missing[0]!r} instead of "
+            f"{', '.join(repr(f) for f in free)}?"
+            if free
+            else f"; add an argument {missing[0]!r}"
+        )
+        raise TypeError(
+            f"route {self.path!r}: path parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)} not taken by handler "
+            f"{getattr(self.endpoint, '__qualname__', self.name)} ({where}){hint}"
+        )
 
     async def handle(
         self, request: Request, values: list[Any], context: SolveContext | None
@@ -312,3 +345,17 @@ def _derive(
         operation_id=route.operation_id,
         localns=route.localns,
     )
+
+
+def _takes_kwargs(call: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _where(call: Callable[..., Any]) -> str:
+    """``file:line`` of a handler, for start-up errors."""
+    code = getattr(inspect.unwrap(call), "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else repr(call)
