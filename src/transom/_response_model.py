@@ -31,7 +31,16 @@ def _involves_response(annotation: Any) -> bool:
     return any(_involves_response(arg) for arg in get_args(annotation))
 
 
-def output_adapter(endpoint: Callable[..., Any], response_model: Any) -> TypeAdapter[Any] | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Output:
+    """A route's declared response type and its compiled adapter."""
+
+    adapter: TypeAdapter[Any]
+    #: The declared type itself: a result already of exactly this type is not validated again.
+    model: Any
+
+
+def output_adapter(endpoint: Callable[..., Any], response_model: Any) -> Output | None:
     model = response_model
     if model is None:
         try:
@@ -42,18 +51,24 @@ def output_adapter(endpoint: Callable[..., Any], response_model: Any) -> TypeAda
         return None
     if _involves_response(model) or not _involves_model(model):
         return None
-    return TypeAdapter(model)
+    return Output(TypeAdapter(model), model)
 
 
 class ResponseValidationError(Exception):
     """The handler returned something its declared response model does not accept (a bug)."""
 
 
-def render_output(adapter: TypeAdapter[Any], result: Any, status_code: int | None) -> Response:
+def render_output(output: Output, result: Any, status_code: int | None) -> Response:
     if result is None and status_code is not None:
         return Response(b"", status_code)
-    core_type = getattr(adapter, "_type", None)
-    if type(result) is not core_type:
+    adapter = output.adapter
+    if type(result) is not output.model:
+        if dataclasses.is_dataclass(result) and not isinstance(result, type):
+            # Pydantic takes a dataclass instance as it is, so a generic one (``Page`` for a
+            # declared ``Page[ItemOut]``) would keep its items unconverted: ItemOut's
+            # validators would never run. Validate its fields instead (one level: the items
+            # are converted by the declared type, with from_attributes for ORM objects).
+            result = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
         try:
             result = adapter.validate_python(result, from_attributes=True)
         except ValidationError as exc:

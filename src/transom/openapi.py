@@ -282,7 +282,7 @@ def _responses(
     success: dict[str, Any] = {"description": "Successful response"}
     if route._output is not None:
         media: dict[str, Any] = {}
-        collector.want(route._output, "serialization", media, "schema")
+        collector.want(route._output.adapter, "serialization", media, "schema")
         success["content"] = {"application/json": media}
     else:
         annotation = inspect.signature(route.endpoint).return_annotation

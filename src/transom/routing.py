@@ -15,6 +15,7 @@ from .params import Depends
 from .responses import Response, to_response
 
 if TYPE_CHECKING:
+    from ._response_model import Output
     from .requests import Request
 
 __all__ = ["Mount", "Route", "Router"]
@@ -73,7 +74,7 @@ class Route:
         self._needs_context = False
         self._is_async = False
         self._has_params = True
-        self._output: Any = None  # TypeAdapter for the declared response model, if any
+        self._output: Output | None = None  # the declared response model, if any
 
     def __repr__(self) -> str:
         return f"<Route {','.join(self.methods)} {self.path} name={self.name!r}>"

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
 from transom import App, Settings
@@ -134,3 +135,38 @@ def test_cursor_round_trips_typed_values() -> None:
 
     values = [START, Decimal("1.50"), UUID(int=7), "x", 3, None]
     assert decode_cursor(encode_cursor(values)) == values
+
+
+class Row:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.password_hash = "secret"
+
+
+class ItemOut(BaseModel):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def shout(cls, value: str) -> str:
+        return value.upper()
+
+
+def test_declared_page_type_converts_items_through_their_model() -> None:
+    # -> Page[ItemOut] must run ItemOut on every item (its validators, its field list), as
+    # -> list[ItemOut] does; a Page is a dataclass, which Pydantic would pass through as is.
+    app = App()
+
+    @app.get("/page")
+    async def page() -> Page[ItemOut]:
+        return Page([Row("a"), Row("b")], 2, 1, 20, 1, {"next": None})  # type: ignore[list-item]
+
+    @app.get("/cursor")
+    async def cursor() -> CursorPage[ItemOut]:
+        return CursorPage([Row("c")], 1, None, None, {})  # type: ignore[list-item]
+
+    with app.test_client() as client:
+        body = client.get("/page").json()
+        assert body["items"] == [{"name": "A"}, {"name": "B"}]
+        assert (body["total"], body["page"], body["links"]) == (2, 1, {"next": None})
+        assert client.get("/cursor").json()["items"] == [{"name": "C"}]
