@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import threading
+
 import pytest
 
-from transom.admin import Admin
+from transom import App
+from transom.admin import Admin, SessionAuth
 from transom.db import Database
+from transom.security.logins import LoginLimits
+from transom.testing import AsyncTestClient
 
-from .conftest import Browser, make_user, seed
+from .conftest import PASSWORD, Browser, make_user, seed
 from .models import User
 
 pytestmark = pytest.mark.anyio
@@ -33,16 +39,59 @@ async def test_anonymous_post_is_refused(browser: Browser) -> None:
 async def test_wrong_password_and_inactive_and_non_staff(
     database: Database, browser: Browser
 ) -> None:
-    await make_user(database, "staff")
-    await make_user(database, "gone", active=False)
+    # One answer for every refusal: a different one for "customer" with the right password
+    # would confirm the password of an account the admin does not let in.
     await make_user(database, "customer", staff=False)
-    assert (await browser.login("staff", "nope")).status_code == 400
-    assert (await browser.login("nobody")).status_code == 400
-    assert (await browser.login("gone")).status_code == 400
-    refused = await browser.login("customer")
-    assert refused.status_code == 403
-    assert "may not use the administration" in refused.text
+    await make_user(database, "gone", active=False)
+    await make_user(database, "staff")
+    answers = [
+        await browser.login("customer", "nope"),
+        await browser.login("customer"),
+        await browser.login("gone"),
+        await browser.login("nobody"),
+        await browser.login("staff", "nope"),
+    ]
+    assert {a.status_code for a in answers} == {400}
+    bodies = {re.sub(r'(value|name)="[^"]*"', "", a.text) for a in answers}
+    assert len(bodies) == 1
+    assert "may not use the administration" not in answers[1].text
     assert (await browser.get("/admin")).status_code == 302
+
+
+async def test_login_is_rate_limited(
+    database: Database, site: tuple[App, Admin], browser: Browser
+) -> None:
+    _, admin = site
+    assert isinstance(admin.auth, SessionAuth)
+    admin.auth.login_limits = LoginLimits(account_ip="2/minute")
+    await make_user(database, "staff")
+    assert (await browser.login("staff", "nope")).status_code == 400
+    assert (await browser.login("staff", "nope")).status_code == 400
+    refused = await browser.login("staff")
+    assert refused.status_code == 429
+    assert "retry-after" in refused.headers
+    # Only this address is locked out of the account.
+    async with AsyncTestClient(site[0], client_address=("10.0.0.5", 1)) as client:
+        assert (await Browser(client).login("staff")).status_code == 303
+
+
+async def test_unknown_users_cost_a_password_check_off_the_event_loop(
+    database: Database, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[tuple[str, int]] = []
+    real = User.check_password
+
+    def check_password(self: User, raw: str) -> bool:
+        checks.append((self.username, threading.get_ident()))
+        return real(self, raw)
+
+    monkeypatch.setattr(User, "check_password", check_password)
+    await make_user(database, "staff")
+    assert (await browser.login("nobody")).status_code == 400
+    assert (await browser.login("staff")).status_code == 303
+    # The unknown name was checked against a throw-away user, as slow as a real check.
+    assert [name for name, _ in checks] == [None, "staff"]
+    assert threading.get_ident() not in [thread for _, thread in checks]
 
 
 async def test_login_redirects_to_next_on_this_site_only(
@@ -57,6 +106,14 @@ async def test_login_redirects_to_next_on_this_site_only(
             "password": "correct horse battery",
             "csrf_token": _token(page.text),
         },
+    )
+    assert r.headers["location"] == "/admin"
+    # Browsers drop tabs and newlines in URLs: "/\t/evil.example/" is "//evil.example/".
+    browser.client.cookies.clear()
+    page = await browser.get("/admin/login")
+    r = await browser.client.post(
+        "/admin/login?next=/%09/evil.example/",
+        data={"username": "root", "password": PASSWORD, "csrf_token": _token(page.text)},
     )
     assert r.headers["location"] == "/admin"
     assert (await browser.get("/admin/login?next=/admin/admin/tag")).headers[
@@ -221,3 +278,15 @@ async def test_ensure_superuser(
     assert password
     assert await admin.ensure_superuser("boss") is None
     assert (await browser.login("boss", password)).status_code == 303
+
+
+def test_old_safe_next_is_auths_with_a_warning() -> None:
+    from transom.admin.views.common import safe_next
+
+    with pytest.warns(DeprecationWarning, match=r"transom\.auth\.safe_next"):
+        assert safe_next("/admin/x", "/admin") == "/admin/x"
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        # What the old check let through: a tab that browsers drop, making "//evil".
+        assert safe_next("/\t/evil.example/", "/admin") == "/admin"
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        assert safe_next("https://evil.example/", "/admin") == "/admin"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from transom import Settings
-from transom.auth import MemoryBackend, User
+from transom.auth import Argon2Hasher, MemoryBackend, PasswordHashers, User
+from transom.auth.hashers import Verification
 from transom.db import get_database
 from transom.exceptions import ImproperlyConfigured
 
@@ -104,6 +108,137 @@ async def test_reset_does_not_reveal_accounts(make_app: AppFactory, outbox: Memo
         assert known.text == unknown.text
         await wait_for(lambda: len(outbox.outbox) == 1)
         assert outbox.outbox[0].to == ["alice@example.com"]
+
+
+async def test_reset_mail_goes_to_the_stored_address(
+    make_app: AppFactory, outbox: MemoryBackend
+) -> None:
+    # CVE-2019-19844's pattern: "\u212aim@example.com" (a Kelvin sign) folds to kim's address.
+    # It may select kim's account, but the link must go to the address kim has on file.
+    app = make_app()
+    async with app.async_test_client() as client:
+        await add_user(app, "kim", email="kim@example.com")
+        await add_user(app, "bob", email="Bob@Example.com")
+        await post_form(client, "/auth/password/reset", {"email": "\u212aim@example.com"})
+        await wait_for(lambda: len(outbox.outbox) == 1)
+        assert outbox.outbox[0].to == ["kim@example.com"]
+        await post_form(client, "/auth/password/reset", {"email": "bob@example.COM"})
+        await wait_for(lambda: len(outbox.outbox) == 2)
+        assert outbox.outbox[1].to == ["Bob@Example.com"]
+
+
+async def test_reset_is_rate_limited_per_address_and_per_client(
+    make_app: AppFactory, outbox: MemoryBackend
+) -> None:
+    app = make_app(reset_rate_ip="4/minute", reset_rate_email="2/minute")
+    async with (
+        app.async_test_client() as one,
+        app.async_test_client(client_address=("10.0.0.7", 1)) as two,
+        app.async_test_client(client_address=("10.0.0.8", 1)) as three,
+    ):
+        await add_user(app, "kim", email="kim@example.com")
+        reset = "/auth/password/reset"
+        # One inbox, several clients (and spellings): two requests, then 429.
+        assert (await post_form(one, reset, {"email": "kim@example.com"})).status_code == 200
+        assert (await post_form(two, reset, {"email": "KIM@example.com"})).status_code == 200
+        refused = await post_form(three, reset, {"email": "\u212aim@example.com"})
+        assert refused.status_code == 429
+        assert "retry-after" in refused.headers
+        await wait_for(lambda: len(outbox.outbox) == 2)
+        # One client, many addresses: four requests (one was spent above), then 429.
+        for name in ("a", "b", "c"):
+            response = await post_form(one, reset, {"email": f"{name}@example.com"})
+            assert response.status_code == 200
+        assert (await post_form(one, reset, {"email": "d@example.com"})).status_code == 429
+        await asyncio.sleep(0.05)
+        assert len(outbox.outbox) == 2
+
+
+async def test_reset_does_the_account_work_after_the_response(
+    make_app: AppFactory, outbox: MemoryBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Known and unknown addresses take the same path: the request only hands the address to
+    # a background job, which looks the account up, makes the token and sends the mail. Held
+    # at a gate here, the job cannot have run while either answer was produced.
+    from transom.auth import views
+
+    app = make_app()
+    gate = asyncio.Event()
+    jobs: list[str] = []
+    real = views.send_password_reset
+
+    async def gated(auth: Any, request: Any, email: str) -> int:
+        jobs.append(email)
+        await gate.wait()
+        return await real(auth, request, email)
+
+    monkeypatch.setattr(views, "send_password_reset", gated)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async with app.async_test_client() as client:
+        await add_user(app)
+        engine = get_database(app).engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            known = await post_form(client, "/auth/password/reset", {"email": "alice@example.com"})
+            unknown = await post_form(client, "/auth/password/reset", {"email": "who@example.com"})
+            assert known.status_code == unknown.status_code == 200
+            assert known.text == unknown.text
+            await wait_for(lambda: len(jobs) == 2)  # both jobs started, both at the gate
+            assert jobs == ["alice@example.com", "who@example.com"]
+            assert not [s for s in statements if "auth_user" in s]  # no lookup yet
+            assert outbox.outbox == []
+            gate.set()
+            await wait_for(lambda: len(outbox.outbox) == 1)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert outbox.outbox[0].to == ["alice@example.com"]
+
+
+async def test_hashing_runs_off_the_event_loop(make_app: AppFactory, outbox: MemoryBackend) -> None:
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    class Recording(Argon2Hasher):
+        def verify(self, password: str, encoded: str) -> Verification:
+            threads.append(threading.get_ident())
+            return super().verify(password, encoded)
+
+        def hash(self, password: str) -> str:
+            threads.append(threading.get_ident())
+            return super().hash(password)
+
+    hashers = PasswordHashers(Recording(time_cost=1, memory_cost=1024, parallelism=1))
+    app = make_app(hashers=hashers, signup=True)
+    async with app.async_test_client() as client, app.async_test_client() as newcomer:
+        await add_user(app)
+        threads.clear()
+        signup = {"username": "carol", "email": "carol@example.com"}
+        signup |= {"password1": PASSWORD, "password2": PASSWORD}
+        assert (await post_form(newcomer, "/auth/signup", signup)).status_code == 303
+        await wait_for(lambda: len(outbox.outbox) == 1)  # the verification email
+        await log_in(client)
+        changed = await post_form(
+            client,
+            "/auth/password/change",
+            {"old_password": PASSWORD, "new_password1": NEW, "new_password2": NEW},
+        )
+        assert changed.status_code == 303
+        await post_form(client, "/auth/password/reset", {"email": "alice@example.com"})
+        await wait_for(lambda: len(outbox.outbox) == 2)
+        moved = await client.get(link_in(outbox).removeprefix("http://testserver"))
+        done = await post_form(
+            client,
+            moved.headers["location"],
+            {"new_password1": PASSWORD, "new_password2": PASSWORD},
+        )
+        assert done.status_code == 303
+        # signup: hash; login: verify; change: verify + hash; reset: hash
+        assert len(threads) == 5
+        assert loop_thread not in threads
 
 
 async def test_reset_link_ignores_forged_host(make_app: AppFactory, outbox: MemoryBackend) -> None:

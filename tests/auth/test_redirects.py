@@ -42,3 +42,12 @@ def test_allowed_hosts() -> None:
     assert (
         safe_next("https://accounts.example/", host="x", secure=True, allowed_hosts=allowed) != "/"
     )
+
+
+def test_one_function_for_site_and_admin() -> None:
+    import transom.auth
+    from transom.admin.views import pages
+    from transom.security.redirects import safe_next as shared
+
+    assert transom.auth.safe_next is shared
+    assert pages.login.__globals__["safe_next"] is shared  # what the admin login calls

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transom.admin.auth import SessionAuth
+from transom.auth.extension import EXTENSION_KEY
 from transom.requests import Request
+
+if TYPE_CHECKING:
+    from transom.db import DbSession
 
 __all__ = ["TransomAuth"]
 
@@ -35,6 +39,15 @@ class TransomAuth(SessionAuth):
             password_field=getattr(user_model, "PASSWORD_FIELD", "password"),
             group_model=getattr(self.module, "Group", None),
         )
+
+    async def authenticate(
+        self, request: Request, db: DbSession, username: str, password: str
+    ) -> Any | None:
+        """:func:`transom.auth.authenticate` when ``Auth(app)`` is installed: the site's login
+        path with the site's limits (one budget for both forms), else the generic one."""
+        if EXTENSION_KEY in (request.app.extensions if request.app else {}):
+            return await self.module.authenticate(request, db, username, password)
+        return await super().authenticate(request, db, username, password)
 
     async def login(self, request: Request, user: Any) -> None:
         helper = getattr(self.module, "login", None)

@@ -16,12 +16,15 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import secrets
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 
+from transom._concurrency import run_sync
 from transom.requests import Request
+from transom.security.logins import LoginLimits, check_credentials, check_password
 
 if TYPE_CHECKING:
     from transom.db import DbSession
@@ -100,8 +103,19 @@ class AuthBackend:
         return ",".join(str(v) for v in identity) if identity else str(id(user))
 
     def set_password(self, user: Any, raw: str) -> None:
-        """Hash ``raw`` onto ``user`` (through ``user.set_password``)."""
+        """Hash ``raw`` onto ``user`` (through ``user.set_password``); blocks while hashing."""
         user.set_password(raw)
+
+    async def aset_password(self, user: Any, raw: str) -> None:
+        """:meth:`set_password` in the thread pool: hashing would stall the event loop.
+
+        An ``async def set_password`` on the user is awaited as it is.
+        """
+        method = getattr(user, "set_password", None)
+        if inspect.iscoroutinefunction(method):
+            await method(raw)
+            return
+        await run_sync(self.set_password, user, raw)
 
     def validate_password(self, raw: str, user: Any | None = None) -> list[str]:
         """Problems with a new password (empty when it is acceptable)."""
@@ -141,6 +155,7 @@ class SessionAuth(AuthBackend):
         username_field: The attribute users log in with.
         password_field: The attribute holding the hash (hidden from every form).
         group_model: A group model to manage in the admin too.
+        login_limits: Login attempt budgets (default: those of :mod:`transom.auth`).
     """
 
     def __init__(
@@ -150,12 +165,15 @@ class SessionAuth(AuthBackend):
         username_field: str = "username",
         password_field: str = "password",
         group_model: type[Any] | None = None,
+        login_limits: LoginLimits | None = None,
     ) -> None:
         self.user_model = user_model
         self._model: type[Any] = user_model
         self.username_field = username_field
         self.password_field = password_field
         self.group_model = group_model
+        self.login_limits = login_limits or LoginLimits()
+        self._dummy: Any = None
 
     async def current_user(self, request: Request, db: DbSession) -> Any | None:
         from transom.security import get_session_data
@@ -174,14 +192,37 @@ class SessionAuth(AuthBackend):
     async def authenticate(
         self, request: Request, db: DbSession, username: str, password: str
     ) -> Any | None:
+        """The active user with these credentials, or ``None``, through the site's login path.
+
+        :func:`transom.security.logins.check_credentials`: rate limits (:attr:`login_limits`,
+        counted in the same budgets as the site's login), a password check against a
+        throw-away hash for unknown names (:meth:`dummy_check`), hashing in the thread pool.
+        """
         column = getattr(self._model, self.username_field)
-        user = (await db.execute(select(self._model).where(column == username))).scalar()
-        if user is None:
-            return None
-        ok = user.check_password(password)
-        if inspect.isawaitable(ok):
-            ok = await ok
-        return user if ok else None
+
+        async def find(name: str) -> Any:
+            return (await db.execute(select(self._model).where(column == name))).scalar()
+
+        return await check_credentials(
+            request,
+            username,
+            password,
+            limits=self.login_limits,
+            find=find,
+            dummy=self.dummy_check,
+        )
+
+    async def dummy_check(self, password: str) -> None:
+        """Check ``password`` against a throw-away user's hash: as slow as a real check.
+
+        An unknown login name then takes as long to refuse as a wrong password. The user is
+        an unsaved instance of the model with a random password, made on first use.
+        """
+        if self._dummy is None:
+            dummy = self._model()
+            await self.aset_password(dummy, secrets.token_urlsafe(16))
+            self._dummy = dummy
+        await check_password(self._dummy, password)
 
     async def login(self, request: Request, user: Any) -> None:
         from transom.security import login

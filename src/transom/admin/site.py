@@ -230,7 +230,7 @@ class Admin:
             setattr(user, auth.username_field, username)
             for flag in ("is_active", "is_staff", "is_superuser"):
                 setattr(user, flag, True)
-            auth.set_password(user, chosen)
+            await auth.aset_password(user, chosen)
             db.add(user)
             await db.commit()
         return chosen

@@ -83,7 +83,7 @@ class UserAdmin(ModelAdmin):
         if adding and raw is not None:
             auth = self.site.auth
             assert auth is not None
-            auth.set_password(obj, str(raw))
+            await auth.aset_password(obj, str(raw))
         await super().save_model(request, db, obj, data, adding)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -17,6 +18,8 @@ from transom.auth.tokens import SignedTokens
 from transom.auth.validators import DEFAULT_VALIDATORS, PasswordValidator
 from transom.exceptions import ImproperlyConfigured
 from transom.requests import Request
+from transom.security.logins import LoginLimits
+from transom.security.ratelimit import parse_rate
 
 if TYPE_CHECKING:
     from transom.app import App
@@ -55,8 +58,13 @@ class Auth:
         from_email: ``From`` address of the battery's emails.
         reset_max_age: Seconds a password-reset link stays valid.
         verify_max_age: Seconds an email-verification link stays valid.
-        login_rate_ip: Login attempts allowed per client address.
-        login_rate_account: Login attempts allowed per account name.
+        login_rate_ip: Login attempts allowed per client address, whatever the account.
+        login_rate_account: Login attempts allowed on one account from one client address
+            (past it, that address is locked out of that account; the owner elsewhere is not).
+        login_rate_account_total: Login attempts allowed on one account from all addresses
+            together (a distributed guess; see ``docs/auth.md``).
+        reset_rate_ip: Password-reset requests allowed per client address.
+        reset_rate_email: Password-reset requests allowed per submitted address.
         jwt: JWT settings; ``None`` turns the JWT endpoints and ``Bearer`` auth off.
         token_schemes: ``Authorization`` schemes and what they carry: ``"jwt"`` or ``"api"``.
         sync_permissions: Create missing model permissions when the app starts.
@@ -93,6 +101,9 @@ class Auth:
         verify_max_age: int = 3 * 24 * 3600,
         login_rate_ip: str = "30/minute",
         login_rate_account: str = "10/15minute",
+        login_rate_account_total: str = "100/hour",
+        reset_rate_ip: str = "10/hour",
+        reset_rate_email: str = "3/hour",
         jwt: JWTConfig | None = None,
         token_schemes: dict[str, str] | None = None,
         sync_permissions: bool = True,
@@ -120,6 +131,15 @@ class Auth:
         self.verify_max_age = verify_max_age
         self.login_rate_ip = login_rate_ip
         self.login_rate_account = login_rate_account
+        self.login_rate_account_total = login_rate_account_total
+        #: The login budgets of :func:`~transom.auth.authenticate` (site, token and admin).
+        self.login_limits = LoginLimits(
+            ip=login_rate_ip, account_ip=login_rate_account, account=login_rate_account_total
+        )
+        parse_rate(reset_rate_ip)
+        parse_rate(reset_rate_email)
+        self.reset_rate_ip = reset_rate_ip
+        self.reset_rate_email = reset_rate_email
         self.jwt_config = jwt
         schemes = token_schemes if token_schemes is not None else {"Bearer": "jwt", "Token": "api"}
         self.token_schemes = {k.lower(): v for k, v in schemes.items()}
@@ -132,6 +152,7 @@ class Auth:
         #: Options for the HTTP client that talks to identity providers (tests add a transport).
         self.http_options: dict[str, Any] = {"timeout": 10.0}
         self._jwt: JWTManager | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         app.extensions[EXTENSION_KEY] = self
         self._install_templates()
         if prefix is not None:
@@ -139,10 +160,32 @@ class Auth:
 
             app.include_router(build_router(self), prefix)
         app.on_startup(self._check)
+        app.on_shutdown(self._drain)
         if sync_permissions:
             app.on_startup(self._sync_permissions)
 
     # -- helpers ----------------------------------------------------------------------------
+    def spawn(self, job: Coroutine[Any, Any, object], what: str) -> None:
+        """Run ``job`` in the background, after the response; a failure is logged.
+
+        Mail goes out this way, so a request takes as long whether or not it sent any; the
+        app waits for unfinished jobs when it shuts down.
+        """
+
+        async def run() -> None:
+            try:
+                await job
+            except Exception:
+                logger.exception("Background job failed: %s", what)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
     def secret_keys(self) -> tuple[str, ...]:
         """The security battery's keys (oldest first; the last signs)."""
         security = self.app.extensions.get("transom.security")

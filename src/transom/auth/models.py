@@ -7,7 +7,6 @@ a foreign key, so they work unchanged with a project's own user model.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
+from transom._concurrency import run_sync
 from transom.auth.hashers import PasswordHashers, make_unusable_password
 from transom.db import Model, UTCDateTime
 
@@ -200,11 +200,11 @@ class AbstractUser:
 
     async def acheck_password(self, raw: str) -> bool:
         """:meth:`check_password` in a worker thread, so the event loop keeps serving."""
-        return await asyncio.to_thread(self.check_password, raw)
+        return await run_sync(self.check_password, raw)
 
     async def aset_password(self, raw: str | None) -> None:
         """:meth:`set_password` in a worker thread."""
-        await asyncio.to_thread(self.set_password, raw)
+        await run_sync(self.set_password, raw)
 
     async def has_perm(self, perm: str, db: DbSession, obj: Any | None = None) -> bool:
         """Whether this user holds ``perm`` (for ``obj`` when given; see the object rules)."""

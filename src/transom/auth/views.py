@@ -7,7 +7,7 @@ same name in its own ``templates/auth/`` folder.
 
 from __future__ import annotations
 
-import asyncio
+import unicodedata
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field
@@ -27,24 +27,24 @@ from transom.auth.web import (
     logout,
     update_session_auth,
 )
-from transom.db import Session
+from transom.db import Session, get_database
 from transom.exceptions import HTTPException
 from transom.forms import Form, Widget, flash
 from transom.requests import Request
 from transom.responses import JSONResponse, RedirectResponse, Response
 from transom.routing import Router
 from transom.security.csrf import csrf_exempt
+from transom.security.logins import client_address, digest, throttle
 from transom.security.sessions import get_session_data
 from transom.templating import render
 
 if TYPE_CHECKING:
     from transom.auth.extension import Auth
 
-__all__ = ["build_router"]
+__all__ = ["build_router", "same_address", "send_password_reset", "send_verification_email"]
 
 Password = Annotated[str, Widget("password")]
 _RESET_SESSION_KEY = "_auth_reset"
-_background: set[asyncio.Task[None]] = set()
 
 
 class LoginForm(Form):
@@ -107,18 +107,7 @@ def _check_new_password(
 
 def _send_later(auth: Auth, message: EmailMessage) -> None:
     """Send in the background: the response takes as long whether or not mail goes out."""
-
-    async def send() -> None:
-        try:
-            await auth.email_backend.send(message)
-        except Exception:  # pragma: no cover - logged, never shown to the requester
-            import logging
-
-            logging.getLogger("transom.auth").exception("Could not send email to %s", message.to)
-
-    task = asyncio.get_running_loop().create_task(send())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    auth.spawn(auth.email_backend.send(message), f"email to {', '.join(message.to)}")
 
 
 async def _render_text(request: Request, template: str, **context: Any) -> str:
@@ -137,6 +126,53 @@ async def send_verification_email(auth: Auth, request: Request, user: Any) -> No
         auth,
         EmailMessage([user.email], "Confirm your email address", body, from_email=auth.from_email),
     )
+
+
+def same_address(stored: str, submitted: str) -> bool:
+    """Whether two email addresses are the same after Unicode normalisation and case folding.
+
+    Only ever used to *choose* accounts: mail then goes to the stored address, never to the
+    submitted one (a look-alike such as ``\u212aim@example.com``, with a Kelvin sign, folds
+    to ``kim@example.com`` but must not receive kim's link; Django's CVE-2019-19844).
+    """
+
+    def fold(value: str) -> str:
+        return unicodedata.normalize("NFKC", value.strip()).casefold()
+
+    return fold(stored) == fold(submitted)
+
+
+async def send_password_reset(auth: Auth, request: Request, email: str) -> int:
+    """Email a reset link to each active account with a usable password at ``email``.
+
+    The reset page runs this in the background for every valid request, known address or
+    not, so the response does the same work either way. Each link goes to the address the
+    account has on file. Returns how many emails were sent.
+    """
+    model = auth.user_model
+    column = getattr(model, model.EMAIL_FIELD)
+    # SQL lower() folds ASCII only on some databases: narrow down there, compare here.
+    wanted = unicodedata.normalize("NFKC", email.strip()).lower()
+    sent = 0
+    async with get_database(auth.app).session() as db:
+        query = select(model).where(func.lower(column) == wanted)
+        for user in (await db.execute(query)).scalars().all():
+            stored = str(getattr(user, model.EMAIL_FIELD) or "")
+            if not stored or not same_address(stored, email):
+                continue
+            if not user.is_active or not is_password_usable(user.password):
+                continue
+            token = auth.tokens.make("reset", user)
+            link = auth.absolute_url(request, auth.url("password_reset_confirm", token=token))
+            body = await _render_text(
+                request, "auth/email/password_reset.txt", user=user, link=link
+            )
+            message = EmailMessage(
+                [stored], "Reset your password", body, from_email=auth.from_email
+            )
+            await auth.email_backend.send(message)
+            sent += 1
+    return sent
 
 
 def build_router(auth: Auth) -> Router:
@@ -222,24 +258,24 @@ def build_router(auth: Auth) -> Router:
         )
 
     @router.route("/password/reset", methods=["GET", "POST"], name="password_reset")
-    async def password_reset(request: Request, db: Session) -> Response:
+    async def password_reset(request: Request) -> Response:
         form = await PasswordResetForm.from_request(request)
         if form.is_valid:
             email = form.data.email.strip()
-            column = getattr(model, model.EMAIL_FIELD)
-            query = select(model).where(func.lower(column) == email.lower())
-            for user in (await db.execute(query)).scalars().all():
-                if not user.is_active or not is_password_usable(user.password):
-                    continue
-                token = auth.tokens.make("reset", user)
-                link = auth.absolute_url(request, auth.url("password_reset_confirm", token=token))
-                body = await _render_text(
-                    request, "auth/email/password_reset.txt", user=user, link=link
-                )
-                _send_later(
-                    auth,
-                    EmailMessage([email], "Reset your password", body, from_email=auth.from_email),
-                )
+            client = client_address(request)
+            # Per address too: one client cannot flood someone's inbox, nor many clients.
+            await throttle(
+                request,
+                (
+                    (f"auth:reset:ip:{client}", auth.reset_rate_ip),
+                    (f"auth:reset:email:{digest(email)}", auth.reset_rate_email),
+                ),
+                "password reset requests",
+            )
+            auth.absolute_url(request, "")  # a misconfigured site fails here, not in the job
+            # Everything that depends on the account (lookup, token, mail) runs after the
+            # response, for known and unknown addresses alike: no enumeration by timing.
+            auth.spawn(send_password_reset(auth, request, email), "password reset email")
             # The same page whether or not an account matched: no enumeration.
             return render("auth/password_reset_done.html")
         return render(

@@ -12,10 +12,7 @@ its token is the only credential considered.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
-import math
 import random
 import secrets
 import time
@@ -27,6 +24,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 
+from transom._concurrency import run_sync
 from transom.auth.extension import Auth, get_auth
 from transom.auth.jwt import JWTError
 from transom.auth.models import RevokedToken, User
@@ -38,7 +36,7 @@ from transom.requests import Request
 from transom.routing import Router
 from transom.security._context import CONTEXT_KEY, RequestContext
 from transom.security.csrf import AMBIENT_AUTH_SCHEMES
-from transom.security.ratelimit import parse_rate
+from transom.security.logins import check_credentials
 from transom.security.sessions import AUTH_USER_KEY, build_cookie, get_session_data
 from transom.security.sessions import login as session_login
 from transom.security.sessions import logout as session_logout
@@ -68,47 +66,27 @@ REMEMBER_COOKIE = "remember_token"
 # -- credentials --------------------------------------------------------------------------------
 
 
-async def _throttle(request: Request, auth: Auth, username: str) -> None:
-    """Count a login attempt per client address and per account name; 429 when over."""
-    from transom.security.ratelimit import MemoryRateLimitBackend
-
-    security = request.app.extensions.get("transom.security") if request.app else None
-    backend = security.rate_limit_backend if security is not None else MemoryRateLimitBackend()
-    client = request.client[0] if request.client else "unknown"
-    # The account key is a digest: the rate-limit store never holds login names.
-    account = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    for key, rate in (
-        (f"auth:login:ip:{client}", auth.login_rate_ip),
-        (f"auth:login:account:{account}", auth.login_rate_account),
-    ):
-        allowed, window = parse_rate(rate)
-        count, reset = await backend.hit(key, window)
-        if count > allowed:
-            retry = max(1, math.ceil(reset))
-            raise HTTPException(
-                429,
-                f"Too many login attempts; retry in {retry} s",
-                headers={"Retry-After": str(retry)},
-            )
-
-
 async def authenticate(request: Request, db: DbSession, username: str, password: str) -> Any:
     """The active user with these credentials, or ``None``.
 
-    Attempts are rate-limited per client address and per account name (429 past the limit),
-    and an unknown name costs the same hashing time as a wrong password.
+    The login path of the site, ``/auth/token`` and the admin
+    (:func:`transom.security.logins.check_credentials`): attempts are rate-limited per client
+    address, per account and address, and per account (429 past a limit); an unknown name
+    costs the same hashing time as a wrong password; hashing runs in the thread pool.
     """
     auth = get_auth(request.app)
-    await _throttle(request, auth, username)
     model = auth.user_model
     column = getattr(model, model.USERNAME_FIELD)
-    user = (await db.execute(select(model).where(column == username))).scalar()
-    if user is None:
-        await asyncio.to_thread(auth.hashers.run_dummy, password)
-        return None
-    if not await user.acheck_password(password):
-        return None
-    return user if user.is_active else None
+
+    async def find(name: str) -> Any:
+        return (await db.execute(select(model).where(column == name))).scalar()
+
+    async def dummy(raw: str) -> None:
+        await run_sync(auth.hashers.run_dummy, raw)
+
+    return await check_credentials(
+        request, username, password, limits=auth.login_limits, find=find, dummy=dummy
+    )
 
 
 def session_hash(auth: Auth, user: Any) -> str:

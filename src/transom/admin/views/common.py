@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from transom.admin.history import (
@@ -11,6 +12,7 @@ from transom.admin.history import (
 from transom.admin.options import ModelAdmin
 from transom.exceptions import HTTPException
 from transom.responses import Response
+from transom.security.redirects import safe_next as _auth_safe_next
 from transom.templating import render
 
 if TYPE_CHECKING:
@@ -29,9 +31,15 @@ def render_page(ctx: Ctx, template: str, *, status_code: int = 200, **extra: Any
 
 
 def safe_next(value: str | None, default: str) -> str:
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return default
-    return value
+    """Deprecated: use :func:`transom.auth.safe_next` (this calls it, accepting paths only)."""
+    warnings.warn(
+        "transom.admin.views.common.safe_next is deprecated; use transom.auth.safe_next "
+        "(transom.auth.redirects.safe_next)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    # No host: absolute URLs never match it, so only paths on this site pass, as before.
+    return _auth_safe_next(value, host="", secure=True, default=default)
 
 
 def crumbs(admin: ModelAdmin, *more: tuple[str, str | None]) -> list[tuple[str, str | None]]:

@@ -156,7 +156,7 @@ async def password(ctx: Ctx) -> Response:
         else:
             errors.extend(auth.validate_password(first, obj))
         if not errors:
-            auth.set_password(obj, first)
+            await auth.aset_password(obj, first)
             await ctx.db.flush()
             await log_action(
                 ctx.db,

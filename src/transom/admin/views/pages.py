@@ -9,22 +9,31 @@ from transom.admin.history import (
     DELETION,
     recent_actions,
 )
-from transom.admin.views.common import (
-    render_page,
-    safe_next,
-)
+from transom.admin.views.common import render_page
 from transom.responses import RedirectResponse, Response
+from transom.security.redirects import safe_next
 from transom.templating import render
 
 if TYPE_CHECKING:
     from transom.admin.site import Ctx
 
 
+#: The one refusal of the login form, whatever was wrong.
+LOGIN_ERROR = (
+    "Please enter the correct username and password for a staff account (both are case-sensitive)."
+)
+
+
 async def login(ctx: Ctx) -> Response:
     """The login form; only active staff users get in."""
     site, request, db = ctx.site, ctx.request, ctx.db
     assert site.auth is not None
-    target = safe_next(request.query.get("next"), site.url())
+    target = safe_next(
+        request.query.get("next"),
+        host=request.host,
+        secure=request.is_secure,
+        default=site.url(),
+    )
     error = ""
     username = ""
     status = 200
@@ -32,16 +41,19 @@ async def login(ctx: Ctx) -> Response:
         data = await request.form()
         username = str(data.get("username") or "").strip()
         password = str(data.get("password") or "")
+        # The site's login path (rate limits, a hash check for unknown names, hashing off
+        # the loop). Unknown name, wrong password, inactive or non-staff account: one answer,
+        # so the form never confirms that a password is right for an account it won't admit.
         user = await site.auth.authenticate(request, db, username, password)
-        if user is None or not getattr(user, "is_active", False):
-            error = "Wrong username or password (both are case-sensitive)."
-            status = 400
-        elif not getattr(user, "is_staff", False):
-            error = "This account may not use the administration."
-            status = 403
-        else:
+        if (
+            user is not None
+            and getattr(user, "is_active", False)
+            and getattr(user, "is_staff", False)
+        ):
             await site.auth.login(request, user)
             return RedirectResponse(target, 303)
+        error = LOGIN_ERROR
+        status = 400
     else:
         user = await cached_user(site.auth, request, db)
         if (
