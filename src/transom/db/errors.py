@@ -66,7 +66,8 @@ _MYSQL_CODES: dict[int, Kind] = {
     4025: "check",  # MariaDB: raised as OperationalError
 }
 # Client-side codes meaning "no server": can't connect, gone away, lost connection, ...
-_MYSQL_DOWN = {1040, 1053, 1205, 2002, 2003, 2005, 2006, 2013, 2055}
+# ... and the statement timeouts (MariaDB's max_statement_time, MySQL's max_execution_time).
+_MYSQL_DOWN = {1040, 1053, 1205, 1969, 2002, 2003, 2005, 2006, 2013, 2055, 3024}
 _PG_CODES: dict[str, Kind] = {
     "23505": "unique",
     "23502": "not_null",
@@ -297,7 +298,10 @@ def _is_disconnect(exc: BaseException) -> bool:
         return True
     orig = _orig(exc)
     sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P03"}):
+    # 57014: the statement ran past statement_timeout (or was cancelled): too busy to answer.
+    if isinstance(sqlstate, str) and (
+        sqlstate.startswith("08") or sqlstate in {"57014", "57P01", "57P03"}
+    ):
         return True
     # asyncpg's own connection-level exception classes.
     return type(orig).__name__ in {
@@ -419,5 +423,9 @@ def to_http_exception(
 def _describe(exc: BaseException) -> str:
     """The driver's own words, on one line (SQLAlchemy's text repeats the statement)."""
     orig = _orig(exc)
-    text = " ".join(str(orig).split()) or type(orig).__name__
-    return f"{type(orig).__name__}: {text}"
+    text = " ".join(str(orig).split())
+    if text:
+        return f"{type(orig).__name__}: {text}"
+    if isinstance(orig, TimeoutError):  # asyncpg's timeouts carry no message
+        return "TimeoutError: no answer within connect_timeout / command_timeout"
+    return type(orig).__name__
