@@ -15,6 +15,7 @@ from transom.admin import Admin, ModelAdmin, SessionAuth, action
 from transom.admin.history import LogEntry
 from transom.db import Database, DatabaseConfig
 from transom.db.engine import EXTENSION_KEY
+from transom.db.handlers import install_handlers
 from transom.security import Security
 from transom.testing import AsyncTestClient
 
@@ -69,6 +70,7 @@ def build_app(database: Database) -> tuple[App, Admin]:
     app = App(Settings(debug=True))
     Security(app)
     app.extensions[EXTENSION_KEY] = database
+    install_handlers(app)  # as setup() does: database errors outside a view's own handling
     admin = Admin(app, auth=SessionAuth(User))
     admin.register(Author, AuthorAdmin)
     admin.register(Article, ArticleAdmin)

@@ -351,3 +351,27 @@ async def test_groups_are_managed_and_grant_permissions(
         await ann.login("ann")
         assert (await ann.get("/admin/admin/tag")).status_code == 200
         assert (await ann.get("/admin/admin/tag/add")).status_code == 403
+
+
+@pytest.mark.parametrize("pk", [2**31, 2**63, 10**20])
+async def test_an_id_out_of_range_is_404_on_object_pages(
+    database: Database, root: Browser, pk: int
+) -> None:
+    """No row can have such a key: the pages answer "no such object", not a 500."""
+    await seed(database, authors=1, articles_per_author=0)
+    for page in ("change", "history", "delete"):
+        r = await root.get(f"{AUTHORS}/{pk}/{page}")
+        assert r.status_code == 404, (page, r.text)
+
+
+async def test_a_nul_byte_in_search_or_a_form_is_not_a_500(
+    database: Database, root: Browser, backend: str
+) -> None:
+    """PostgreSQL refuses text holding NUL: 422 (a form error on the add page), never 500."""
+    await seed(database, authors=1, articles_per_author=0)
+    r = await root.get(AUTHORS, params={"q": "a\x00"})
+    assert r.status_code == (422 if backend == "postgresql" else 200), r.text
+    r = await root.post(f"{AUTHORS}/add", {"name": "N\x00L", "email": "nul@example.com"})
+    assert r.status_code == (422 if backend == "postgresql" else 303), r.text
+    if backend == "postgresql":
+        assert "out of range, too long or contains invalid characters" in r.text

@@ -258,3 +258,23 @@ async def test_purge_expired(make_app: AppFactory) -> None:
         for model in (RefreshToken, RevokedToken):
             count = (await db.execute(select(func.count()).select_from(model))).scalar_one()
             assert count == 1
+
+
+async def test_client_values_the_database_cannot_hold_are_never_a_500(
+    make_app: AppFactory,
+) -> None:
+    """A NUL byte or an out-of-range id in a login or a token: 401/422, never a 500."""
+    app = make_app()
+    manager = get_auth(app).jwt
+    async with app.async_test_client() as client:
+        await add_user(app)
+        for username in ("al\x00ice", "alice@example.com\x00"):
+            r = await client.post("/auth/token", json={"username": username, "password": "x"})
+            assert r.status_code in (401, 422), r.text
+        # A validly signed token whose subject no user id can be (beyond 64 bits, or text).
+        for subject in ("99999999999999999999", str(2**31), "1\x00"):
+            token = manager.access_token(subject)
+            r = await client.get("/me", headers={"authorization": f"Bearer {token}"})
+            assert r.status_code == 401, r.text
+        r = await client.post("/auth/token/refresh", json={"refresh_token": "x\x00y"})
+        assert r.status_code in (401, 422), r.text

@@ -284,3 +284,16 @@ async def test_custom_login_url(make_app: AppFactory) -> None:
     async with app.async_test_client() as client:
         response = await client.get("/private", headers={"accept": "text/html"})
         assert response.headers["location"] == "/signin?next=%2Fprivate"
+
+
+async def test_a_nul_byte_in_a_login_or_reset_form_is_not_a_500(make_app: AppFactory) -> None:
+    """PostgreSQL can't compare text holding NUL: the answer is still a 4xx."""
+    app = make_app()
+    async with app.async_test_client() as client:
+        await add_user(app)
+        for username in ("al\x00ice", "alice@example.com\x00"):
+            r = await post_form(client, "/auth/login", {"username": username, "password": "x"})
+            assert r.status_code == 422, r.text
+        r = await post_form(client, "/auth/password/reset", {"email": "alice\x00@example.com"})
+        assert r.status_code < 500, r.text
+        assert (await client.get("/maybe")).json() == {"username": None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 
 from transom import App, Settings
 from transom.db import Database, Session, classify, setup
@@ -38,6 +38,20 @@ def make_app(database: Database) -> App:
     @app.delete("/authors/{author_id:int}")
     async def delete_author(author_id: int, db: Session) -> None:
         await db.execute(delete(Author).where(Author.id == author_id))
+
+    @app.get("/authors/{author_id:int}")
+    async def get_author(author_id: int, db: Session) -> dict[str, str]:
+        return {"name": (await db.get_or_404(Author, author_id)).name}
+
+    @app.get("/authors/{author_id:int}/posts")
+    async def author_posts(author_id: int, db: Session) -> list[str]:
+        rows = await db.execute(select(Post.slug).where(Post.author_id == author_id))
+        return list(rows.scalars())
+
+    @app.get("/authors")
+    async def find_authors(db: Session, email: str = "") -> list[str]:
+        rows = await db.execute(select(Author.name).where(Author.email == email))
+        return list(rows.scalars())
 
     @app.post("/raw-author")
     async def raw_author(body: dict[str, Any]) -> None:
@@ -134,3 +148,98 @@ async def test_programming_errors_stay_500(database: Database) -> None:
 def test_classify_ignores_unrelated_exceptions() -> None:
     assert classify(ValueError("x")) is None
     assert classify(KeyError("x")) is None
+
+
+# Values the database refuses (out of its column's range, a NUL byte in text) come from the
+# client: 4xx, never 500. What each engine refuses differs; none of them may answer 500.
+BIG = {"int32": 2**31, "int64": 2**63, "huge": 10**20}
+
+
+@pytest.mark.parametrize("size", list(BIG))
+async def test_an_id_out_of_range_in_a_path_is_404(database: Database, size: str) -> None:
+    """A primary-key lookup by a key no row can have finds nothing, as for any missing id."""
+    app = make_app(database)
+    async with app.async_test_client() as client:
+        r = await client.get(f"/authors/{BIG[size]}")
+        assert r.status_code == 404, r.text
+
+
+async def test_an_unstorable_key_leaves_the_transaction_usable(database: Database) -> None:
+    """The driver refused the key before sending it: the request's writes still commit."""
+    async with database.session() as db:
+        db.add(Author(email="kept@x", name="Kept"))
+        await db.flush()
+        assert await db.get(Author, 2**63) is None
+        assert await db.get(Author, 2**31) is None
+        await db.commit()
+    async with database.session() as db:
+        assert await db.get_one_or_404(Author, email="kept@x")
+
+
+# backend -> status for a filter `WHERE author_id = <value>` (MariaDB compares any number).
+_FILTER = {
+    "sqlite": {"int32": 200, "int64": 422, "huge": 422},
+    "postgresql": {"int32": 422, "int64": 422, "huge": 422},
+    "mariadb": {"int32": 200, "int64": 200, "huge": 200},
+}
+
+
+@pytest.mark.parametrize("size", list(BIG))
+async def test_a_number_out_of_range_in_a_filter_is_422(
+    database: Database, backend: str, size: str
+) -> None:
+    app = make_app(database)
+    async with app.async_test_client() as client:
+        r = await client.get(f"/authors/{BIG[size]}/posts")
+        assert r.status_code == _FILTER[backend][size], r.text
+        if r.status_code == 422:
+            [error] = r.json()["detail"]
+            assert (error["loc"], error["type"]) == (["request"], "db.invalid")
+
+
+@pytest.mark.parametrize("value", [2**31, 2**63])
+async def test_a_number_out_of_range_in_an_insert_is_422(
+    database: Database, backend: str, value: int
+) -> None:
+    app = make_app(database)
+    async with database.session() as s:
+        author = Author(email="r@x", name="R")
+        s.add(author)
+        await s.commit()
+    async with app.async_test_client() as client:
+        body = {"slug": "big", "title": "Big", "author_id": author.id, "score": value}
+        r = await client.post("/posts", json=body)
+        # SQLite's INTEGER holds 64 bits; PostgreSQL's and MariaDB's INT hold 32.
+        fits = backend == "sqlite" and value < 2**63
+        assert r.status_code == (204 if fits else 422), r.text
+
+
+async def test_a_nul_byte_in_text_is_never_a_500(database: Database, backend: str) -> None:
+    # PostgreSQL can't store or compare text with NUL; SQLite and MariaDB take it.
+    refused = backend == "postgresql"
+    app = make_app(database)
+    async with app.async_test_client() as client:
+        r = await client.get("/authors", params={"email": "a\x00b@x"})
+        assert r.status_code == (422 if refused else 200), r.text
+        r = await client.post("/authors", json={"email": "nul@x", "name": "A\x00B"})
+        assert r.status_code == (422 if refused else 200), r.text
+        r = await client.post("/authors-at-commit", json={"email": "nul2@x", "name": "A\x00B"})
+        assert r.status_code == (422 if refused else 204), r.text
+        # Outside the injected session, the app-level handler answers the same.
+        r = await client.post("/raw-author", json={"email": "nul3@x", "name": "A\x00B"})
+        assert r.status_code == (422 if refused else 204), r.text
+
+
+async def test_a_data_error_that_is_a_bug_stays_500(database: Database, backend: str) -> None:
+    """Only values the client could have sent map to 422; a division by zero is the app's."""
+    from sqlalchemy import text
+
+    app = make_app(database)
+
+    @app.get("/divide")
+    async def divide(db: Session) -> None:
+        await db.execute(text("SELECT 1 / 0"))  # NULL on SQLite and MariaDB
+
+    async with app.async_test_client() as client:
+        r = await client.get("/divide")
+        assert r.status_code == (500 if backend == "postgresql" else 204)

@@ -7,11 +7,13 @@ TCP proxy that the test cuts (closing the listener and every open connection) an
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
+import anyio
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from transom import App, Settings
@@ -21,13 +23,19 @@ pytestmark = pytest.mark.anyio
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` simulates the server going down."""
+    """Forwards 127.0.0.1:<port> to a target; ``cut()`` simulates the server going down.
+
+    ``freeze()`` simulates a server that hangs instead: connections stay open (and new ones
+    are accepted) but nothing is forwarded any more, in either direction.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.frozen = asyncio.Event()
+        self.stopped = asyncio.Event()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -36,6 +44,9 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.frozen.is_set():
+                    await self.stopped.wait()  # swallow it, and everything after, until cut
+                    break
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
@@ -44,6 +55,9 @@ class TcpProxy:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.frozen.is_set():
+            self.writers.add(writer)
+            return  # accepted, never answered
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -54,6 +68,7 @@ class TcpProxy:
 
     async def cut(self) -> None:
         assert self.server is not None
+        self.stopped.set()
         self.server.close()
         for w in self.writers:
             w.transport.abort()  # RST, like a crashed server
@@ -61,7 +76,11 @@ class TcpProxy:
         await self.server.wait_closed()
 
     async def restore(self) -> None:
+        self.stopped.clear()
         await self.start()  # same port
+
+    def freeze(self) -> None:
+        self.frozen.set()
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
@@ -116,7 +135,7 @@ async def ping_app_behind_proxy(server_url: str, **config: Any) -> tuple[TcpProx
     await proxy.start()
     url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     app = App(Settings(secret_key="test-secret"))
-    setup(app, DatabaseConfig(url=url, connect_timeout=2, **config))
+    setup(app, DatabaseConfig(url=url, **{"connect_timeout": 2, **config}))
 
     @app.get("/ping")
     async def ping(db: Session) -> dict[str, Any]:
@@ -149,3 +168,100 @@ async def test_a_busy_pool_is_not_pinged(server_url: str) -> None:
         r = await client.get("/ping")  # ...and the pool replaced its connections
         assert r.status_code == 200, r.text
     await proxy.cut()
+
+
+# Generous: a hang fails the test instead of stalling the run. Not a timing assertion: the
+# configured timeouts are far below it.
+HANG_GUARD = 60
+
+
+async def test_a_frozen_database_answers_503_instead_of_hanging(
+    servers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that accepts but never answers: the statement timeout ends the wait."""
+    # aiomysql has no read timeout (MariaDB's server-side max_statement_time can't help a
+    # server that doesn't answer), so this is PostgreSQL's.
+    proxy, app = await ping_app_behind_proxy(
+        servers.url("postgresql"), command_timeout=0.5, connect_timeout=0.5, retry_after=3
+    )
+    with anyio.fail_after(HANG_GUARD):
+        async with app.async_test_client() as client:
+            assert (await client.get("/ping")).status_code == 200  # a pooled connection
+            proxy.freeze()
+            for _ in range(2):  # the pooled connection, then a new one that never answers
+                caplog.clear()
+                with caplog.at_level(logging.WARNING, logger="transom.db"):
+                    r = await client.get("/ping")
+                assert r.status_code == 503, r.text
+                assert r.headers["retry-after"] == "3"
+                # One line saying why, per request.
+                [record] = [r for r in caplog.records if r.name == "transom.db"]
+                assert record.levelno == logging.WARNING
+                assert "unavailable" in record.getMessage()
+                assert record.exc_info is None
+            await proxy.cut()
+
+
+async def test_a_slow_statement_answers_503_and_the_pool_stays_usable(server_url: str) -> None:
+    """Past ``command_timeout`` a request answers 503; the next one is served normally."""
+    proxy, app = await ping_app_behind_proxy(server_url, command_timeout=0.5)
+    sleep = "SELECT pg_sleep(5)" if server_url.startswith("postgresql") else "SELECT SLEEP(5)"
+
+    @app.get("/slow")
+    async def slow(db: Session) -> None:
+        await db.execute(text(sleep))
+
+    with anyio.fail_after(HANG_GUARD):
+        async with app.async_test_client() as client:
+            r = await client.get("/slow")
+            assert r.status_code == 503, r.text
+            assert "retry-after" in r.headers
+            r = await client.get("/ping")
+            assert r.status_code == 200, r.text
+    await proxy.cut()
+
+
+async def test_every_outage_503_is_logged_with_its_cause(
+    server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy, app = await ping_app_behind_proxy(server_url)
+    async with app.async_test_client() as client:
+        assert (await client.get("/ping")).status_code == 200
+        await proxy.cut()
+        for _ in range(2):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="transom.db"):
+                assert (await client.get("/ping")).status_code == 503
+            [record] = [r for r in caplog.records if r.name == "transom.db"]
+            assert record.levelno == logging.WARNING
+            assert record.exc_info is None
+            assert ":" in record.getMessage().partition("503:")[2]  # "<Error>: <reason>"
+
+
+def test_command_timeout_reaches_the_drivers() -> None:
+    """Requests' engines get the statement timeout; migrations' (pooled=False) don't."""
+    from transom.db.engine import _engine_kwargs
+
+    config = DatabaseConfig(url="postgresql://x@h/db", command_timeout=7)
+    for backend, url in {
+        "postgresql": "postgresql+asyncpg://x@h/db",
+        "mariadb": "mysql+aiomysql://x@h/db",
+    }.items():
+        pooled = _engine_kwargs(config, make_url(url), is_async=True)["connect_args"]
+        one_off = _engine_kwargs(config, make_url(url), is_async=True, pooled=False)
+        if backend == "postgresql":
+            assert pooled["command_timeout"] == 7
+        assert "command_timeout" not in one_off["connect_args"]
+    sync_pg = _engine_kwargs(config, make_url("postgresql+psycopg://x@h/db"), is_async=False)
+    assert sync_pg["connect_args"]["options"] == "-c statement_timeout=7000"
+    sync_my = _engine_kwargs(config, make_url("mysql+pymysql://x@h/db"), is_async=False)
+    assert sync_my["connect_args"]["read_timeout"] == 7
+    off = DatabaseConfig(url="postgresql://x@h/db", command_timeout=0)
+    kwargs = _engine_kwargs(off, make_url("postgresql+asyncpg://x@h/db"), is_async=True)
+    assert "command_timeout" not in kwargs["connect_args"]
+
+
+def test_command_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSOM_DATABASE_COMMAND_TIMEOUT", "2.5")
+    assert DatabaseConfig().command_timeout == 2.5
+    assert DatabaseConfig(url="sqlite://").command_timeout == 2.5

@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from transom.admin.auth import ACTIONS
 from transom.admin.forms import AdminField, AdminForm, build_fields, label_for
+from transom.db.errors import is_unstorable_value
 from transom.requests import Request
 
 if TYPE_CHECKING:
@@ -335,7 +336,14 @@ class ModelAdmin:
             c == v
             for c, v in zip(self.pk_columns, pk if isinstance(pk, tuple) else (pk,), strict=True)
         ]
-        return (await db.execute(stmt.where(*conditions))).scalar_one_or_none()
+        try:
+            return (await db.execute(stmt.where(*conditions))).scalar_one_or_none()
+        except Exception as exc:
+            # A key the driver refused to send (beyond the column's integer range): no row
+            # has it, so "no such object" (404), as for any other missing id.
+            if is_unstorable_value(exc):
+                return None
+            raise
 
     async def clean(
         self, request: Request, db: DbSession, form: AdminForm, obj: Any | None, adding: bool

@@ -124,6 +124,12 @@ class DatabaseConfig(BaseSettings):
     connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds before giving up on opening a connection."
     )
+    command_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds one statement may take, or the server stay silent, before the "
+        "request answers 503 (0: no limit). Migrations are not limited.",
+    )
     retry_after: int = Field(
         default=5,
         ge=0,

@@ -63,13 +63,25 @@ def _engine_kwargs(
             pool_timeout=config.pool_timeout,
             pool_recycle=config.pool_recycle,
         )
+    # Requests get a statement timeout, so a frozen or overloaded server answers 503 instead
+    # of holding them; one-off work (migrations, pooled=False) may take as long as it needs.
+    command_timeout = config.command_timeout if pooled else 0
     if backend == "postgresql":
         if is_async:
             connect_args["timeout"] = config.connect_timeout
+            if command_timeout:
+                # Client-side: also ends the wait on a server that stopped answering.
+                connect_args["command_timeout"] = command_timeout
         else:
             connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
+            if command_timeout and "options" not in url.query:
+                # libpq has no read timeout: the server cancels the statement itself.
+                connect_args["options"] = f"-c statement_timeout={round(command_timeout * 1000)}"
     elif backend in {"mysql", "mariadb"}:
         connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
+        if command_timeout and not is_async:
+            # PyMySQL's socket timeouts (aiomysql has none: see _install_mysql_hooks).
+            connect_args["read_timeout"] = connect_args["write_timeout"] = command_timeout
     elif backend == "sqlite":
         connect_args.setdefault("timeout", config.connect_timeout)  # busy timeout, seconds
     kwargs["connect_args"] = connect_args
@@ -94,12 +106,19 @@ def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def _install_mysql_hooks(engine: Engine) -> None:
+def _install_mysql_hooks(engine: Engine, command_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # DATETIME has no zone: make NOW()/CURRENT_TIMESTAMP defaults UTC like the app's values.
         cursor = dbapi_connection.cursor()
         cursor.execute("SET time_zone = '+00:00'")
+        if command_timeout:
+            # aiomysql has no read timeout: the server at least ends a statement that runs
+            # too long (MariaDB: any statement, seconds; MySQL: SELECTs, milliseconds).
+            if engine.dialect.is_mariadb:  # type: ignore[attr-defined]
+                cursor.execute(f"SET SESSION max_statement_time = {float(command_timeout)}")
+            else:
+                cursor.execute(f"SET SESSION max_execution_time = {round(command_timeout * 1000)}")
         cursor.close()
 
 
@@ -195,7 +214,8 @@ def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
     if backend == "sqlite":
         _install_sqlite_hooks(engine, wal=config.sqlite_wal and not _is_memory_sqlite(url))
     elif backend in {"mysql", "mariadb"}:
-        _install_mysql_hooks(engine)
+        pooled = not isinstance(engine.pool, NullPool)
+        _install_mysql_hooks(engine, config.command_timeout if pooled else 0)
     elif (
         backend == "postgresql"
         and url.get_driver_name() == "asyncpg"

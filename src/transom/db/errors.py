@@ -9,6 +9,7 @@ names are mapped back to columns through the models' metadata, which is reliable
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,17 @@ from sqlalchemy.sql.schema import MetaData, Table
 
 from transom.exceptions import HTTPException
 
-__all__ = ["DatabaseProblem", "classify", "to_http_exception"]
+__all__ = [
+    "DatabaseProblem",
+    "classify",
+    "is_sqlite_overflow",
+    "is_unstorable_value",
+    "to_http_exception",
+]
 
-Kind = Literal["unique", "not_null", "foreign_key", "restrict", "check", "unavailable"]
+logger = logging.getLogger("transom.db")
+
+Kind = Literal["unique", "not_null", "foreign_key", "restrict", "check", "invalid", "unavailable"]
 
 _STATUS: dict[Kind, int] = {
     "unique": 409,  # the request is fine but clashes with existing data
@@ -29,6 +38,7 @@ _STATUS: dict[Kind, int] = {
     "not_null": 422,  # the request lacks a required value
     "foreign_key": 422,  # the request points at a row that doesn't exist
     "check": 422,
+    "invalid": 422,  # a value the column can't hold: out of range, too long, a NUL byte...
     "unavailable": 503,
 }
 _MESSAGES: dict[Kind, str] = {
@@ -37,6 +47,8 @@ _MESSAGES: dict[Kind, str] = {
     "not_null": "is required",
     "foreign_key": "refers to a record that does not exist",
     "check": "is not allowed",
+    "invalid": "contains a value the database cannot accept "
+    "(a number out of range, text too long or with invalid characters)",
     "unavailable": "database unavailable",
 }
 
@@ -54,7 +66,8 @@ _MYSQL_CODES: dict[int, Kind] = {
     4025: "check",  # MariaDB: raised as OperationalError
 }
 # Client-side codes meaning "no server": can't connect, gone away, lost connection, ...
-_MYSQL_DOWN = {1040, 1053, 1205, 2002, 2003, 2005, 2006, 2013, 2055}
+# ... and the statement timeouts (MariaDB's max_statement_time, MySQL's max_execution_time).
+_MYSQL_DOWN = {1040, 1053, 1205, 1969, 2002, 2003, 2005, 2006, 2013, 2055, 3024}
 _PG_CODES: dict[str, Kind] = {
     "23505": "unique",
     "23502": "not_null",
@@ -62,6 +75,35 @@ _PG_CODES: dict[str, Kind] = {
     "23514": "check",
 }
 _SQLITE_DOWN = ("database is locked", "unable to open database", "disk i/o error")
+
+# "Invalid input": the statement was right, the value it carried can't be stored or compared.
+# Such values come from the client (an id of 2**63 in a path, a NUL byte in a login form), so
+# they answer 422, never 500. The lists are explicit on purpose: other data exceptions (a
+# division by zero, a value of the wrong type for its column) point at the app's code and
+# stay 500s with their traceback.
+_PG_INVALID = {
+    "22001",  # string_data_right_truncation: longer than VARCHAR(n)
+    "22003",  # numeric_value_out_of_range
+    "22007",  # invalid_datetime_format
+    "22008",  # datetime_field_overflow
+    "22021",  # character_not_in_repertoire: a NUL byte in text
+    "22P02",  # invalid_text_representation: text cast to a number, uuid...
+    "22P05",  # untranslatable_character
+}
+# asyncpg checks arguments before sending them and reports a number that doesn't fit the
+# column's type, or text it can't encode, as a generic 22000 "invalid input for query argument".
+_ASYNCPG_INVALID = re.compile(r"^invalid input for query argument .*(?:out of int|can't encode)")
+_MYSQL_INVALID = {
+    1264,  # Out of range value for column
+    1265,  # Data truncated for column
+    1292,  # Incorrect/Truncated incorrect <type> value
+    1366,  # Incorrect string value (bytes the column's charset can't hold)
+    1367,  # Illegal <type> value found during parsing
+    1406,  # Data too long for column
+}
+# sqlite3 refuses to bind an int beyond 64 bits with a bare OverflowError (not a DBAPI error,
+# so SQLAlchemy passes it through unwrapped).
+_SQLITE_OVERFLOW = "too large to convert to SQLite INTEGER"
 
 
 @dataclass
@@ -82,7 +124,10 @@ class DatabaseProblem:
         """One error entry per field, in the same shape as request validation errors."""
         msg = _MESSAGES[self.kind]
         if not self.fields:
-            return [{"loc": ["body"], "msg": msg, "type": f"db.{self.kind}"}]
+            # The database can't say which parameter held a refused value, nor whether it came
+            # from the path, the query or the body.
+            where = "request" if self.kind == "invalid" else "body"
+            return [{"loc": [where], "msg": msg, "type": f"db.{self.kind}"}]
         return [
             {"loc": ["body", name], "msg": msg, "type": f"db.{self.kind}"} for name in self.fields
         ]
@@ -253,7 +298,10 @@ def _is_disconnect(exc: BaseException) -> bool:
         return True
     orig = _orig(exc)
     sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P03"}):
+    # 57014: the statement ran past statement_timeout (or was cancelled): too busy to answer.
+    if isinstance(sqlstate, str) and (
+        sqlstate.startswith("08") or sqlstate in {"57014", "57P01", "57P03"}
+    ):
         return True
     # asyncpg's own connection-level exception classes.
     return type(orig).__name__ in {
@@ -262,6 +310,41 @@ def _is_disconnect(exc: BaseException) -> bool:
         "CannotConnectNowError",
         "ConnectionFailureError",
     }
+
+
+def _is_invalid_input(exc: BaseException, orig: BaseException) -> bool:
+    """True when the database refused a *value*, not the statement: the client's doing."""
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):  # PostgreSQL, through asyncpg or psycopg
+        if sqlstate in _PG_INVALID:
+            return True
+        return sqlstate == "22000" and bool(_ASYNCPG_INVALID.match(str(orig)))
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # MariaDB/MySQL error number
+        return args[0] in _MYSQL_INVALID
+    # What's left is a driver's own PEP 249 DataError without a server code: psycopg refuses
+    # NUL bytes in text before sending ("PostgreSQL text fields cannot contain NUL").
+    return isinstance(exc, sa_exc.DataError)
+
+
+def is_sqlite_overflow(exc: BaseException) -> bool:
+    """True for sqlite3's refusal to bind an integer that doesn't fit in 64 bits."""
+    return isinstance(exc, OverflowError) and _SQLITE_OVERFLOW in str(exc)
+
+
+def is_unstorable_value(exc: BaseException) -> bool:
+    """True when the driver refused a parameter *before sending it*: no row can match it.
+
+    That is an integer outside the column's range for asyncpg (checked client-side) or beyond
+    64 bits for sqlite3. Nothing reached the server, so the connection and its transaction are
+    as they were, and a lookup by that key can simply find nothing.
+    """
+    if is_sqlite_overflow(exc):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    orig = _orig(exc)
+    return getattr(orig, "sqlstate", None) == "22000" and bool(_ASYNCPG_INVALID.match(str(orig)))
 
 
 def classify(exc: BaseException, metadatas: Sequence[MetaData] = ()) -> DatabaseProblem | None:
@@ -275,6 +358,8 @@ def classify(exc: BaseException, metadatas: Sequence[MetaData] = ()) -> Database
         The problem, or ``None`` for errors that are bugs (syntax errors, missing tables...)
         and should stay 500s.
     """
+    if is_sqlite_overflow(exc):
+        return DatabaseProblem("invalid")
     if not isinstance(exc, (sa_exc.SQLAlchemyError, OSError, TimeoutError)) and type(
         exc
     ).__module__.split(".")[0] not in {"asyncpg"}:
@@ -294,6 +379,8 @@ def classify(exc: BaseException, metadatas: Sequence[MetaData] = ()) -> Database
             problem = _classify_sqlite(exc, orig, metadatas)
             if problem is not None:
                 return problem
+        if _is_invalid_input(exc, orig):
+            return DatabaseProblem("invalid")
     if _is_disconnect(exc):
         return DatabaseProblem("unavailable")
     return None
@@ -304,6 +391,10 @@ def to_http_exception(
 ) -> HTTPException | None:
     """Build the HTTP error for a database exception, or ``None`` when it should stay a 500.
 
+    An outage is logged here (logger ``transom.db``, WARNING, the driver's message, no
+    traceback), once for the request that answers 503; a value the database refused is logged
+    at INFO.
+
     Args:
         exc: The exception raised by SQLAlchemy or the driver.
         metadatas: Model metadata used to name fields from constraint names.
@@ -312,10 +403,29 @@ def to_http_exception(
     problem = classify(exc, metadatas)
     if problem is None:
         return None
+    cause = _describe(exc)
     if problem.kind == "unavailable":
+        # One line, no traceback: during an outage every request fails the same way, and a
+        # traceback each would bury the cause. The 503 itself is not logged elsewhere.
+        logger.warning("Database unavailable, answering 503: %s", cause)
         return HTTPException(
             503,
             detail="The database is unavailable; try again shortly.",
             headers={"Retry-After": str(retry_after)},
         )
+    if problem.kind == "invalid":
+        # The client's doing, so not a warning; but a bug that produces such values shows up
+        # here rather than nowhere.
+        logger.info("Database refused a value from the request, answering 422: %s", cause)
     return HTTPException(problem.status_code, detail=problem.detail())
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's own words, on one line (SQLAlchemy's text repeats the statement)."""
+    orig = _orig(exc)
+    text = " ".join(str(orig).split())
+    if text:
+        return f"{type(orig).__name__}: {text}"
+    if isinstance(orig, TimeoutError):  # asyncpg's timeouts carry no message
+        return "TimeoutError: no answer within connect_timeout / command_timeout"
+    return type(orig).__name__

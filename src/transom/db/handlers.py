@@ -11,13 +11,14 @@ from transom.responses import Response
 
 __all__ = ["HANDLED_EXCEPTIONS", "install_handlers"]
 
-#: Exception types the battery answers for: constraint violations and outages. The injected
-#: session translates these itself; the handlers catch what happens on other paths (a session
-#: opened by hand, ``database.engine.connect()``, middleware).
+#: Exception types the battery answers for: constraint violations, values the database refused
+#: and outages. The injected session translates these itself; the handlers catch what happens
+#: on other paths (a session opened by hand, ``database.engine.connect()``, middleware).
+#: ``DBAPIError`` is the base of every wrapped driver error: asyncpg's refusals arrive as the
+#: base class itself. Whatever :func:`~transom.db.errors.classify` does not recognise is
+#: raised again and stays a 500.
 HANDLED_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    sa_exc.IntegrityError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
+    sa_exc.DBAPIError,
     sa_exc.TimeoutError,
 )
 

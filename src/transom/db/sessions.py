@@ -19,6 +19,7 @@ from sqlalchemy.util import EMPTY_DICT
 
 from transom.db._fastget import FALLBACK, fast_get, transaction_watched
 from transom.db.engine import get_database, has_begun
+from transom.db.errors import is_unstorable_value
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
@@ -165,7 +166,40 @@ class DbSession(AsyncSession):
         the same persistent instance, read from what the ordinary ``get`` would have read.
         Everything else, and every case where the two could differ, goes through SQLAlchemy
         unchanged.
+
+        A key the database could not even store (an id of ``2**31`` for an ``INTEGER``
+        column on PostgreSQL, beyond 64 bits on SQLite) finds nothing: ``None``, so
+        ``get_or_404`` answers 404 for ``/items/99999999999999999999`` like for any other id
+        that doesn't exist. (MariaDB compares such a key and finds nothing by itself.)
         """
+        try:
+            return await self._get(
+                entity,
+                ident,
+                options=options,
+                populate_existing=populate_existing,
+                with_for_update=with_for_update,
+                identity_token=identity_token,
+                execution_options=execution_options,
+            )
+        except Exception as exc:
+            # The driver refused the key before sending it: the connection and its
+            # transaction are untouched, and no row can have that key.
+            if is_unstorable_value(exc):
+                return None
+            raise
+
+    async def _get(
+        self,
+        entity: _EntityBindKey[T],
+        ident: _PKIdentityArgument,
+        *,
+        options: Sequence[ORMOption] | None,
+        populate_existing: bool | None,
+        with_for_update: ForUpdateParameter,
+        identity_token: Any | None,
+        execution_options: OrmExecuteOptionsParameter,
+    ) -> T | None:
         if (
             options is None
             and not populate_existing

@@ -105,12 +105,20 @@ def _changes(form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
     return changes
 
 
-def _db_errors(ctx: Ctx, form: AdminForm, exc: IntegrityError) -> None:
+def _refused_value(ctx: Ctx, exc: Exception) -> bool:
+    from transom.db import get_database
+
+    problem = classify(exc, get_database(ctx.request.app).metadatas)
+    return problem is not None and problem.kind == "invalid"
+
+
+def _db_errors(ctx: Ctx, form: AdminForm, exc: Exception) -> None:
     from transom.db import get_database
 
     metadatas = get_database(ctx.request.app).metadatas
     problem = classify(exc, metadatas)
     messages = {
+        "invalid": "A value is out of range, too long or contains invalid characters.",
         "unique": "A record with this value already exists.",
         "not_null": "This field is required.",
         "foreign_key": "Select a valid choice: that record does not exist.",
@@ -184,7 +192,11 @@ async def _edit(ctx: Ctx, admin: ModelAdmin, obj: Any | None) -> Response:
                 )
                 response = await admin.after_save(request, db, target, adding)
                 await db.commit()
-            except IntegrityError as exc:
+            except Exception as exc:
+                # A constraint violation, or a value the database refused (out of range, a NUL
+                # byte): shown on the form. Anything else (an outage, a bug) goes on up.
+                if not isinstance(exc, IntegrityError) and not _refused_value(ctx, exc):
+                    raise
                 await db.rollback()
                 _db_errors(ctx, form, exc)
             else:
