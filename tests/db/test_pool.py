@@ -421,3 +421,25 @@ async def test_many_gets_on_a_small_pool_answer_and_leave_nothing_behind(
         # No connection left open outside the pool: the server sees the queued one only
         # (counted from a connection of the same pool, which is that one).
         assert await _backends(database, name) == 1
+
+
+async def test_a_discarded_connection_leaves_a_full_queue_quietly(
+    open_db: Open, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = open_db(max_overflow=1)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"
+    record, ready = await pool.borrow()
+    assert ready
+    assert record is not None
+    async with database.engine.connect() as other:
+        await other.execute(text("SELECT 1"))
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.pool")
+    dropped = record.dbapi_connection
+    assert dropped is not None
+    pool.discard(record, ConnectionResetError("gone"))  # as after a cancelled statement
+    assert _closing_errors(caplog) == []
+    assert dropped.driver_connection.is_closed()
+    assert (pool.checkedout(), pool.overflow(), pool.checkedin()) == (0, 0, 1)
+    assert await _name(database) == "desk"
