@@ -9,6 +9,7 @@ names are mapped back to columns through the models' metadata, which is reliable
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from sqlalchemy.sql.schema import MetaData, Table
 from transom.exceptions import HTTPException
 
 __all__ = ["DatabaseProblem", "classify", "to_http_exception"]
+
+logger = logging.getLogger("transom.db")
 
 Kind = Literal["unique", "not_null", "foreign_key", "restrict", "check", "unavailable"]
 
@@ -313,9 +316,23 @@ def to_http_exception(
     if problem is None:
         return None
     if problem.kind == "unavailable":
+        _log_unavailable(exc, retry_after)
         return HTTPException(
             503,
             detail="The database is unavailable; try again shortly.",
             headers={"Retry-After": str(retry_after)},
         )
     return HTTPException(problem.status_code, detail=problem.detail())
+
+
+def _log_unavailable(exc: BaseException, retry_after: int) -> None:
+    """Log the cause of a 503: the client is only told to retry, the operator needs why."""
+    cause = _orig(exc)
+    # The driver's own error (no SQL parameters, which may hold user data), with its type.
+    logger.warning(
+        "database unavailable, answering 503 (Retry-After: %s): %s.%s: %s",
+        retry_after,
+        type(cause).__module__,
+        type(cause).__qualname__,
+        cause,
+    )
