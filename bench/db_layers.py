@@ -67,7 +67,7 @@ async def _fetch(pool: TransomPool) -> Any:
     try:
         return await record.dbapi_connection.driver_connection.fetchrow(plan.sql, ident)
     finally:
-        pool.give_back(record)
+        await pool.give_back(record)
 
 
 def _checkout_and_fetch(pool: TransomPool, sql: str, ident: int) -> Any:

@@ -10,6 +10,7 @@ other engines keep SQLAlchemy's, which ``test_the_pool_class`` checks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -219,11 +220,11 @@ async def test_a_waiter_served_in_time_is_left_alone(open_db: Open) -> None:
     # waiter alone until its own deadline, by which time it has the connection.
     await asyncio.sleep(0.25)
     assert not second.done()
-    pool.give_back(record)
+    await pool.give_back(record)
     record, ready = await asyncio.wait_for(second, timeout=5)
     assert ready
     assert record is not None
-    pool.give_back(record)
+    await pool.give_back(record)
     assert not pool._waiters
     assert await _name(database) == "desk"
 
@@ -332,3 +333,113 @@ async def test_a_disposed_pool_is_rebuilt_with_the_shortcut(open_db: Open) -> No
     assert await _name(database) == "desk"
     assert await _name(database) == "desk"
     assert borrows == [False, True]
+
+
+def _closing_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log lines of SQLAlchemy failing to close a connection (outside a greenlet, say)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if "closing connection" in record.getMessage().lower()
+        or "greenlet" in record.getMessage().lower()
+        or (record.exc_info is not None and "greenlet" in repr(record.exc_info[1]).lower())
+    ]
+
+
+async def test_a_borrowed_connection_returned_to_a_full_queue_is_closed_quietly(
+    open_db: Open, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The queue holds one connection; a second one is the pool's overflow. A borrowed
+    # connection that comes back while the queue is full again must be closed, an asyncio
+    # operation: through SQLAlchemy's greenlet, or it fails and logs "Exception closing".
+    database = open_db(max_overflow=1)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"  # the pool's first connection, in the queue now
+    record, ready = await pool.borrow()
+    assert ready
+    assert record is not None
+    async with database.engine.connect() as other:  # the queue is empty: an overflow one
+        await other.execute(text("SELECT 1"))
+        assert pool.overflow() == 1
+    assert pool.checkedin() == 1  # the overflow connection filled the queue again
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.pool")
+    closed = record.dbapi_connection
+    assert closed is not None
+    await pool.give_back(record)
+    assert _closing_errors(caplog) == []
+    assert closed.driver_connection.is_closed()  # closed, not left open and forgotten
+    assert pool.checkedout() == 0
+    assert pool.overflow() == 0
+    assert pool.checkedin() == 1
+    assert await _name(database) == "desk"
+
+
+async def _backends(database: Database, name: str) -> int:
+    """How many server connections carry ``application_name`` ``name`` right now."""
+    async with database.engine.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": name},
+        )
+    return int(count or 0)
+
+
+async def test_many_gets_on_a_small_pool_answer_and_leave_nothing_behind(
+    lamps: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = f"transom-pool-{id(caplog)}"
+    app = App(Settings(secret_key="test-secret"))
+    database = setup(
+        app,
+        DatabaseConfig(
+            url=lamps,
+            pool_size=1,
+            max_overflow=1,
+            pool_timeout=30,
+            engine_options={"connect_args": {"server_settings": {"application_name": name}}},
+        ),
+        metadata=Base.metadata,
+    )
+
+    @app.get("/lamps/{lamp_id}")
+    async def show(lamp_id: int, db: Session) -> dict[str, str]:
+        lamp = await db.get_or_404(Lamp, lamp_id)
+        return {"name": lamp.name}
+
+    caplog.set_level(logging.WARNING)
+    async with app.async_test_client() as client:
+        for _ in range(5):  # rounds: the overflow connection comes and goes
+            answers = await asyncio.gather(*(client.get("/lamps/1") for _ in range(40)))
+            assert [r.status_code for r in answers] == [200] * 40
+            assert {r.json()["name"] for r in answers} == {"desk"}
+        assert _closing_errors(caplog) == []
+        pool = database.engine.sync_engine.pool
+        assert isinstance(pool, TransomPool)
+        assert pool.checkedout() == 0
+        assert pool.overflow() <= 0
+        # No connection left open outside the pool: the server sees the queued one only
+        # (counted from a connection of the same pool, which is that one).
+        assert await _backends(database, name) == 1
+
+
+async def test_a_discarded_connection_leaves_a_full_queue_quietly(
+    open_db: Open, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = open_db(max_overflow=1)
+    pool = database.engine.sync_engine.pool
+    assert isinstance(pool, TransomPool)
+    assert await _name(database) == "desk"
+    record, ready = await pool.borrow()
+    assert ready
+    assert record is not None
+    async with database.engine.connect() as other:
+        await other.execute(text("SELECT 1"))
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.pool")
+    dropped = record.dbapi_connection
+    assert dropped is not None
+    pool.discard(record, ConnectionResetError("gone"))  # as after a cancelled statement
+    assert _closing_errors(caplog) == []
+    assert dropped.driver_connection.is_closed()
+    assert (pool.checkedout(), pool.overflow(), pool.checkedin()) == (0, 0, 1)
+    assert await _name(database) == "desk"

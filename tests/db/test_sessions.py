@@ -213,7 +213,7 @@ async def test_app_shutdown_disposes_engines(database: Database) -> None:
 async def test_postgresql_begins_the_transaction_at_the_first_write(database: Database) -> None:
     """Reads before any write run on their own; from the first write on, one transaction."""
     if database.engine.dialect.name != "postgresql":
-        pytest.skip("the lazy BEGIN is PostgreSQL's (asyncpg); other engines begin at once")
+        pytest.skip("txid_current() is PostgreSQL's; SQLite's lazy BEGIN: tests/db/test_engine.py")
     app = make_app(database)
     txid = select(func.txid_current())
 

@@ -338,14 +338,17 @@ async def _load_pooled(
         # A server error left the connection as it was; anything else may have killed it.
         # Either way the ordinary path runs the load again and raises, translates and
         # invalidates as it always does (in autocommit, a failed statement left nothing).
-        pool.give_back(record, None if _is_server_error(error) else error)
+        if _is_server_error(error):
+            await pool.give_back(record)
+        else:
+            pool.discard(record, error)
         return FALLBACK
     except BaseException as error:
         # Cancelled mid-statement: the server may still be answering on this connection,
         # so the next borrower must not get it as it is.
-        pool.give_back(record, error)
+        pool.discard(record, error)
         raise
-    pool.give_back(record)
+    await pool.give_back(record)
     return row
 
 

@@ -5,7 +5,8 @@ wraps the connection in a proxy whose return fires the checkout, reset and check
 for a request that runs one ``SELECT`` by primary key, more CPU than the query. When a
 connection is ready in the queue, none of that is needed to run one statement on it:
 :meth:`TransomPool.borrow` takes it straight from the queue (or waits for one, with the pool's
-timeout) in the caller's coroutine, and :meth:`TransomPool.give_back` returns it.
+timeout) in the caller's coroutine, and :meth:`TransomPool.give_back` returns it (closing it in
+a greenlet when the pool has no room left for it, as SQLAlchemy's own checkin does).
 
 Only a connection that SQLAlchemy's checkout would hand out as it is qualifies. One that must
 reconnect, be recycled, or be pinged after sitting idle is handed to the ordinary checkout
@@ -23,6 +24,7 @@ from typing import Any, cast
 from sqlalchemy import exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.pool.base import _ConnectionRecord, reset_rollback
+from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.queue import Empty
 
 from transom.db._listeners import changes, only_ours
@@ -174,15 +176,32 @@ class TransomPool(AsyncAdaptedQueuePool):
             return False
         return self.ping_idle is None or not needs_ping(record, self.ping_idle)
 
-    def give_back(self, record: _ConnectionRecord, error: BaseException | None = None) -> None:
-        """Return a borrowed connection; with ``error`` (not a server error), discard it first.
+    async def give_back(self, record: _ConnectionRecord) -> None:
+        """Return a borrowed connection that is fine as it is (see :meth:`discard` otherwise).
 
-        A discarded connection goes back as an empty slot, which the next checkout refills.
+        Into the queue, or to a waiter, when there is room: no I/O, no greenlet. When the
+        queue is full (overflow connections came back meanwhile) this one is surplus, and
+        SQLAlchemy closes it: on asyncpg an awaited goodbye to the server, which works only
+        inside SQLAlchemy's greenlet (outside, the close fails with ``MissingGreenlet``, is
+        logged as "Exception closing connection" and leaves the connection open).
         """
-        if error is not None:
-            record.invalidate(error)  # closes it (outside a greenlet: at once, no waiting)
-        elif self.ping_idle is not None:
+        if self.ping_idle is not None:
             mark_checked_in(record)
+        if not self._pool.full():
+            self._do_return_conn(record)
+            return
+        # Shielded: a request cancelled during the close (its client went away) must not
+        # interrupt it half-way, which SQLAlchemy would log and leave the connection open.
+        await asyncio.shield(greenlet_spawn(self._do_return_conn, record))
+
+    def discard(self, record: _ConnectionRecord, error: BaseException) -> None:
+        """Return a borrowed connection that may be broken or busy, closing it first.
+
+        It goes back as an empty slot, which the next checkout refills. Synchronous, so it is
+        safe in a cancelled task: outside a greenlet the invalidation terminates the
+        connection at once (no waiting) and an empty slot has nothing left to close.
+        """
+        record.invalidate(error)
         self._do_return_conn(record)
 
     def hand_over(self, record: _ConnectionRecord) -> None:

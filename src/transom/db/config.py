@@ -118,8 +118,9 @@ class DatabaseConfig(BaseSettings):
     )
     lazy_begin: bool = Field(
         default=True,
-        description="PostgreSQL: begin a request's transaction at its first write, so reads "
-        "before it cost no BEGIN/COMMIT (READ COMMITTED semantics are unchanged).",
+        description="PostgreSQL and SQLite: begin a request's transaction at its first write, "
+        "so reads before it cost no BEGIN/COMMIT (READ COMMITTED semantics are unchanged) and, "
+        "on SQLite, writers wait for each other instead of failing.",
     )
     connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds before giving up on opening a connection."
@@ -137,6 +138,11 @@ class DatabaseConfig(BaseSettings):
     )
     sqlite_wal: bool = Field(
         default=True, description="Put file SQLite databases in WAL mode (readers don't block)."
+    )
+    sqlite_busy_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description="SQLite: seconds a write waits for another one to finish before a 503.",
     )
     migrations_dir: Path = Field(
         default=Path("migrations"), description="Where `transom db makemigrations` writes files."

@@ -83,13 +83,15 @@ def _engine_kwargs(
             # PyMySQL's socket timeouts (aiomysql has none: see _install_mysql_hooks).
             connect_args["read_timeout"] = connect_args["write_timeout"] = command_timeout
     elif backend == "sqlite":
-        connect_args.setdefault("timeout", config.connect_timeout)  # busy timeout, seconds
+        connect_args.setdefault("timeout", config.sqlite_busy_timeout)  # seconds
     kwargs["connect_args"] = connect_args
     kwargs.update(config.engine_options)
     return kwargs
 
 
-def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+def _install_sqlite_hooks(engine: Engine, *, wal: bool, lazy: bool) -> None:
+    """Connection set-up, and when SQLite transactions begin (see :func:`_begin_immediate`)."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions start: otherwise
@@ -101,9 +103,48 @@ def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
+    if lazy:
+        # retval=True registers the function itself, as for PostgreSQL's lazy BEGIN.
+        event.listen(engine, "before_cursor_execute", _begin_immediate, retval=True)
+        return
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # The whole transaction takes the write lock: it never has to upgrade a read lock.
+        if not _autocommits(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _autocommits(connection: Any) -> bool:
+    # Asked per statement (a connection's options can change); for AUTOCOMMIT the caller
+    # wants each statement committed on its own: a BEGIN would leave it to the pool's rollback.
+    return bool(connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
+@transom_listener
+def _begin_immediate(
+    conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
+) -> tuple[str, Any]:
+    """SQLite's lazy BEGIN: ``BEGIN IMMEDIATE`` right before a transaction's first write.
+
+    A deferred transaction that has read cannot wait for the write lock: while another
+    connection writes, SQLite refuses its upgrade at once ("database is locked", the busy
+    timeout unused, as waiting could deadlock). So reads before the first write run on their
+    own (in WAL mode they never wait for a writer, and see what was committed when they run,
+    as under PostgreSQL's READ COMMITTED), and the first statement that is not a plain SELECT
+    first takes the write lock with ``BEGIN IMMEDIATE``, which does wait, up to the busy
+    timeout, for the writer ahead of it. SQLAlchemy's COMMIT or ROLLBACK ends it as usual.
+    """
+    if _is_plain_select(context) or _autocommits(conn):
+        return statement, parameters
+    pooled = conn.connection
+    if not pooled.driver_connection.in_transaction:  # sqlite3's (or aiosqlite's) own flag
+        cursor = pooled.dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+    return statement, parameters
 
 
 def _install_mysql_hooks(engine: Engine, command_timeout: float) -> None:
@@ -212,7 +253,9 @@ def _install_lazy_begin(engine: Engine) -> None:
 def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
     backend = url.get_backend_name()
     if backend == "sqlite":
-        _install_sqlite_hooks(engine, wal=config.sqlite_wal and not _is_memory_sqlite(url))
+        _install_sqlite_hooks(
+            engine, wal=config.sqlite_wal and not _is_memory_sqlite(url), lazy=config.lazy_begin
+        )
     elif backend in {"mysql", "mariadb"}:
         pooled = not isinstance(engine.pool, NullPool)
         _install_mysql_hooks(engine, config.command_timeout if pooled else 0)
