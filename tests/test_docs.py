@@ -21,6 +21,7 @@ CORE_PAGES = [
     "templates.md",
     "static-files.md",
     "forms.md",
+    "batteries.md",
 ]
 
 

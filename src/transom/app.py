@@ -17,6 +17,7 @@ from ._hosts import AllowedHosts
 from ._signature import Dependant, Invalid, SolveContext, compile_dependant
 from ._trie import Trie
 from ._types import ASGIApp, Receive, Scope, Send
+from .batteries import Batteries, Battery
 from .datastructures import MutableHeaders, State
 from .exceptions import ClientDisconnect, HTTPException, RequestValidationError
 from .requests import Request
@@ -32,6 +33,7 @@ __all__ = ["App"]
 
 logger = logging.getLogger("transom")
 F = TypeVar("F", bound=Callable[..., Any])
+B = TypeVar("B", bound=Battery)
 Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Any]]
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
@@ -64,6 +66,8 @@ class App(Router):
         self.state = State()
         #: Per-app storage for batteries (``app.extensions["transom.db"]``).
         self.extensions: dict[str, Any] = {}
+        #: The installed batteries (:mod:`transom.batteries`): ``app.install(Security())``.
+        self.batteries = Batteries(self)
         #: Replace a dependency in tests: ``app.dependency_overrides[get_db] = fake_db``.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.default_headers = MutableHeaders(dict(DEFAULT_HEADERS))
@@ -109,6 +113,13 @@ class App(Router):
         """Run ``func`` (sync or async, no arguments) when the server stops, newest first."""
         self._on_shutdown.append(func)
         return func
+
+    def install(self, battery: B) -> B:
+        """Install a battery (``app.install(Security(SecurityConfig(...)))``); returns it.
+
+        See :mod:`transom.batteries` for the rules every battery follows.
+        """
+        return battery.install(self)
 
     def add_check(self, func: Callable[[], None]) -> None:
         """Run ``func()`` when the app is built, before it serves anything (or a server forks).
@@ -174,9 +185,24 @@ class App(Router):
             self._table = (trie, mounts, names)
         return self._table
 
+    @property
+    def route_table(self) -> tuple[Trie[Route], list[Mount], dict[str, Route | Mount]]:
+        """The compiled routes: ``(trie, mounts, routes by name)``, built on first use."""
+        return self._route_table()
+
+    def build(self) -> ASGIApp:
+        """Make the app ready to serve (once): install the batteries that installed ones
+        require, run the start-up checks, compile every route, assemble the middleware.
+
+        Servers and the test client call it; call it yourself to fail fast (``transom run``
+        does, before it starts a server). Raises
+        :class:`~transom.exceptions.ImproperlyConfigured` for settings the app can't run with.
+        """
+        return self._build()
+
     def _build(self) -> ASGIApp:
-        """Validate settings, compile every route and assemble the middleware stack (once)."""
         if self._asgi is None:
+            self.batteries.install_requirements()
             settings = self.settings
             settings.check()
             for check in self._checks:

@@ -233,7 +233,7 @@ def run(
     from .exceptions import ImproperlyConfigured
 
     try:
-        app._build()  # fail fast on bad settings, with the message, before forking workers
+        app.build()  # fail fast on bad settings, with the message, before forking workers
     except ImproperlyConfigured as exc:
         raise click.ClickException(str(exc)) from None
     if reload is None:
@@ -262,7 +262,7 @@ def routes(ctx: click.Context, target: str | None) -> None:
     from .routing import Mount
 
     app = locate_app(target or ctx.find_root().params.get("app")).load()
-    app._route_table()
+    app.route_table  # noqa: B018 (compiles the routes: a broken handler fails here)
     rows = []
     for item in app.iter_routes():
         if isinstance(item, Mount):

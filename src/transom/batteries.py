@@ -1,0 +1,158 @@
+"""The one shape every battery has: a typed config, installed on an app, found with ``X.of(app)``.
+
+A battery (Transom's own ``Security``, ``Auth``, ``Admin``, ``Database``..., or a third party's)
+subclasses :class:`Battery`::
+
+    @dataclasses.dataclass
+    class CacheConfig:
+        url: str = "memory://"
+
+    class Cache(Battery):
+        name = "acme.cache"
+        requires = (Security,)  # installed with their defaults if the app has none
+
+        def __init__(self, config: CacheConfig | None = None) -> None:
+            super().__init__()
+            self.config = config or CacheConfig()
+
+        def setup(self, app: App) -> None:
+            app.on_shutdown(self.close)
+
+    app.install(Cache(CacheConfig(url="redis://...")))   # or Cache(...).install(app)
+    Cache.of(app)                                          # the installed one, or a clear error
+
+The rules, the same for every battery:
+
+- **Install once.** Installing a battery whose class (or a subclass of it) is already installed
+  raises :class:`~transom.exceptions.ImproperlyConfigured`.
+- **Requirements come by themselves, in any order.** What a battery ``requires`` and the app
+  lacks is installed with its defaults when the app is built (before it serves, or when
+  ``X.of(app)`` first asks for it), so ``Admin(app)`` alone works, and an explicit
+  ``Security(app, config)`` before or after it is the one used.
+- **State lives on the app**, never in the process: two apps in one process each have their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
+
+from .exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Batteries", "Battery"]
+
+T = TypeVar("T", bound="Battery")
+
+
+class Battery:
+    """Base class of batteries. Subclasses set :attr:`name`, maybe :attr:`requires`, and
+    implement :meth:`setup`."""
+
+    #: Where the battery is also reachable in ``app.extensions`` (``"transom.security"``).
+    name: ClassVar[str] = ""
+    #: Battery classes this one needs; the app installs missing ones with their defaults.
+    requires: ClassVar[tuple[type[Battery], ...]] = ()
+
+    def __init__(self) -> None:
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        """The app this battery is installed on."""
+        if self._app is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} is not installed on an app yet: "
+                f"call app.install({type(self).__name__}(...))"
+            )
+        return self._app
+
+    def install(self, app: App) -> Self:
+        """Install on ``app`` (once per app and battery class); returns the battery itself."""
+        if self._app is not None:
+            raise ImproperlyConfigured(f"this {type(self).__name__} is installed on an app already")
+        existing = app.batteries.find(type(self))
+        if existing is not None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} is already installed on this app"
+                + (
+                    " (as a requirement of another battery, with its defaults)"
+                    if app.batteries.was_required(existing)
+                    else ""
+                )
+                + ": install each battery once, before anything asks for it with .of(app)"
+            )
+        self._app = app
+        app.batteries.add(self)
+        if self.name:
+            app.extensions[self.name] = self
+        self.setup(app)
+        return self
+
+    def setup(self, app: App) -> None:
+        """Register what the battery adds to ``app`` (routes, middleware, hooks, checks)."""
+
+    @classmethod
+    def of(cls, app: App) -> Self:
+        """The battery of this class installed on ``app``.
+
+        Raises:
+            ImproperlyConfigured: it is not installed (nor required by an installed battery).
+        """
+        battery = app.batteries.find(cls)
+        if battery is None:
+            app.batteries.install_requirements()
+            battery = app.batteries.find(cls)
+        if battery is None:
+            raise ImproperlyConfigured(
+                f"{cls.__name__} is not installed on this app: call "
+                f"app.install({cls.__name__}(...)) (or {cls.__name__}(app)) before serving"
+            )
+        return battery
+
+
+class Batteries:
+    """The batteries installed on one app (``app.batteries``), in installation order."""
+
+    __slots__ = ("_app", "_installed", "_required")
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._installed: list[Battery] = []
+        self._required: set[int] = set()
+
+    def __iter__(self) -> Iterator[Battery]:
+        return iter(list(self._installed))
+
+    def __len__(self) -> int:
+        return len(self._installed)
+
+    def add(self, battery: Battery) -> None:
+        self._installed.append(battery)
+
+    def find(self, cls: type[T]) -> T | None:
+        """The installed battery of class ``cls`` (or a subclass), or ``None``."""
+        for battery in self._installed:
+            if isinstance(battery, cls):
+                return battery
+        return None
+
+    def was_required(self, battery: Battery) -> bool:
+        """Whether ``battery`` was installed with its defaults because another required it."""
+        return id(battery) in self._required
+
+    def install_requirements(self) -> None:
+        """Install, with their defaults, the batteries that installed ones require and the app
+        lacks (and theirs, in turn)."""
+        changed = True
+        while changed:
+            changed = False
+            for battery in list(self._installed):
+                for needed in type(battery).requires:
+                    if self.find(needed) is None:
+                        added = needed()
+                        self._required.add(id(added))
+                        added.install(self._app)
+                        changed = True
