@@ -14,54 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from _services import TcpProxy
 from transom import App, Settings
 from transom.db import DatabaseConfig, Session, setup
 
 pytestmark = pytest.mark.anyio
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` simulates the server going down."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self.writers.update({writer, up_writer})
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for w in self.writers:
-            w.transport.abort()  # RST, like a crashed server
-        self.writers.clear()
-        await self.server.wait_closed()
-
-    async def restore(self) -> None:
-        await self.start()  # same port
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
