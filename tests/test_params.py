@@ -522,3 +522,17 @@ def test_422_echoes_inputs_that_are_not_json() -> None:
         assert {e["loc"][-1] for e in r.json()["detail"]} == {"name", "age"}
         r = client.post("/raw", files={"size": ("s.bin", b"\xff"), "data": ("d.bin", b"\xff")})
         assert r.status_code == 422, r.text
+
+
+def test_422_echoes_integers_beyond_64_bits() -> None:
+    app = App(Settings(secret_key="test"))
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    with app.test_client() as client:
+        big = b"-9223372036854775809"
+        r = client.post("/items", content=big, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["input"] == "-9223372036854775809"

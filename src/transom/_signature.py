@@ -55,6 +55,8 @@ def convert_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[s
 def _json_safe(value: Any) -> Any:
     # The 422 body echoes the input, and an input is not always JSON (an upload sent where a
     # text field was expected, raw bytes): describe those instead of failing the error page.
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)  # beyond what orjson writes
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, list | tuple):
