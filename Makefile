@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test lint typecheck install docs clean
+.PHONY: demo test fuzz lint typecheck install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Fuzz request parsing for longer than `make test` does (tests/test_fuzz.py): random, not
+# derandomized, FUZZ_EXAMPLES examples per test (default 3000). Failures are kept in
+# .hypothesis/ and replayed first by the next run.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py -q
 
 lint: install
 	$(BIN)/ruff check .

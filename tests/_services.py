@@ -1,19 +1,23 @@
-"""Reachability checks for the live servers some tests need (databases now, Redis later).
+"""Live servers for tests: reachability checks, and a TCP proxy that simulates an outage.
 
 ``require_service("PostgreSQL", "127.0.0.1", 5432)`` skips the calling test with one clear line
 when the server can't be reached, except under ``CI=true``, where a missing server is a broken
 environment and fails the run instead of quietly skipping half the suite.
+
+:class:`TcpProxy` stands between the code under test and a shared server (PostgreSQL, MariaDB,
+Redis): a test cuts the proxy, never the server, which other test runs are using.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Callable
 
 import pytest
 
-__all__ = ["is_ci", "require_service", "service_fixture", "service_reachable"]
+__all__ = ["TcpProxy", "is_ci", "require_service", "service_fixture", "service_reachable"]
 
 _probed: dict[tuple[str, int], bool] = {}
 
@@ -63,3 +67,65 @@ def service_fixture(name: str, host: str, port: int) -> Callable[[], None]:
         require_service(name, host, port)
 
     return _require
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; ``cut()`` simulates the server going down.
+
+    ``freeze()`` simulates a server that hangs instead: connections stay open (and new ones
+    are accepted) but nothing is forwarded any more, in either direction. It runs on the
+    test's event loop: start it inside the (async) test that uses it.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.frozen = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.frozen.is_set():
+                    await self.stopped.wait()  # swallow it, and everything after, until cut
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.frozen.is_set():
+            self.writers.add(writer)
+            return  # accepted, never answered
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers.update({writer, up_writer})
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.stopped.set()
+        self.server.close()
+        for w in self.writers:
+            w.transport.abort()  # RST, like a crashed server
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def restore(self) -> None:
+        self.stopped.clear()
+        await self.start()  # same port
+
+    def freeze(self) -> None:
+        self.frozen.set()

@@ -488,3 +488,51 @@ def test_handlers_defined_in_a_factory_resolve_local_types() -> None:
     app = create_app()
     with app.test_client() as client:
         assert client.post("/", json={"v": 3}).json() == {"v": 3}
+
+
+class Signup(BaseModel):
+    name: str
+    age: int
+
+
+def test_422_echoes_inputs_that_are_not_json() -> None:
+    """An upload where text was expected, or in a whole-form model: a 422, not a 500."""
+    from transom import File, Form
+
+    app = App(Settings(secret_key="test"))
+
+    @app.post("/title")
+    async def title(title: Annotated[str, Form()]) -> str:
+        return title
+
+    @app.post("/signup")
+    async def signup(data: Annotated[Signup, Form()]) -> Signup:
+        return data
+
+    @app.post("/raw")
+    async def raw(size: Annotated[int, Form()], data: Annotated[bytes, File()]) -> int:
+        return size
+
+    with app.test_client() as client:
+        r = client.post("/title", files={"title": ("a.txt", b"hi", "text/plain")})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["input"] == {"filename": "a.txt", "content_type": "text/plain"}
+        r = client.post("/signup", data={"age": "x"}, files={"name": ("n.txt", b"x")})
+        assert r.status_code == 422, r.text
+        assert {e["loc"][-1] for e in r.json()["detail"]} == {"name", "age"}
+        r = client.post("/raw", files={"size": ("s.bin", b"\xff"), "data": ("d.bin", b"\xff")})
+        assert r.status_code == 422, r.text
+
+
+def test_422_echoes_integers_beyond_64_bits() -> None:
+    app = App(Settings(secret_key="test"))
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    with app.test_client() as client:
+        big = b"-9223372036854775809"
+        r = client.post("/items", content=big, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["input"] == "-9223372036854775809"

@@ -572,3 +572,26 @@ def test_objects_with_a_json_method_are_returned_as_json() -> None:
     with app.test_client() as client:
         assert client.get("/one").json() == {"id": 1}
         assert client.get("/many").json() == {"rows": [{"id": 1}, {"id": 2}]}
+
+
+def test_json_integers_beyond_64_bits() -> None:
+    """orjson refuses them; an int parameter echoed back must not turn into a 500."""
+    import datetime
+    import uuid
+
+    from transom import App, Settings
+
+    app = App(Settings(secret_key="test"))
+
+    @app.get("/items/{item_id:int}")
+    async def item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "at": datetime.date(2024, 1, 2), "uid": uuid.UUID(int=1)}
+
+    with app.test_client() as client:
+        r = client.get("/items/20000000000000000000")
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "id": 20000000000000000000,
+            "at": "2024-01-02",
+            "uid": "00000000-0000-0000-0000-000000000001",
+        }

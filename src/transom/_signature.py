@@ -42,9 +42,32 @@ def _missing(loc: str, alias: str) -> Invalid:
 
 def convert_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
     return [
-        {"type": e["type"], "loc": [*prefix, *e["loc"]], "msg": e["msg"], "input": e.get("input")}
+        {
+            "type": e["type"],
+            "loc": [*prefix, *e["loc"]],
+            "msg": e["msg"],
+            "input": _json_safe(e.get("input")),
+        }
         for e in exc.errors(include_url=False, include_context=False)
     ]
+
+
+def _json_safe(value: Any) -> Any:
+    # The 422 body echoes the input, and an input is not always JSON (an upload sent where a
+    # text field was expected, raw bytes): describe those instead of failing the error page.
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)  # beyond what orjson writes
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, UploadFile):
+        return {"filename": value.filename, "content_type": value.content_type}
+    return repr(value)
 
 
 @dataclasses.dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import enum
+import json
 import pathlib
 from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -53,7 +54,19 @@ def _json_default(obj: Any) -> Any:
 
 def json_dumps(content: Any) -> bytes:
     """Serialize to JSON bytes: dicts, lists, Pydantic models, dataclasses, dates, UUIDs, enums."""
-    return orjson.dumps(content, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(content, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        # orjson stops at 64-bit integers, and an int parameter echoed back can be any size
+        # (/items/99999999999999999999): the stdlib writes those; orjson still converts the
+        # types only it knows (dates, UUIDs, dataclasses...).
+        return json.dumps(content, default=_orjson_native, separators=(",", ":")).encode()
+
+
+def _orjson_native(obj: Any) -> Any:
+    return orjson.loads(orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS))
 
 
 class Response:

@@ -34,10 +34,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from _services import TcpProxy
 from transom import App, Settings
 from transom.db import Database, DatabaseConfig, Session, make_base, setup
-
-from .test_outage import TcpProxy
 
 pytestmark = pytest.mark.anyio
 

@@ -1,8 +1,9 @@
-"""Redis backends against the real server: sessions, rate limits, and two server processes."""
+"""Redis backends against the real server: sessions, rate limits, two processes, outages."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -16,10 +17,12 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from transom.security import SessionConfig
+from _services import TcpProxy
+from transom import App
+from transom.security import SessionConfig, limit
 from transom.security.backends.redis import RedisRateLimitBackend, RedisSessionBackend
 
-from .conftest import SECRET, AppFactory, fetch_token
+from .conftest import REDIS_HOST, REDIS_PORT, SECRET, AppFactory, build_app, fetch_token
 
 HERE = Path(__file__).resolve().parent
 
@@ -197,3 +200,100 @@ def test_session_is_shared_by_two_processes(two_servers: list[str]) -> None:
         response = client.get(second + "/get", headers={"Cookie": cookie})
     assert response.json()["value"] == "shared"
     assert response.json()["pid"] != set_response.json()["pid"]
+
+
+# -- Redis outage: 503 + Retry-After, one warning per request, recovery without restart ----
+
+
+async def _app_behind_proxy(proxy: TcpProxy, prefix: str, **limit_options: Any) -> App:
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    app = build_app(
+        sessions=SessionConfig(backend=RedisSessionBackend(url, prefix=prefix + "s:")),
+        rate_limit_backend=RedisRateLimitBackend(url, prefix=prefix + "r:"),
+    )
+
+    @app.get("/limited")
+    @limit("100/minute", **limit_options)
+    async def limited() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _outage_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
+    return records
+
+
+@pytest.mark.anyio
+async def test_redis_outage_gives_503_and_recovers(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = TcpProxy(REDIS_HOST, REDIS_PORT)
+    await proxy.start()
+    app = await _app_behind_proxy(proxy, redis_prefix)
+    try:
+        async with app.async_test_client() as client:
+            assert (await client.get("/set?key=cart&value=3")).status_code == 200
+            assert (await client.get("/limited")).status_code == 200
+            token = (await client.get("/token")).json()["token"]
+            cookie = client.cookies["session"]
+
+            await proxy.cut()
+            caplog.clear()
+            for path in ("/session", "/limited", "/session", "/limited"):
+                response = await client.get(path)
+                assert response.status_code == 503, (path, response.text)
+                assert response.headers["retry-after"] == "5"
+                assert "set-cookie" not in response.headers
+                records = _outage_records(caplog)
+                assert [(r.name, r.levelname) for r in records] == [
+                    ("transom.security", "WARNING")
+                ], path
+                assert "Redis" in records[0].getMessage()
+                assert records[0].exc_info is None  # one line, not a traceback per request
+            # CSRF checks need the session's secret: same answer, not a 403 nor a 500.
+            response = await client.post("/submit", headers={"X-CSRF-Token": token})
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "5"
+            assert len(_outage_records(caplog)) == 1
+            # A new visitor's session can't be saved either: 503, not a cookie for nothing.
+            client.cookies.clear()
+            response = await client.get("/set?key=cart&value=4")
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "5"
+            assert "set-cookie" not in response.headers
+            assert len(_outage_records(caplog)) == 1
+
+            await proxy.restore()  # same client objects, no restart
+            client.cookies.set("session", cookie)
+            response = await client.get("/session")
+            assert response.status_code == 200, response.text
+            assert response.json()["cart"] == "3"
+            assert (await client.get("/limited")).status_code == 200
+            assert _outage_records(caplog) == []
+    finally:
+        await proxy.cut()
+        await _cleanup(redis_url, redis_prefix)
+
+
+@pytest.mark.anyio
+async def test_rate_limit_fail_open_lets_requests_through_an_outage(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = TcpProxy(REDIS_HOST, REDIS_PORT)
+    await proxy.start()
+    app = await _app_behind_proxy(proxy, redis_prefix, fail_open=True)
+    try:
+        async with app.async_test_client() as client:
+            await proxy.cut()
+            caplog.clear()
+            response = await client.get("/limited")  # no session involved
+            assert response.status_code == 200, response.text
+            records = _outage_records(caplog)
+            assert [(r.name, r.levelname) for r in records] == [("transom.security", "WARNING")]
+            assert "fail_open" in records[0].getMessage()
+    finally:
+        await proxy.cut()
+        await _cleanup(redis_url, redis_prefix)

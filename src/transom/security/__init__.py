@@ -16,7 +16,7 @@ Example:
     ...     return {"items": session["items"]}
 """
 
-from transom.security._context import security_logger
+from transom.security._context import StoreUnavailable, security_logger
 from transom.security.cors import CORSConfig, CORSMiddleware
 from transom.security.csrf import (
     CSRFConfig,
@@ -77,6 +77,7 @@ __all__ = [
     "SessionConfig",
     "SessionData",
     "SignedCookieBackend",
+    "StoreUnavailable",
     "csp_nonce",
     "csrf_exempt",
     "csrf_input",

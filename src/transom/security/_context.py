@@ -12,17 +12,58 @@ import secrets
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from transom.exceptions import HTTPException
 from transom.requests import Request, parse_cookie_header
 
 if TYPE_CHECKING:
     from transom.security.extension import Security
     from transom.security.sessions import SessionData
 
-__all__ = ["CONTEXT_KEY", "RequestContext", "get_context", "security_logger"]
+__all__ = [
+    "CONTEXT_KEY",
+    "RequestContext",
+    "StoreUnavailable",
+    "get_context",
+    "security_logger",
+    "unavailable_error",
+]
 
 CONTEXT_KEY = "transom.security"
 #: Every refusal (tampered cookie, CSRF failure, rate limit...) is logged here.
 security_logger = logging.getLogger("transom.security")
+
+
+class StoreUnavailable(Exception):
+    """A session or rate-limit store can't be reached right now (down, restarting, timing out).
+
+    Backends raise it for outages only, never for bugs: the battery then answers 503 with
+    ``Retry-After`` and logs one warning line, instead of a 500 with a traceback per request.
+
+    Args:
+        message: What failed, for the log (never shown to the client).
+        retry_after: Seconds the client is told to wait (the ``Retry-After`` header).
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def unavailable_error(exc: StoreUnavailable, what: str) -> HTTPException:
+    """Log ``exc`` (one warning line, no traceback) and build the 503 the client gets.
+
+    Args:
+        exc: The outage reported by a backend.
+        what: What the client can't use right now ("Session storage").
+    """
+    # A warning without traceback: an outage repeats on every request, and the cause is in
+    # the message; a traceback storm would bury it.
+    security_logger.warning("%s unavailable, answering 503: %s", what, exc)
+    return HTTPException(
+        503,
+        f"{what} is temporarily unavailable; try again shortly.",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 class RequestContext:

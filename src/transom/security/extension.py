@@ -25,7 +25,12 @@ import orjson
 
 from transom._types import ASGIApp, Message, Receive, Scope, Send
 from transom.requests import Request
-from transom.security._context import CONTEXT_KEY, RequestContext
+from transom.security._context import (
+    CONTEXT_KEY,
+    RequestContext,
+    StoreUnavailable,
+    unavailable_error,
+)
 from transom.security.cors import CORSConfig, CORSMiddleware
 from transom.security.csrf import CSRFConfig, verify_request
 from transom.security.headers import HeadersConfig, apply_headers
@@ -163,9 +168,21 @@ class SecurityMiddleware:
             if message["type"] == "http.response.start":
                 try:
                     message = await self._finish(ctx, message)
+                except StoreUnavailable as exc:
+                    # The store is down (an outage, not a bug): one warning line, and a 503
+                    # that tells the client when to come back.
+                    error = unavailable_error(exc, "Session storage")
+                    failed = True
+                    extra = [
+                        (name.lower().encode("latin-1"), value.encode("latin-1"))
+                        for name, value in (error.headers or {}).items()
+                    ]
+                    await self._refuse(ctx, send, error.status_code, str(error.detail), extra)
+                    return
                 except Exception:
-                    # The session store is down: the handler's work can't be remembered, so
-                    # don't pretend it succeeded. Answer 503 and drop the original body.
+                    # Saving failed for another reason (a bug in a custom backend, say): the
+                    # handler's work can't be remembered, so don't pretend it succeeded.
+                    # Answer 503, drop the original body, and keep the traceback.
                     logger.exception("Could not save the session")
                     failed = True
                     await self._refuse(ctx, send, 503, "Session storage is unavailable")
@@ -176,7 +193,14 @@ class SecurityMiddleware:
 
         await self.app(scope, receive, send_wrapper)
 
-    async def _refuse(self, ctx: RequestContext, send: Send, status: int, reason: str) -> None:
+    async def _refuse(
+        self,
+        ctx: RequestContext,
+        send: Send,
+        status: int,
+        reason: str,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         # Not answered by the core, so the app's default headers are added here.
         if status < 500:
             logger.warning("Refused request: %s", reason)
@@ -184,6 +208,7 @@ class SecurityMiddleware:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode("latin-1")),
+            *extra,
             *self.security.app.default_headers.raw,
         ]
         apply_headers(ctx, headers)

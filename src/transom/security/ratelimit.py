@@ -9,6 +9,10 @@ A :class:`RateLimit` is three things at once:
 Counting uses fixed windows that start at a key's first hit, kept in memory by default or in
 Redis (:class:`transom.security.backends.redis.RedisRateLimitBackend`) so that every process
 shares one budget. An exhausted budget answers 429 with ``Retry-After``.
+
+When the store is unreachable (:class:`~transom.security.StoreUnavailable`), a limit fails
+closed by default: 503 with ``Retry-After``, since an unenforced login limit is an open door
+to password guessing. ``limit(..., fail_open=True)`` lets requests through instead (logged).
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
 from transom.routing import Router
-from transom.security._context import CONTEXT_KEY, RequestContext, security_logger
+from transom.security._context import (
+    CONTEXT_KEY,
+    RequestContext,
+    StoreUnavailable,
+    security_logger,
+    unavailable_error,
+)
 
 __all__ = ["MemoryRateLimitBackend", "RateLimit", "RateLimitBackend", "limit", "parse_rate"]
 
@@ -59,7 +69,10 @@ class RateLimitBackend(abc.ABC):
 
     @abc.abstractmethod
     async def hit(self, key: str, window: int) -> tuple[int, float]:
-        """Count one hit; return (hits in the current window, seconds until it resets)."""
+        """Count one hit; return (hits in the current window, seconds until it resets).
+
+        Raise :class:`~transom.security.StoreUnavailable` when the store can't be reached.
+        """
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called when the app shuts down."""
@@ -104,6 +117,9 @@ class RateLimit(Depends):
             Defaults to the decorated handler's or router's name.
         backend: Where to count; defaults to the app's (``Security(rate_limit_backend=...)``).
         methods: Only count these methods (e.g. ``{"POST"}``); default: all.
+        fail_open: When the backend is unreachable, let requests through unlimited (one
+            warning logged per request) instead of answering 503. Off by default: only turn
+            it on for limits that protect capacity, never for login or password-reset limits.
     """
 
     def __init__(
@@ -114,6 +130,7 @@ class RateLimit(Depends):
         scope: str | None = None,
         backend: RateLimitBackend | None = None,
         methods: set[str] | frozenset[str] | None = None,
+        fail_open: bool = False,
     ) -> None:
         super().__init__(self._dependency, use_cache=True)
         self.rate = rate
@@ -127,6 +144,7 @@ class RateLimit(Depends):
         self.scope = scope or f"limit{next(_counter)}:{rate}"
         self.backend = backend
         self.methods = frozenset(m.upper() for m in methods) if methods else None
+        self.fail_open = fail_open
         self._fallback: MemoryRateLimitBackend | None = None
 
     def __call__(self, target: T) -> T:
@@ -162,7 +180,15 @@ class RateLimit(Depends):
             return
         backend = self._backend(request)
         bucket = f"{scope or self.scope}:{client_key}"
-        count, reset = await backend.hit(bucket, self.window)
+        try:
+            count, reset = await backend.hit(bucket, self.window)
+        except StoreUnavailable as exc:
+            if self.fail_open:
+                security_logger.warning(
+                    "Rate limit %s not enforced (fail_open=True): %s", self.rate, exc
+                )
+                return
+            raise unavailable_error(exc, "Rate limiting") from exc
         if count > self.limit:
             retry = max(1, math.ceil(reset))
             security_logger.info("Rate limit %s exceeded by %s", self.rate, client_key)
@@ -210,6 +236,9 @@ def limit(
     scope: str | None = None,
     backend: RateLimitBackend | None = None,
     methods: set[str] | frozenset[str] | None = None,
+    fail_open: bool = False,
 ) -> RateLimit:
     """Make a :class:`RateLimit` (see there): ``@limit("10/minute")``."""
-    return RateLimit(rate, key=key, scope=scope, backend=backend, methods=methods)
+    return RateLimit(
+        rate, key=key, scope=scope, backend=backend, methods=methods, fail_open=fail_open
+    )

@@ -29,7 +29,13 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from transom.params import Depends
 from transom.requests import Request
-from transom.security._context import RequestContext, get_context, security_logger
+from transom.security._context import (
+    RequestContext,
+    StoreUnavailable,
+    get_context,
+    security_logger,
+    unavailable_error,
+)
 
 __all__ = [
     "MemorySessionBackend",
@@ -52,7 +58,12 @@ _MAX_COOKIE = 4093
 
 
 class SessionBackend(abc.ABC):
-    """Where server-side sessions live. Records are JSON-able dicts; keys are random strings."""
+    """Where server-side sessions live. Records are JSON-able dicts; keys are random strings.
+
+    When the store can't be reached, methods raise
+    :class:`~transom.security.StoreUnavailable`: the request then gets a 503 with
+    ``Retry-After`` and one warning is logged. Any other exception is a bug (500, traceback).
+    """
 
     #: ``True`` only for :class:`SignedCookieBackend`, whose data travels in the cookie itself.
     in_cookie: bool = False
@@ -293,7 +304,12 @@ async def load_session(ctx: RequestContext) -> SessionData:
 
         await verify_deferred(ctx)
     if raw:
-        session = await _from_cookie(ctx, config, config.backend, raw)
+        try:
+            session = await _from_cookie(ctx, config, config.backend, raw)
+        except StoreUnavailable as exc:
+            # Fail closed: treating the user as logged out would lose their data (a fresh
+            # session would replace theirs), and CSRF checks need the stored secret.
+            raise unavailable_error(exc, "Session storage") from exc
         if session is None:
             ctx.session_drop_cookie = True
     if session is None:
