@@ -39,3 +39,24 @@ def test_every_default_is_documented() -> None:
         "max_body_size",
     ):
         assert needle in text, needle
+
+
+def test_the_threat_table_names_tests_that_exist() -> None:
+    # Each row of "Threats covered" names the tests that prove it: a renamed or deleted test
+    # must not leave the table claiming a defence nothing checks any more.
+    import re
+
+    section = PAGE.read_text().split("## Threats covered", 1)[1].split("\n## ", 1)[0]
+    named = 0
+    for cell in re.findall(r"^\|[^|]*\|[^|]*\|(.*)\|$", section, flags=re.M):
+        current: Path | None = None
+        for ref in re.findall(r"`([^`]+)`", cell):
+            path, _, test = ref.partition("::")
+            if path.startswith("tests/"):
+                current = ROOT / path
+                assert current.exists(), ref
+            name = test or (path if path.startswith("test_") else "")
+            if name and current is not None:
+                assert re.search(rf"def {re.escape(name)}\b", current.read_text()), ref
+                named += 1
+    assert named >= 30
