@@ -124,3 +124,52 @@ def test_database_unknown_and_expired_keys_are_not_adopted(
                 )
 
         assert client._loop.run(count()) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_database_outage_gives_503_and_recovers(
+    database: Database, caplog: pytest.LogCaptureFixture, anyio_backend: str
+) -> None:
+    # The same promise as Redis sessions: a store that is down answers 503 + Retry-After with
+    # one warning line, never a 500 with a traceback, and works again when it is back.
+    import logging
+
+    from _services import TcpProxy
+
+    from .conftest import build_app
+
+    url = make_url(database.config.url)
+    if url.get_backend_name() == "sqlite":
+        pytest.skip("an embedded database has no server to lose")
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    behind = Database(
+        DatabaseConfig(
+            url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+            retry_after=7,
+        )
+    )
+    app = build_app(sessions=SessionConfig(backend=DatabaseSessionBackend(behind)))
+    try:
+        async with app.async_test_client() as client:
+            assert (await client.get("/set?key=cart&value=3")).status_code == 200
+            cookie = client.cookies["session"]
+            await proxy.cut()
+            caplog.clear()
+            for path in ("/session", "/set?key=cart&value=4"):
+                response = await client.get(path)
+                assert response.status_code == 503, (path, response.text)
+                assert response.headers["retry-after"] == "7"
+                warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+                caplog.clear()
+                assert [(r.name, r.exc_info) for r in warnings] == [("transom.security", None)]
+                assert "session database unavailable" in warnings[0].getMessage()
+            await proxy.restore()
+            client.cookies.set("session", cookie)
+            response = await client.get("/session")
+            assert response.status_code == 200, response.text
+            assert response.json() == {"cart": "3"}
+    finally:
+        await proxy.cut()
+        await behind.dispose()

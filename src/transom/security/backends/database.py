@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,6 +19,7 @@ from sqlalchemy import Column, Double, MetaData, String, Table, Text, delete, in
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.exc import IntegrityError
 
+from transom.security._context import StoreUnavailable
 from transom.security.sessions import SessionBackend
 
 if TYPE_CHECKING:
@@ -55,6 +58,24 @@ class DatabaseSessionBackend(SessionBackend):
         self._ready = not create_table
         self.purge_every = purge_every
 
+    @contextmanager
+    def _outage(self) -> Iterator[None]:
+        """Report an unreachable database as the battery's StoreUnavailable (503 + Retry-After,
+        one warning line), as the Redis backend does; any other error stays a bug (500)."""
+        from transom.db.errors import classify
+
+        try:
+            yield
+        except Exception as exc:
+            problem = classify(exc)
+            if problem is None or problem.kind != "unavailable":
+                raise
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreUnavailable(
+                f"session database unavailable: {type(cause).__name__}: {cause}",
+                retry_after=self.database.config.retry_after,
+            ) from None
+
     async def _ensure_table(self) -> None:
         if not self._ready:
             async with self.database.engine.begin() as conn:
@@ -62,18 +83,23 @@ class DatabaseSessionBackend(SessionBackend):
             self._ready = True
 
     async def load(self, key: str) -> dict[str, Any] | None:
-        await self._ensure_table()
         query = select(session_table.c.data).where(
             session_table.c.key == key, session_table.c.expires_at > time.time()
         )
-        async with self.database.engine.connect() as conn:
-            raw = (await conn.execute(query)).scalar_one_or_none()
+        with self._outage():
+            await self._ensure_table()
+            async with self.database.engine.connect() as conn:
+                raw = (await conn.execute(query)).scalar_one_or_none()
         if raw is None:
             return None
         value = orjson.loads(raw)
         return value if isinstance(value, dict) else None
 
     async def save(self, key: str, record: dict[str, Any], ttl: int) -> None:
+        with self._outage():
+            await self._save(key, record, ttl)
+
+    async def _save(self, key: str, record: dict[str, Any], ttl: int) -> None:
         await self._ensure_table()
         values = {"data": orjson.dumps(record).decode(), "expires_at": time.time() + ttl}
         table = session_table
@@ -89,9 +115,10 @@ class DatabaseSessionBackend(SessionBackend):
                 await conn.execute(delete(table).where(table.c.expires_at <= time.time()))
 
     async def delete(self, key: str) -> None:
-        await self._ensure_table()
-        async with self.database.engine.begin() as conn:
-            await conn.execute(delete(session_table).where(session_table.c.key == key))
+        with self._outage():
+            await self._ensure_table()
+            async with self.database.engine.begin() as conn:
+                await conn.execute(delete(session_table).where(session_table.c.key == key))
 
     async def clear_expired(self) -> int:
         """Delete every expired session now; returns how many were removed."""
