@@ -468,8 +468,11 @@ def test_unresolvable_annotation_error_names_the_handler() -> None:
         return None
 
     app.add_route("/", handler)
-    with pytest.raises(TypeError, match=r"cannot resolve the annotations of .*handler"):
+    line = handler.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=r"cannot resolve the annotations of .*handler") as info:
         app.url_path_for("handler")
+    assert f"({__file__}:{line})" in str(info.value)
+    assert "NotDefinedAnywhere" in str(info.value)
 
 
 def test_handlers_defined_in_a_factory_resolve_local_types() -> None:

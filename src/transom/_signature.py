@@ -363,9 +363,22 @@ def _type_hints(call: Callable[..., Any], localns: dict[str, Any] | None) -> dic
     except NameError as exc:
         name = getattr(call, "__qualname__", repr(call))
         raise TypeError(
-            f"cannot resolve the annotations of {name}: {exc}. Define the types it names at "
-            "module level so they can be resolved when the app starts."
+            f"cannot resolve the annotations of {name} ({where(call)}): {exc}. Define the "
+            "types it names at module level so they can be resolved when the app starts."
         ) from exc
+
+
+def where(call: Callable[..., Any]) -> str:
+    """``file:line`` where a handler or dependency is defined, for start-up errors."""
+    target: Any = getattr(call, "__init__") if isinstance(call, type) else call  # noqa: B009
+    try:
+        target = inspect.unwrap(target)
+    except ValueError:  # a cycle of __wrapped__
+        pass
+    code = getattr(target, "__code__", None) or getattr(
+        getattr(target, "__call__", None), "__code__", None
+    )
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else repr(call)
 
 
 def _strip_optional(annotation: Any) -> Any:

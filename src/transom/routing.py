@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from ._signature import Dependant, SolveContext, compile_dependant
+from ._signature import where as signature_where
 from ._trie import Segment, parse_template
 from ._types import ASGIApp
 from .params import Depends
@@ -118,7 +119,7 @@ class Route:
         missing = sorted(names - used)
         if not missing:
             return
-        where = _where(self.endpoint)
+        where = signature_where(self.endpoint)
         hint = (
             f"; did you mean to name the argument {missing[0]!r} instead of "
             f"{', '.join(repr(f) for f in free)}?"
@@ -354,9 +355,3 @@ def _takes_kwargs(call: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def _where(call: Callable[..., Any]) -> str:
-    """``file:line`` of a handler, for start-up errors."""
-    code = getattr(inspect.unwrap(call), "__code__", None)
-    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else repr(call)
