@@ -8,6 +8,7 @@ validator for it. Per request, :meth:`Dependant.solve` only runs those closures:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import types
@@ -371,13 +372,11 @@ def _type_hints(call: Callable[..., Any], localns: dict[str, Any] | None) -> dic
 def where(call: Callable[..., Any]) -> str:
     """``file:line`` where a handler or dependency is defined, for start-up errors."""
     target: Any = getattr(call, "__init__") if isinstance(call, type) else call  # noqa: B009
-    try:
+    with contextlib.suppress(ValueError):  # a cycle of __wrapped__
         target = inspect.unwrap(target)
-    except ValueError:  # a cycle of __wrapped__
-        pass
-    code = getattr(target, "__code__", None) or getattr(
-        getattr(target, "__call__", None), "__code__", None
-    )
+    if not inspect.isroutine(target):  # an instance with __call__
+        target = type(target).__call__
+    code = getattr(target, "__code__", None)
     return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else repr(call)
 
 
