@@ -44,3 +44,10 @@ def test_every_page_is_in_the_nav() -> None:
     nav = (DOCS.parent / "mkdocs.yml").read_text()
     for page in DOCS.glob("*.md"):
         assert page.name in nav, f"{page.name} is missing from mkdocs.yml"
+
+
+def test_the_index_links_every_page() -> None:
+    index = (DOCS / "index.md").read_text()
+    pages = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+    missing = [p for p in pages if p != "index.md" and f"({p})" not in index]
+    assert missing == []
