@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as SyncSession
 
 from transom.auth import User
-from transom.auth.cli import changepassword, createsuperuser
+from transom.auth.cli import changepassword, createsuperuser, createuser
 from transom.auth.hashers import PasswordHashers
 from transom.db.config import sync_url
 
@@ -47,7 +47,11 @@ def cli(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     (tmp_path / f"{module}.py").write_text(APP.format(secret=SECRET, url=db_url))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    commands = {"createsuperuser": createsuperuser, "changepassword": changepassword}
+    commands = {
+        "createsuperuser": createsuperuser,
+        "createuser": createuser,
+        "changepassword": changepassword,
+    }
     monkeypatch.setattr(
         core._Group,
         "_battery_commands",
@@ -72,6 +76,28 @@ def _user(db_url: str, username: str) -> User | None:
 
 def _check(user: User, password: str) -> bool:
     return PasswordHashers(CHEAP.primary).verify(password, user.password).valid
+
+
+@pytest.mark.usefixtures("backend")
+@pytest.mark.parametrize(
+    ("flags", "staff", "superuser", "said"),
+    [
+        ((), False, False, "User 'kim' created."),
+        (("--staff",), True, False, "Staff user 'kim' created."),
+        (("--superuser",), True, True, "Superuser 'kim' created."),
+    ],
+)
+def test_createuser(
+    cli: Any, db_url: str, flags: tuple[str, ...], staff: bool, superuser: bool, said: str
+) -> None:
+    env = {"TRANSOM_SUPERUSER_PASSWORD": "violet tractor umbrella"}
+    result = cli("createuser", "--no-input", "--username", "kim", *flags, env=env)
+    assert result.exit_code == 0, result.output
+    assert said in result.output
+    user = _user(db_url, "kim")
+    assert user is not None
+    assert (user.is_staff, user.is_superuser, user.is_active) == (staff, superuser, True)
+    assert _check(user, "violet tractor umbrella")
 
 
 @pytest.mark.usefixtures("backend")

@@ -1,4 +1,4 @@
-"""``transom createsuperuser`` and ``transom changepassword``.
+"""``transom createuser``, ``transom createsuperuser`` and ``transom changepassword``.
 
 Registered through the ``transom.commands`` entry point group. Both use the app's user model,
 hashers and validators (``Auth(app, ...)``) and its database.
@@ -18,7 +18,7 @@ from sqlalchemy import select
 from transom.auth.extension import Auth, get_auth
 from transom.auth.validators import validate_password
 
-__all__ = ["PASSWORD_ENV", "changepassword", "createsuperuser"]
+__all__ = ["PASSWORD_ENV", "changepassword", "createsuperuser", "createuser"]
 
 PASSWORD_ENV = "TRANSOM_SUPERUSER_PASSWORD"
 T = TypeVar("T")
@@ -63,18 +63,51 @@ def _ask_password(auth: Auth, user: Any) -> str:
     raise click.ClickException("Aborted: no acceptable password after 3 attempts.")
 
 
-@click.command()
-@click.option("--username", help="Login name of the new superuser.")
-@click.option("--email", default="", help="Email address.")
-@click.option(
-    "--no-input",
-    "no_input",
-    is_flag=True,
-    help=f"Ask nothing (scripts): the password comes from ${PASSWORD_ENV}.",
-)
-@click.pass_context
+def _user_options(role: str) -> Callable[[Callable[..., Any]], click.Command]:
+    def decorate(func: Callable[..., Any]) -> click.Command:
+        func = click.option("--username", help=f"Login name of the new {role}.")(func)
+        func = click.option("--email", default="", help="Email address.")(func)
+        func = click.option(
+            "--no-input",
+            "no_input",
+            is_flag=True,
+            help=f"Ask nothing (scripts): the password comes from ${PASSWORD_ENV}.",
+        )(func)
+        return click.command()(click.pass_context(func))
+
+    return decorate
+
+
+@_user_options("user")
+@click.option("--staff", is_flag=True, help="May use the admin (with the permissions given).")
+@click.option("--superuser", is_flag=True, help="Has every permission (implies --staff).")
+def createuser(
+    ctx: click.Context,
+    username: str | None,
+    email: str,
+    no_input: bool,
+    staff: bool,
+    superuser: bool,
+) -> None:
+    """Create a user (an ordinary one unless --staff or --superuser)."""
+    _create(ctx, username, email, no_input, staff=staff or superuser, superuser=superuser)
+
+
+@_user_options("superuser")
 def createsuperuser(ctx: click.Context, username: str | None, email: str, no_input: bool) -> None:
     """Create a user who may do everything (staff and superuser)."""
+    _create(ctx, username, email, no_input, staff=True, superuser=True)
+
+
+def _create(
+    ctx: click.Context,
+    username: str | None,
+    email: str,
+    no_input: bool,
+    *,
+    staff: bool,
+    superuser: bool,
+) -> None:
     auth = _auth(ctx)
     model = auth.user_model
     if no_input:
@@ -101,13 +134,16 @@ def createsuperuser(ctx: click.Context, username: str | None, email: str, no_inp
         if (await db.execute(select(column).where(column == username))).first() is not None:
             return False
         await candidate.aset_password(password)
-        candidate.is_staff = candidate.is_superuser = candidate.is_active = True
+        candidate.is_active = True
+        candidate.is_staff = staff
+        candidate.is_superuser = superuser
         db.add(candidate)
         return True
 
     if not _run(auth, create):
         raise click.ClickException(f"A user named {username!r} already exists.")
-    click.echo(f"Superuser {username!r} created.")
+    kind = "Superuser" if superuser else "Staff user" if staff else "User"
+    click.echo(f"{kind} {username!r} created.")
 
 
 @click.command()
