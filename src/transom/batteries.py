@@ -25,9 +25,10 @@ The rules, the same for every battery:
 
 - **Install once.** Installing a battery whose class (or a subclass of it) is already installed
   raises :class:`~transom.exceptions.ImproperlyConfigured`.
-- **Requirements come by themselves, in any order.** What a battery ``requires`` and the app
-  lacks is installed with its defaults when the app is built (before it serves, or when
-  ``X.of(app)`` first asks for it), so ``Admin(app)`` alone works, and an explicit
+- **Requirements come by themselves, in any order.** What a battery ``requires`` (or its
+  :meth:`Battery.requirements`, when they depend on its config) and the app lacks is
+  installed with its defaults when the app is built (before it serves, or when ``X.of(app)``
+  first asks for it), so ``Admin(app)`` alone works, and an explicit
   ``Security(app, config)`` before or after it is the one used.
 - **State lives on the app**, never in the process: two apps in one process each have their own.
 """

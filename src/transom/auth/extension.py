@@ -126,6 +126,8 @@ class Auth(Battery):
     """
 
     name = EXTENSION_KEY
+    #: Where :class:`~transom.templating.Templates` finds the battery's pages.
+    template_packages = ("transom.auth",)
 
     @overload
     def __init__(self, config: AuthConfig | None = None, /) -> None: ...
@@ -181,9 +183,6 @@ class Auth(Battery):
         self._tasks: set[asyncio.Task[None]] = set()
         if app is not None:
             self.install(app)
-
-    #: Where :class:`~transom.templating.Templates` finds the battery's pages.
-    template_packages = ("transom.auth",)
 
     def requirements(self) -> tuple[type[Battery], ...]:
         from transom.security.extension import Security
