@@ -21,7 +21,7 @@ from transom.db import Model, Session, to_schema
 from transom.forms import Form, Widget, flash
 from transom.security import Security
 from transom.settings import Settings
-from transom.templating import TemplateResponse
+from transom.templating import TemplateResponse, Templates
 
 DEMO_ADMIN = ("admin", "transom-demo")
 
@@ -70,11 +70,13 @@ class PostList(BaseModel):
 
 app = App(Settings(title="Transom blog", version="0.1.0"))
 # Sessions, CSRF on every form, CSP with nonces, rate limits: on by default.
-Security(app)
+app.install(Security())
+# The blog's pages, from templates/ beside this file.
+app.install(Templates())
 # /auth/login, /auth/logout, password change and reset; users and permissions.
-auth = Auth(app)
-# /admin for staff users: posts, users and groups.
-admin = Admin(app)
+auth = app.install(Auth())
+# /admin for staff users: posts, users and groups. (Alone, it would bring the three above.)
+admin = app.install(Admin())
 api = Router("/api", name="api", tags=["posts"])
 
 

@@ -25,26 +25,30 @@ The rules, the same for every battery:
 
 - **Install once.** Installing a battery whose class (or a subclass of it) is already installed
   raises :class:`~transom.exceptions.ImproperlyConfigured`.
-- **Requirements come by themselves, in any order.** What a battery ``requires`` and the app
-  lacks is installed with its defaults when the app is built (before it serves, or when
-  ``X.of(app)`` first asks for it), so ``Admin(app)`` alone works, and an explicit
+- **Requirements come by themselves, in any order.** What a battery ``requires`` (or its
+  :meth:`Battery.requirements`, when they depend on its config) and the app lacks is
+  installed with its defaults when the app is built (before it serves, or when ``X.of(app)``
+  first asks for it), so ``Admin(app)`` alone works, and an explicit
   ``Security(app, config)`` before or after it is the one used.
 - **State lives on the app**, never in the process: two apps in one process each have their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from .exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["Batteries", "Battery"]
+__all__ = ["Batteries", "Battery", "split_arguments"]
 
 T = TypeVar("T", bound="Battery")
+C = TypeVar("C")
 
 
 class Battery:
@@ -93,6 +97,11 @@ class Battery:
 
     def setup(self, app: App) -> None:
         """Register what the battery adds to ``app`` (routes, middleware, hooks, checks)."""
+
+    def requirements(self) -> tuple[type[Battery], ...]:
+        """The battery classes this one needs: :attr:`requires` unless the battery's config
+        changes them (``Auth`` needs ``Templates`` only when it serves pages)."""
+        return type(self).requires
 
     @classmethod
     def of(cls, app: App) -> Self:
@@ -150,9 +159,53 @@ class Batteries:
         while changed:
             changed = False
             for battery in list(self._installed):
-                for needed in type(battery).requires:
+                for needed in battery.requirements():
                     if self.find(needed) is None:
                         added = needed()
                         self._required.add(id(added))
                         added.install(self._app)
                         changed = True
+
+
+def split_arguments(
+    battery: type[Battery], config_class: type[C], args: tuple[Any, ...], options: dict[str, Any]
+) -> tuple[App | None, C]:
+    """Sort out the spellings of a battery's constructor: ``X(config)``, the shorthand
+    ``X(app)`` / ``X(app, config)`` (which install at once), and the deprecated keyword
+    options ``X(app, option=...)`` (the fields of ``config_class``, a dataclass).
+
+    Returns:
+        The app to install on (``None``: not yet) and the config (its defaults when none).
+        ``None`` arguments count as not given.
+
+    Raises:
+        TypeError: too many positional arguments, a config of the wrong class, options the
+            config does not have, or a config and options together.
+    """
+    from .app import App  # the app module imports this one
+
+    rest = [arg for arg in args if arg is not None]
+    app = rest.pop(0) if rest and isinstance(rest[0], App) else None
+    name = battery.__name__
+    if len(rest) > 1:
+        raise TypeError(f"{name}() takes an app and a {config_class.__name__}, no more")
+    config = rest[0] if rest else None
+    if config is not None and not isinstance(config, config_class):
+        raise TypeError(f"{name}() takes a {config_class.__name__}, not {type(config).__name__}")
+    if options:
+        if config is not None:
+            raise TypeError(f"{name}(): pass a {config_class.__name__} or options, not both")
+        known = {f.name for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"{name}() got unexpected keyword arguments: {', '.join(unknown)}")
+        given = ", ".join(f"{key}=..." for key in options)
+        # stacklevel 3: the warning points at the line that called X(...), not X.__init__.
+        warnings.warn(
+            f"{name}({'app, ' if app is not None else ''}{given}) is deprecated: write "
+            f"app.install({name}({config_class.__name__}({given})))",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        config = config_class(**options)
+    return app, config if config is not None else config_class()

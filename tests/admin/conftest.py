@@ -11,7 +11,7 @@ import pytest
 
 from db.conftest import BACKENDS, Servers, require_backend  # tests/db/conftest.py
 from transom import App, Settings
-from transom.admin import Admin, ModelAdmin, SessionAuth, action
+from transom.admin import Admin, AdminConfig, ModelAdmin, SessionAuth, action
 from transom.admin.history import LogEntry
 from transom.db import Database, DatabaseConfig
 from transom.db.engine import EXTENSION_KEY
@@ -68,10 +68,10 @@ class ArticleAdmin(ModelAdmin):
 
 def build_app(database: Database) -> tuple[App, Admin]:
     app = App(Settings(debug=True))
-    Security(app)
+    app.install(Security())
     app.extensions[EXTENSION_KEY] = database
     install_handlers(app)  # as setup() does: database errors outside a view's own handling
-    admin = Admin(app, auth=SessionAuth(User))
+    admin = app.install(Admin(AdminConfig(auth=SessionAuth(User))))
     admin.register(Author, AuthorAdmin)
     admin.register(Article, ArticleAdmin)
     admin.register(Tag)

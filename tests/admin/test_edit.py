@@ -216,7 +216,7 @@ async def test_delete_blocked_by_related_rows(database: Database, root: Browser)
 
 async def test_users_password_is_set_through_a_form(database: Database, browser: Browser) -> None:
     from transom import App, Settings
-    from transom.admin import SessionAuth
+    from transom.admin import AdminConfig, SessionAuth
     from transom.db.engine import EXTENSION_KEY
     from transom.security import Security
     from transom.testing import AsyncTestClient
@@ -229,7 +229,7 @@ async def test_users_password_is_set_through_a_form(database: Database, browser:
         def validate_password(self, raw: str, user: Any = None) -> list[str]:
             return [] if len(raw) >= 10 else ["Too short."]
 
-    Admin(app, auth=Auth(User))
+    app.install(Admin(AdminConfig(auth=Auth(User))))
     await make_user(database, "root", superuser=True)
     async with AsyncTestClient(app) as client:
         me = Browser(client)
@@ -313,7 +313,7 @@ async def test_groups_are_managed_and_grant_permissions(
     database: Database, browser: Browser
 ) -> None:
     from transom import App, Settings
-    from transom.admin import SessionAuth
+    from transom.admin import AdminConfig, SessionAuth
     from transom.db.engine import EXTENSION_KEY
     from transom.security import Security
     from transom.testing import AsyncTestClient
@@ -321,7 +321,7 @@ async def test_groups_are_managed_and_grant_permissions(
     app = App(Settings(debug=True))
     Security(app)
     app.extensions[EXTENSION_KEY] = database
-    site = Admin(app, auth=SessionAuth(User, group_model=Group))
+    site = app.install(Admin(AdminConfig(auth=SessionAuth(User, group_model=Group))))
     site.register(Tag)
     await make_user(database, "root", superuser=True)
     await make_user(database, "ann")

@@ -10,18 +10,25 @@ from typing import Any
 import pytest
 
 from transom import App, ImproperlyConfigured, Settings
-from transom.admin import Admin, AlreadyRegistered, ModelAdmin, SessionAuth, object_label
+from transom.admin import (
+    Admin,
+    AdminConfig,
+    AlreadyRegistered,
+    ModelAdmin,
+    SessionAuth,
+    object_label,
+)
 from transom.admin.forms import AdminField, label_for
 from transom.admin.listing import Count, ListPage
-from transom.security import Security
+from transom.security import Security, SecurityConfig
 
 from .models import Article, Author, Comment, Tag, User
 
 
 def make_admin(**kwargs: Any) -> Admin:
     app = App(Settings(debug=True))
-    Security(app)
-    return Admin(app, auth=SessionAuth(User), **kwargs)
+    app.install(Security())
+    return app.install(Admin(AdminConfig(auth=SessionAuth(User), **kwargs)))
 
 
 def test_register_plain_inline_class_and_decorator() -> None:
@@ -80,19 +87,18 @@ def test_names_and_urls() -> None:
 
 
 @pytest.mark.anyio
-async def test_start_needs_security_and_users(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_start_needs_users(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("transom.admin.site.default_backend", lambda: None)
     app = App(Settings(debug=True))
-    Admin(app, auth=SessionAuth(User))
-    with pytest.raises(ImproperlyConfigured, match="Security"):
-        await app.startup()
+    app.install(Admin(AdminConfig(auth=SessionAuth(User))))
+    await app.startup()  # Security and Templates came with their defaults
+    assert Security.of(app).sessions is not None
     bare = App(Settings(debug=True))
-    Security(bare)
-    Admin(bare)  # no backend given, and (patched) no transom.auth
+    bare.install(Admin())  # no backend given, and (patched) no transom.auth
     with pytest.raises(ImproperlyConfigured, match="needs users"):
         await bare.startup()
-    with pytest.raises(RuntimeError):
-        Admin(bare)
+    with pytest.raises(ImproperlyConfigured, match="Admin is already installed"):
+        bare.install(Admin())
 
 
 @pytest.mark.parametrize(
@@ -131,3 +137,42 @@ def test_page_numbers() -> None:
     assert page.page_numbers() == [1, 2, None, 48, 49, 50, 51, 52, None, 99, 100]
     assert str(Count(1_000_000, exact=False)) == "about 1,000,000"
     assert str(Count(50_001, exact=False, at_least=True)) == "more than 50,000"
+
+
+def test_admin_alone_brings_what_it_needs_and_serves_its_login_page(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transom.auth import Auth
+    from transom.templating import Templates
+
+    # The database battery attaches itself (from DATABASE_URL) until it is converted too.
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'alone.db'}")
+    app = App(Settings(debug=True))
+    app.install(Admin())  # no Security, no Auth, no Templates: they come with their defaults
+    with app.test_client() as client:
+        page = client.get("/admin/login")
+    assert page.status_code == 200
+    assert 'name="csrf_token"' in page.text
+    assert 'name="password"' in page.text
+    for needed in (Security, Auth, Templates):
+        assert app.batteries.was_required(needed.of(app))
+
+
+def test_explicit_batteries_after_admin_configure_it() -> None:
+    app = App(Settings(debug=True))
+    app.install(Admin(AdminConfig(prefix="/staff", auth=SessionAuth(User))))
+    security = app.install(Security(SecurityConfig(old_secret_keys=["previous"])))
+    app.build()
+    assert Security.of(app) is security
+    assert app.url_path_for("admin.login") == "/staff/login"
+    from transom.auth import Auth
+
+    assert app.batteries.find(Auth) is None  # another backend: transom.auth is not needed
+
+
+def test_old_keyword_spelling_warns_and_works() -> None:
+    app = App(Settings(debug=True))
+    with pytest.warns(DeprecationWarning, match=r"Admin\(AdminConfig\(auth=\.\.\., title=\.\.\.\)"):
+        admin = Admin(app, auth=SessionAuth(User), title="Back office")
+    assert Admin.of(app) is admin
+    assert admin.title == "Back office"

@@ -20,6 +20,7 @@ from transom import App, Settings
 from transom.auth import (
     Argon2Hasher,
     Auth,
+    AuthConfig,
     CurrentUser,
     JWTConfig,
     MemoryBackend,
@@ -31,7 +32,7 @@ from transom.auth import (
 from transom.auth.models import auth_tables
 from transom.db import Database, DatabaseConfig, Model, get_database, setup
 from transom.db.config import sync_url
-from transom.security import CSRFToken, Security
+from transom.security import CSRFToken, Security, SecurityConfig
 from transom.testing import AsyncTestClient
 
 from .models import AuthTestArticle
@@ -119,12 +120,12 @@ def make_app(db_url: str, outbox: MemoryBackend) -> AppFactory:
     ) -> App:
         app = App(settings or Settings(secret_key=SECRET))
         setup(app, DatabaseConfig(url=db_url))
-        Security(app, **(security or {}))
+        app.install(Security(SecurityConfig(**(security or {}))))
         kw.setdefault("hashers", CHEAP)
         kw.setdefault("email_backend", outbox)
         kw.setdefault("jwt", JWTConfig())
         kw.setdefault("sync_permissions", False)
-        Auth(app, **kw)
+        app.install(Auth(AuthConfig(**kw)))
         add_test_routes(app)
         apps.append(app)
         return app
@@ -140,7 +141,8 @@ async def add_user(
     database: Database = get_database(app)
     async with database.session() as db:
         user = User(username=username, **fields)
-        user.set_password(password)
+        with Auth.of(app).activate():  # the app's (cheap) hashers, as its requests use
+            user.set_password(password)
         db.add(user)
         await db.commit()
     return user

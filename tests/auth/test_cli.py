@@ -27,14 +27,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 _names = itertools.count()
 APP = """
 from transom import App, Settings
-from transom.auth import Auth, Argon2Hasher, PasswordHashers
+from transom.auth import Auth, AuthConfig, Argon2Hasher, PasswordHashers
 from transom.db import DatabaseConfig, setup
-from transom.security import Security
 
 app = App(Settings(secret_key={secret!r}))
 setup(app, DatabaseConfig(url={url!r}))
-Security(app)
-Auth(app, hashers=PasswordHashers(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1)))
+cheap = PasswordHashers(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
+app.install(Auth(AuthConfig(hashers=cheap)))  # brings Security with its defaults
 """
 
 

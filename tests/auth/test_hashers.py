@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
+
+import pytest
 
 from transom.auth import Argon2Hasher, PasswordHashers
 from transom.auth.hashers import is_password_usable, make_unusable_password
@@ -67,10 +70,44 @@ def test_unusable_and_unknown() -> None:
 
 def test_user_methods_upgrade_in_place() -> None:
     from transom.auth import User
+    from transom.auth.hashers import use_hashers
+
+    with use_hashers(PasswordHashers(FAST)):
+        _upgrade_in_place(User(username="u"))
+
+
+def test_set_hashers_is_deprecated_and_only_sets_the_fallback() -> None:
+    from transom.auth import User
+    from transom.auth.hashers import current_hashers, use_hashers
     from transom.auth.models import set_hashers
 
-    set_hashers(PasswordHashers(FAST))
-    user = User(username="u")
+    before = current_hashers()
+    fast = PasswordHashers(FAST)
+    try:
+        with pytest.warns(DeprecationWarning, match=r"AuthConfig\(hashers=\.\.\.\)"):
+            set_hashers(fast)
+        assert current_hashers() is fast  # outside any app, as before
+        mine = PasswordHashers(FAST)
+        with use_hashers(mine):  # an app's requests keep the app's
+            assert current_hashers() is mine
+        user = User(username="u")
+        user.set_password("pw")
+        assert user.check_password("pw")
+    finally:
+        set_hashers_silently(before)
+
+
+def set_hashers_silently(hashers: PasswordHashers) -> None:
+    import warnings
+
+    from transom.auth.models import set_hashers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        set_hashers(hashers)
+
+
+def _upgrade_in_place(user: Any) -> None:
     assert not user.check_password("anything")  # new users have an unusable password
     digest = hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000)
     user.password = f"pbkdf2_sha256$1000$salt${base64.b64encode(digest).decode()}"

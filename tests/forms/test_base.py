@@ -14,6 +14,7 @@ from pydantic import EmailStr, Field, SecretStr, field_validator, model_validato
 from transom import App, RedirectResponse, Request, Response, UploadFile, render
 from transom.forms import BoundForm, Form, Widget
 from transom.settings import Settings
+from transom.templating import Templates
 
 
 class Level(enum.Enum):
@@ -68,6 +69,7 @@ def app(tmp_path: Path) -> App:
     (tmp_path / "templates" / "signup.html").write_text("{{ form.render(submit='Join') }}")
     app = App(Settings())
     app.root_path = tmp_path
+    app.install(Templates())
     saved.clear()
 
     @app.route("/signup", methods=["GET", "POST"])

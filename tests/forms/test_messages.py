@@ -11,6 +11,7 @@ from transom import App, RedirectResponse, Request, Response, render
 from transom.forms import Form, flash, get_flashed_messages
 from transom.security import Security
 from transom.settings import Settings
+from transom.templating import Templates
 
 
 class NoteForm(Form):
@@ -28,7 +29,8 @@ def app(tmp_path: Path) -> App:
     )
     app = App(Settings())
     app.root_path = tmp_path
-    Security(app)
+    app.install(Security())
+    app.install(Templates())
 
     @app.route("/notes", methods=["GET", "POST"])
     async def notes(request: Request) -> Response:

@@ -17,6 +17,7 @@ from transom import App, HTTPException, Request, Settings
 from transom.security import (
     CSRFToken,
     Security,
+    SecurityConfig,
     Sess,
     csrf_exempt,
     login,
@@ -31,7 +32,7 @@ AppFactory = Callable[..., App]
 def build_app(settings: Settings | None = None, **security: Any) -> App:
     """An app with routes touching sessions, CSRF and login; ``security`` goes to Security()."""
     app = App(settings or Settings(secret_key=SECRET))
-    Security(app, **security)
+    app.install(Security(SecurityConfig(**security)))
 
     @app.get("/session")
     async def read_session(session: Sess) -> dict[str, Any]:

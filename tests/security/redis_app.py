@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 
 from transom import App, Settings
-from transom.security import Security, Sess, SessionConfig, limit
+from transom.security import Security, SecurityConfig, Sess, SessionConfig, limit
 from transom.security.backends.redis import RedisRateLimitBackend, RedisSessionBackend
 
 REDIS_URL = os.environ["TRANSOM_TEST_REDIS_URL"]
 PREFIX = os.environ["TRANSOM_TEST_REDIS_PREFIX"]
 
 app = App(Settings(secret_key=os.environ["TRANSOM_SECRET_KEY"]))
-Security(
-    app,
-    sessions=SessionConfig(backend=RedisSessionBackend(REDIS_URL, prefix=PREFIX + "s:")),
-    rate_limit_backend=RedisRateLimitBackend(REDIS_URL, prefix=PREFIX + "r:"),
+app.install(
+    Security(
+        SecurityConfig(
+            sessions=SessionConfig(backend=RedisSessionBackend(REDIS_URL, prefix=PREFIX + "s:")),
+            rate_limit_backend=RedisRateLimitBackend(REDIS_URL, prefix=PREFIX + "r:"),
+        )
+    )
 )
 
 

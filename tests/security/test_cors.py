@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from transom import App, Settings
-from transom.security import CORSConfig, Security
+from transom.security import CORSConfig, Security, SecurityConfig
 
 from .conftest import SECRET
 
 
 def make(config: CORSConfig) -> App:
     app = App(Settings(secret_key=SECRET))
-    Security(app, cors=config)
+    app.install(Security(SecurityConfig(cors=config)))
 
     @app.route("/api", methods=["GET", "POST"])
     async def api() -> dict[str, bool]:

@@ -381,11 +381,27 @@ def test_csrf_without_sessions_uses_its_own_cookie(make_app: AppFactory) -> None
 def test_csrf_can_be_disabled_explicitly(
     make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="transom.security"):
+    with caplog.at_level(logging.INFO, logger="transom.security"):
         app = make_app(csrf=None)
-    assert "CSRF protection is disabled" in caplog.text
+        # Not when the app is made (every CLI command imports it): once, when it is built.
+        assert "CSRF protection is disabled" not in caplog.text
+        app.build()
+        app.build()
+    [record] = [r for r in caplog.records if "CSRF protection" in r.getMessage()]
+    assert record.levelno == logging.WARNING  # sessions are on: forms can be forged
+    assert "CSRF protection is disabled" in record.getMessage()
     with app.test_client() as client:
         assert client.post("/submit").status_code == 200
+
+
+def test_csrf_off_without_sessions_is_only_info(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A token-only API: no cookie carries a credential, so no forged request can use one.
+    with caplog.at_level(logging.INFO, logger="transom.security"):
+        make_app(csrf=None, sessions=None).build()
+    [record] = [r for r in caplog.records if "CSRF protection" in r.getMessage()]
+    assert record.levelno == logging.INFO
 
 
 def test_csrf_input_escapes() -> None:

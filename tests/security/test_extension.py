@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import pytest
 
 from transom import App, Request, Settings
-from transom.security import EXTENSION_KEY, CSRFToken, Security, Sess
+from transom.exceptions import ImproperlyConfigured
+from transom.security import EXTENSION_KEY, CSRFToken, Security, SecurityConfig, Sess
 
 from .conftest import SECRET
 
@@ -73,3 +75,41 @@ def test_sync_handlers_get_the_session() -> None:
 
     with app.test_client() as client:
         assert [client.get("/").json()["n"] for _ in range(3)] == [1, 2, 3]
+
+
+def test_install_with_a_config_then_of() -> None:
+    app = App(Settings(secret_key=SECRET))
+    config = SecurityConfig(csrf=None, old_secret_keys=["old"])
+    security = app.install(Security(config))
+    assert Security.of(app) is security
+    assert security.config is config
+    assert security.csrf is None
+    assert security.old_secret_keys == ("old",)
+    assert app.extensions[EXTENSION_KEY] is security
+
+
+def test_the_app_shorthand_installs_at_once_without_a_warning() -> None:
+    app = App(Settings(secret_key=SECRET))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        security = Security(app, SecurityConfig(headers=None))
+    assert Security.of(app) is security
+    assert security.headers is None
+
+
+def test_keyword_options_still_work_with_a_deprecation_warning() -> None:
+    app = App(Settings(secret_key=SECRET))
+    with pytest.warns(DeprecationWarning, match=r"Security\(SecurityConfig\(csrf=\.\.\.\)\)") as w:
+        security = Security(app, csrf=None)
+    assert w[0].filename == __file__  # points at the caller's line
+    assert Security.of(app) is security
+    assert security.csrf is None
+    with app.test_client() as client:
+        assert client.get("/nothing").status_code == 404
+    with pytest.raises(TypeError, match="unexpected keyword arguments: cfrs"):
+        Security(App(), cfrs=None)
+
+
+def test_of_without_security_is_a_clear_error() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"app.install\(Security\(...\)\)"):
+        Security.of(App())

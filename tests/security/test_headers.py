@@ -11,6 +11,7 @@ from transom.security import (
     CSPNonce,
     HeadersConfig,
     Security,
+    SecurityConfig,
     csp_nonce,
     security_headers,
 )
@@ -21,9 +22,9 @@ from .conftest import SECRET
 def make(headers: HeadersConfig | None = None, **kw: object) -> App:
     app = App(Settings(secret_key=SECRET))
     if headers is None:
-        Security(app, **kw)  # type: ignore[arg-type]
+        app.install(Security(SecurityConfig(**kw)))  # type: ignore[arg-type]
     else:
-        Security(app, headers=headers, **kw)  # type: ignore[arg-type]
+        app.install(Security(SecurityConfig(headers=headers, **kw)))  # type: ignore[arg-type]
 
     @app.get("/page")
     async def page(nonce: CSPNonce) -> str:
@@ -105,7 +106,7 @@ def test_custom_and_report_only_csp() -> None:
 
 def test_headers_none_keeps_core_defaults_only() -> None:
     app = App(Settings(secret_key=SECRET))
-    Security(app, headers=None)
+    app.install(Security(SecurityConfig(headers=None)))
 
     @app.get("/")
     async def index() -> str:

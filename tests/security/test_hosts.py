@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from transom import App, Request, Settings
-from transom.security import CSRFToken, Security, Sess
+from transom.security import CSRFToken, Security, SecurityConfig, Sess
 
 from .conftest import SECRET
 
@@ -160,7 +160,7 @@ def test_links_carry_the_normalised_host() -> None:
 
 def test_forwarded_host_is_parsed_as_strictly_as_host() -> None:
     app = App(Settings(secret_key=SECRET, allowed_hosts=["example.com"]))
-    Security(app, trusted_proxies=["10.0.0.0/8"])
+    app.install(Security(SecurityConfig(trusted_proxies=["10.0.0.0/8"])))
 
     @app.get("/where")
     async def where(request: Request) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from transom import App, Request, Settings
-from transom.security import ProxyHeadersMiddleware, Security, Sess, limit
+from transom.security import ProxyHeadersMiddleware, Security, SecurityConfig, Sess, limit
 
 from .conftest import SECRET
 
@@ -16,7 +16,7 @@ PROXY = ("10.0.0.5", 4000)
 
 def make(trusted: list[str], **settings: Any) -> App:
     app = App(Settings(secret_key=SECRET, **settings))
-    Security(app, trusted_proxies=trusted)
+    app.install(Security(SecurityConfig(trusted_proxies=trusted)))
 
     @app.get("/whoami")
     async def whoami(request: Request) -> dict[str, Any]:

@@ -289,7 +289,7 @@ def test_session_data_is_a_mutable_mapping() -> None:
 def test_session_without_security_says_how_to_install() -> None:
     app = App(Settings(secret_key=SECRET))
     request = Request({"type": "http", "headers": [], "method": "GET", "path": "/"}, app=app)
-    with pytest.raises(RuntimeError, match=r"Security\(app\)"):
+    with pytest.raises(RuntimeError, match=r"app.install\(transom.security.Security\(\)\)"):
         asyncio.run(get_session_data(request))
 
 

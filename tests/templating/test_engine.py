@@ -54,6 +54,7 @@ def app(tmp_path: Path) -> App:
     write(templates, "undefined.html", "<p>{{ nothing_here }}</p>")
     app = App(Settings())
     app.root_path = tmp_path
+    app.install(Templates())
 
     @app.get("/page")
     def page(title: str = "Home", message: str = "hi") -> TemplateResponse:
@@ -196,3 +197,50 @@ def test_error_handlers_may_render_templates(app: App, tmp_path: Path) -> None:
     with app.test_client() as client:
         response = client.get("/nowhere")
     assert (response.status_code, response.text) == (404, "<h1>Not here: /nowhere</h1>")
+
+
+def test_templates_is_a_battery_with_a_config(tmp_path: Path) -> None:
+    from transom.templating import TemplatesConfig
+
+    write(tmp_path / "mine", "hello.html", "{{ greeting }} {{ who }}")
+    app = App(Settings())
+    templates = app.install(
+        Templates(
+            TemplatesConfig(
+                folders=[tmp_path / "mine"], context_processors=[lambda request: {"who": "Ann"}]
+            )
+        )
+    )
+    assert Templates.of(app) is templates
+    assert Templates.for_app(app) is templates
+    assert app.extensions["transom.templating"] is templates
+
+    @app.get("/")
+    def index() -> TemplateResponse:
+        return render("hello.html", greeting="Hi")
+
+    with app.test_client() as client:
+        assert client.get("/").text == "Hi Ann"
+
+
+def test_rendering_without_templates_installed_still_works_but_warns(tmp_path: Path) -> None:
+    write(tmp_path / "templates", "hi.html", "hi {{ name }}")
+    app = App(Settings())
+    app.root_path = tmp_path
+
+    @app.get("/")
+    def index() -> TemplateResponse:
+        return render("hi.html", name="Bo")
+
+    with app.test_client() as client, pytest.warns(DeprecationWarning, match="Templates"):
+        assert client.get("/").text == "hi Bo"
+    assert isinstance(Templates.of(app), Templates)  # installed now, with its defaults
+
+
+def test_the_old_folders_argument_warns(tmp_path: Path) -> None:
+    write(tmp_path / "old", "x.html", "old")
+    app = App(Settings())
+    with pytest.warns(DeprecationWarning, match=r"TemplatesConfig\(folders=\.\.\.\)"):
+        templates = Templates(app, [tmp_path / "old"])
+    assert Templates.of(app) is templates
+    assert templates.get_template("x.html").filename == str(tmp_path / "old" / "x.html")

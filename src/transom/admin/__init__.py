@@ -4,7 +4,7 @@
 
     from transom.admin import Admin, ModelAdmin
 
-    admin = Admin(app)                 # mounted at /admin, staff users only
+    admin = app.install(Admin())       # mounted at /admin, staff users only
     admin.register(Article)            # zero-config: every column, sensible widgets
 
     @admin.register(Author)
@@ -27,11 +27,12 @@ from transom.admin.filters import (
 from transom.admin.forms import AdminField, AdminForm
 from transom.admin.history import LogEntry
 from transom.admin.options import ModelAdmin, action, object_label
-from transom.admin.site import Admin, AlreadyRegistered
+from transom.admin.site import Admin, AdminConfig, AlreadyRegistered
 from transom.admin.users import GroupAdmin, UserAdmin
 
 __all__ = [
     "Admin",
+    "AdminConfig",
     "AdminField",
     "AdminForm",
     "AdminUser",

@@ -14,7 +14,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from transom.admin.auth import SessionAuth
-from transom.auth.extension import EXTENSION_KEY
+from transom.auth.extension import Auth
 from transom.requests import Request
 
 if TYPE_CHECKING:
@@ -43,9 +43,9 @@ class TransomAuth(SessionAuth):
     async def authenticate(
         self, request: Request, db: DbSession, username: str, password: str
     ) -> Any | None:
-        """:func:`transom.auth.authenticate` when ``Auth(app)`` is installed: the site's login
-        path with the site's limits (one budget for both forms), else the generic one."""
-        if EXTENSION_KEY in (request.app.extensions if request.app else {}):
+        """:func:`transom.auth.authenticate` when the ``Auth`` battery is installed: the site's
+        login path with the site's limits (one budget for both forms), else the generic one."""
+        if request.app is not None and request.app.batteries.find(Auth) is not None:
             return await self.module.authenticate(request, db, username, password)
         return await super().authenticate(request, db, username, password)
 

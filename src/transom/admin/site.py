@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,6 +12,7 @@ from urllib.parse import urlencode
 
 from transom.admin.auth import AuthBackend, cached_user, default_backend
 from transom.admin.options import ModelAdmin
+from transom.batteries import Battery, split_arguments
 from transom.exceptions import HTTPException, ImproperlyConfigured
 from transom.requests import Request
 from transom.responses import RedirectResponse, Response
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
     from transom.app import App
     from transom.db import DbSession
 
-__all__ = ["Admin", "AlreadyRegistered"]
+__all__ = ["Admin", "AdminConfig", "AlreadyRegistered"]
 
 MA = TypeVar("MA", bound=type[ModelAdmin])
 STATIC_DIR = Path(__file__).parent / "static"
@@ -70,55 +73,86 @@ class Ctx:
 View = Callable[[Ctx], Awaitable[Response]]
 
 
-class Admin:
-    """The admin site, mounted on ``app`` at ``prefix`` (``/admin``): staff users only.
+@dataclasses.dataclass
+class AdminConfig:
+    """The settings of :class:`Admin`.
 
-    Needs the security battery (``Security(app)``: sessions and CSRF) and the data battery.
-    Users come from :mod:`transom.auth` unless ``auth=`` gives another
-    :class:`~transom.admin.auth.AuthBackend`.
-
-    Args:
-        app: The application.
+    Attributes:
         prefix: Where the admin lives.
-        auth: How users are loaded and checked (default: :mod:`transom.auth`).
+        auth: How users are loaded and checked (default: :mod:`transom.auth`, whose battery
+            then comes with its defaults unless the app installs it).
         title: The name in the header and page titles.
         register_auth_models: Also register the user and group models of ``auth``.
+    """
+
+    prefix: str = "/admin"
+    auth: AuthBackend | None = None
+    title: str = "Administration"
+    register_auth_models: bool = True
+
+
+class Admin(Battery):
+    """The admin site, mounted at ``prefix`` (``/admin``): staff users only.
+
+    ``app.install(Admin(AdminConfig(...)))``; ``Admin(app)`` installs at once and
+    ``Admin(app, prefix=...)`` (keyword options) is deprecated. It requires the security
+    battery (sessions and CSRF), the templates and, unless ``auth=`` gives another
+    :class:`~transom.admin.auth.AuthBackend`, :mod:`transom.auth`: what the app has not
+    installed comes with its defaults. Models can be registered before it is installed.
 
     Example:
         >>> from transom import App
-        >>> from transom.admin import Admin, ModelAdmin
-        >>> admin = Admin(App(), auth=None)  # doctest: +SKIP
+        >>> from transom.admin import Admin, AdminConfig
+        >>> app = App()
+        >>> admin = app.install(Admin(AdminConfig(title="Back office")))
+        >>> Admin.of(app) is admin
+        True
     """
 
-    def __init__(
-        self,
-        app: App,
-        *,
-        prefix: str = "/admin",
-        auth: AuthBackend | None = None,
-        title: str = "Administration",
-        register_auth_models: bool = True,
-    ) -> None:
-        if _SITE_KEY in app.extensions:
-            raise RuntimeError("an Admin is already installed on this app")
-        app.extensions[_SITE_KEY] = self
-        self.app = app
-        self.prefix = prefix.rstrip("/")
-        self.auth: AuthBackend | None = auth if auth is not None else default_backend()
-        self.title = title
+    name = _SITE_KEY
+    #: Where :class:`~transom.templating.Templates` finds the admin's pages.
+    template_packages = ("transom.admin",)
+
+    @overload
+    def __init__(self, config: AdminConfig | None = None, /) -> None: ...
+
+    @overload
+    def __init__(self, app: App, config: AdminConfig | None = None, /, **options: Any) -> None: ...
+
+    def __init__(self, first: Any = None, second: Any = None, /, **options: Any) -> None:
+        super().__init__()
+        app, config = split_arguments(Admin, AdminConfig, (first, second), options)
+        self.config = config
+        self.prefix = config.prefix.rstrip("/")
+        self._default_auth = config.auth is None
+        self.auth: AuthBackend | None = (
+            config.auth if config.auth is not None else default_backend()
+        )
+        self.title = config.title
         self.registry: dict[type[Any], ModelAdmin] = {}
         self._by_key: dict[tuple[str, str], ModelAdmin] = {}
         self._static_versions: dict[str, str] = {}
-        from transom.templating import Templates
+        if config.register_auth_models and self.auth is not None:
+            self._register_auth_models()
+        if app is not None:
+            self.install(app)
 
-        Templates.for_app(app).add_package("transom.admin", "templates")
+    def requirements(self) -> tuple[type[Battery], ...]:
+        from transom.security.extension import Security
+        from transom.templating.engine import Templates
+
+        if self._default_auth and self.auth is not None:
+            from transom.auth.extension import Auth
+
+            return (Security, Templates, Auth)
+        return (Security, Templates)
+
+    def setup(self, app: App) -> None:
         router = Router(self.prefix, name="admin", include_in_schema=False)
         self._add_routes(router)
         app.include_router(router)
         app.mount(f"{self.prefix}/static", StaticFiles(STATIC_DIR), name="admin_static")
-        app.on_startup(self._check)
-        if register_auth_models and self.auth is not None:
-            self._register_auth_models()
+        app.add_check(self._check)
 
     # -- registration ----------------------------------------------------------------------------
     @overload
@@ -230,10 +264,19 @@ class Admin:
             setattr(user, auth.username_field, username)
             for flag in ("is_active", "is_staff", "is_superuser"):
                 setattr(user, flag, True)
-            await auth.aset_password(user, chosen)
+            with self._app_hashers():
+                await auth.aset_password(user, chosen)
             db.add(user)
             await db.commit()
         return chosen
+
+    def _app_hashers(self) -> contextlib.AbstractContextManager[Any]:
+        # Called outside requests (a start-up hook, a script): hash with this app's hashers,
+        # which transom.auth otherwise sets for each request.
+        from transom.auth.extension import Auth
+
+        auth = self.app.batteries.find(Auth) if self._default_auth else None
+        return auth.activate() if auth is not None else contextlib.nullcontext()
 
     def lookup(self, app_label: str, model_name: str) -> ModelAdmin | None:
         """The registered admin for a URL's ``app_label``/``model_name``."""
@@ -276,16 +319,11 @@ class Admin:
         return f"{self.prefix}/static/{name}?v={version}"
 
     # -- plumbing --------------------------------------------------------------------------------
-    async def _check(self) -> None:
-        if "transom.security" not in self.app.extensions:
-            raise ImproperlyConfigured(
-                "transom.admin needs sessions and CSRF protection: call "
-                "transom.security.Security(app) before serving"
-            )
+    def _check(self) -> None:
         if self.auth is None:
             raise ImproperlyConfigured(
                 "transom.admin needs users: install transom.auth or pass "
-                "Admin(app, auth=SessionAuth(User))"
+                "AdminConfig(auth=SessionAuth(User))"
             )
 
     def _wrap(self, view: View, *, staff: bool = True) -> Callable[[Request], Awaitable[Response]]:

@@ -19,7 +19,7 @@ from transom.auth.email import (
     MemoryBackend,
     SMTPBackend,
 )
-from transom.auth.extension import EXTENSION_KEY, Auth, get_auth
+from transom.auth.extension import EXTENSION_KEY, Auth, AuthConfig, get_auth
 from transom.auth.hashers import Argon2Hasher, PasswordHashers
 from transom.auth.jwt import JWTConfig, JWTError, TokenPair
 from transom.auth.models import (
@@ -55,6 +55,7 @@ __all__ = [
     "AbstractUser",
     "Argon2Hasher",
     "Auth",
+    "AuthConfig",
     "ConsoleBackend",
     "CurrentUser",
     "EmailBackend",

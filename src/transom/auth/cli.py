@@ -1,7 +1,7 @@
 """``transom createuser``, ``transom createsuperuser`` and ``transom changepassword``.
 
 Registered through the ``transom.commands`` entry point group. Both use the app's user model,
-hashers and validators (``Auth(app, ...)``) and its database.
+hashers and validators (its ``AuthConfig``) and its database.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import select
 
-from transom.auth.extension import Auth, get_auth
+from transom.auth.extension import Auth
 from transom.auth.validators import validate_password
 
 __all__ = ["PASSWORD_ENV", "changepassword", "createsuperuser", "createuser"]
@@ -29,7 +29,7 @@ def _auth(ctx: click.Context) -> Auth:
 
     app = load_app(ctx)
     try:
-        return get_auth(app)
+        return Auth.of(app)
     except Exception as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -40,10 +40,12 @@ def _run(auth: Auth, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     async def go() -> T:
         database = get_database(auth.app)
         try:
-            async with database.session() as db:
-                result = await work(db)
-                await db.commit()
-            return result
+            # The app's hashers, as in its requests (they are per app, not per process).
+            with auth.activate():
+                async with database.session() as db:
+                    result = await work(db)
+                    await db.commit()
+                return result
         finally:
             await database.dispose()
 

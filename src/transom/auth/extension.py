@@ -1,21 +1,24 @@
-"""``Auth(app)``: install the auth battery on an app (routes, templates, settings)."""
+"""``app.install(Auth(AuthConfig(...)))``: the auth battery (routes, hashers, tokens)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import httpx
 
+from transom._types import ASGIApp, Receive, Scope, Send
 from transom.auth.email import ConsoleBackend, EmailBackend
-from transom.auth.hashers import PasswordHashers
+from transom.auth.hashers import PasswordHashers, use_hashers
 from transom.auth.jwt import JWTConfig, JWTManager
-from transom.auth.models import User, set_hashers
+from transom.auth.models import User
 from transom.auth.tokens import SignedTokens
 from transom.auth.validators import DEFAULT_VALIDATORS, PasswordValidator
+from transom.batteries import Battery, split_arguments
 from transom.exceptions import ImproperlyConfigured
 from transom.requests import Request
 from transom.security.logins import LoginLimits
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from transom.app import App
     from transom.auth.oidc import OAuthProvider  # Authlib is only needed for social login
 
-__all__ = ["EXTENSION_KEY", "Auth", "get_auth"]
+__all__ = ["EXTENSION_KEY", "Auth", "AuthConfig", "get_auth"]
 
 EXTENSION_KEY: Final = "transom.auth"
 logger = logging.getLogger("transom.auth")
@@ -37,15 +40,17 @@ class _Urls:
     logout: str
 
 
-class Auth:
-    """The auth battery of one app.
+@dataclasses.dataclass
+class AuthConfig:
+    """The settings of :class:`Auth`.
 
-    Args:
-        app: The app (``Security(app)`` must be installed too, for sessions and CSRF).
+    Attributes:
         user_model: The user class (:class:`~transom.auth.User`, a subclass, or your own
             model built on :class:`~transom.auth.AbstractUser`).
-        prefix: Where the login/logout/account routes live; ``None`` adds no routes.
-        hashers: Password hashers (default argon2id, older formats upgraded on login).
+        prefix: Where the login/logout/account pages and the JSON token endpoints live;
+            ``None`` adds no routes (and then Auth needs no templates).
+        hashers: Password hashers of this app (default argon2id, older formats upgraded on
+            login); another app in the same process keeps its own.
         validators: Password validators for signup, change and reset.
         signup: Offer a signup page.
         login_url: Where ``login_required`` sends browsers (default: the battery's page).
@@ -66,103 +71,155 @@ class Auth:
         reset_rate_ip: Password-reset requests allowed per client address.
         reset_rate_email: Password-reset requests allowed per submitted address.
         jwt: JWT settings; ``None`` turns the JWT endpoints and ``Bearer`` auth off.
-        token_schemes: ``Authorization`` schemes and what they carry: ``"jwt"`` or ``"api"``.
+        token_schemes: ``Authorization`` schemes and what they carry: ``"jwt"`` or ``"api"``
+            (default ``{"Bearer": "jwt", "Token": "api"}``).
         sync_permissions: Create missing model permissions when the app starts.
         allowed_redirect_hosts: Other hosts ``next`` may point to.
         providers: Social login providers (:func:`~transom.auth.oidc.github`,
             :func:`~transom.auth.oidc.google`, :func:`~transom.auth.oidc.oidc`).
         social_create_users: Create a local user on a first social login.
+    """
+
+    user_model: type[Any] = User
+    prefix: str | None = "/auth"
+    hashers: PasswordHashers | None = None
+    validators: Sequence[PasswordValidator] = DEFAULT_VALIDATORS
+    signup: bool = False
+    login_url: str | None = None
+    login_redirect: str = "/"
+    logout_redirect: str = "/"
+    remember_days: int = 30
+    site_url: str | None = None
+    email_backend: EmailBackend | None = None
+    from_email: str = "webmaster@localhost"
+    reset_max_age: int = 3600
+    verify_max_age: int = 3 * 24 * 3600
+    login_rate_ip: str = "30/minute"
+    login_rate_account: str = "10/15minute"
+    login_rate_account_total: str = "100/hour"
+    reset_rate_ip: str = "10/hour"
+    reset_rate_email: str = "3/hour"
+    jwt: JWTConfig | None = None
+    token_schemes: dict[str, str] | None = None
+    sync_permissions: bool = True
+    allowed_redirect_hosts: Sequence[str] = ()
+    providers: Sequence[OAuthProvider] = ()
+    social_create_users: bool = True
+
+
+class Auth(Battery):
+    """The auth battery of one app: ``app.install(Auth(AuthConfig(...)))``.
+
+    Requires :class:`~transom.security.Security` (its keys sign tokens; its sessions carry
+    browser logins when they are on) and, when it serves pages (``prefix`` is not ``None``),
+    :class:`~transom.templating.Templates`: both come with their defaults unless the app
+    installs them itself. ``Auth(app)`` / ``Auth(app, config)`` install at once;
+    ``Auth(app, prefix=...)`` (keyword options) is deprecated. The config's values are on the
+    battery too (``auth.prefix``, ``auth.hashers``, ``auth.jwt_config``...).
 
     Example:
         >>> from transom import App, Settings
-        >>> from transom.security import Security
         >>> app = App(Settings(secret_key="s3cret"))
-        >>> security = Security(app)
-        >>> auth = Auth(app)
+        >>> auth = app.install(Auth(AuthConfig(signup=True)))
+        >>> Auth.of(app) is auth
+        True
     """
 
-    def __init__(
-        self,
-        app: App,
-        *,
-        user_model: type[Any] = User,
-        prefix: str | None = "/auth",
-        hashers: PasswordHashers | None = None,
-        validators: Sequence[PasswordValidator] = DEFAULT_VALIDATORS,
-        signup: bool = False,
-        login_url: str | None = None,
-        login_redirect: str = "/",
-        logout_redirect: str = "/",
-        remember_days: int = 30,
-        site_url: str | None = None,
-        email_backend: EmailBackend | None = None,
-        from_email: str = "webmaster@localhost",
-        reset_max_age: int = 3600,
-        verify_max_age: int = 3 * 24 * 3600,
-        login_rate_ip: str = "30/minute",
-        login_rate_account: str = "10/15minute",
-        login_rate_account_total: str = "100/hour",
-        reset_rate_ip: str = "10/hour",
-        reset_rate_email: str = "3/hour",
-        jwt: JWTConfig | None = None,
-        token_schemes: dict[str, str] | None = None,
-        sync_permissions: bool = True,
-        allowed_redirect_hosts: Sequence[str] = (),
-        providers: Sequence[OAuthProvider] = (),
-        social_create_users: bool = True,
-    ) -> None:
-        if EXTENSION_KEY in app.extensions:
-            raise RuntimeError("Auth is already installed on this app")
-        self.app = app
-        self.user_model = user_model
-        self.prefix = prefix
-        self.hashers = hashers or PasswordHashers()
-        set_hashers(self.hashers)
-        self.validators = tuple(validators)
-        self.signup = signup
-        self.login_url = login_url
-        self.login_redirect = login_redirect
-        self.logout_redirect = logout_redirect
-        self.remember_days = remember_days
-        self.site_url = site_url.rstrip("/") if site_url else None
-        self.email_backend: EmailBackend = email_backend or ConsoleBackend()
-        self.from_email = from_email
-        self.reset_max_age = reset_max_age
-        self.verify_max_age = verify_max_age
-        self.login_rate_ip = login_rate_ip
-        self.login_rate_account = login_rate_account
-        self.login_rate_account_total = login_rate_account_total
+    name = EXTENSION_KEY
+    #: Where :class:`~transom.templating.Templates` finds the battery's pages.
+    template_packages = ("transom.auth",)
+
+    @overload
+    def __init__(self, config: AuthConfig | None = None, /) -> None: ...
+
+    @overload
+    def __init__(self, app: App, config: AuthConfig | None = None, /, **options: Any) -> None: ...
+
+    def __init__(self, first: Any = None, second: Any = None, /, **options: Any) -> None:
+        super().__init__()
+        app, config = split_arguments(Auth, AuthConfig, (first, second), options)
+        self.config = config
+        self.user_model = config.user_model
+        self.prefix = config.prefix
+        self.hashers = config.hashers or PasswordHashers()
+        self.validators = tuple(config.validators)
+        self.signup = config.signup
+        self.login_url = config.login_url
+        self.login_redirect = config.login_redirect
+        self.logout_redirect = config.logout_redirect
+        self.remember_days = config.remember_days
+        self.site_url = config.site_url.rstrip("/") if config.site_url else None
+        self.email_backend: EmailBackend = config.email_backend or ConsoleBackend()
+        self.from_email = config.from_email
+        self.reset_max_age = config.reset_max_age
+        self.verify_max_age = config.verify_max_age
+        self.login_rate_ip = config.login_rate_ip
+        self.login_rate_account = config.login_rate_account
+        self.login_rate_account_total = config.login_rate_account_total
         #: The login budgets of :func:`~transom.auth.authenticate` (site, token and admin).
         self.login_limits = LoginLimits(
-            ip=login_rate_ip, account_ip=login_rate_account, account=login_rate_account_total
+            ip=config.login_rate_ip,
+            account_ip=config.login_rate_account,
+            account=config.login_rate_account_total,
         )
-        parse_rate(reset_rate_ip)
-        parse_rate(reset_rate_email)
-        self.reset_rate_ip = reset_rate_ip
-        self.reset_rate_email = reset_rate_email
-        self.jwt_config = jwt
-        schemes = token_schemes if token_schemes is not None else {"Bearer": "jwt", "Token": "api"}
+        parse_rate(config.reset_rate_ip)
+        parse_rate(config.reset_rate_email)
+        self.reset_rate_ip = config.reset_rate_ip
+        self.reset_rate_email = config.reset_rate_email
+        self.jwt_config = config.jwt
+        schemes = config.token_schemes
+        if schemes is None:
+            schemes = {"Bearer": "jwt", "Token": "api"}
         self.token_schemes = {k.lower(): v for k, v in schemes.items()}
         for kind in self.token_schemes.values():
             if kind not in ("jwt", "api"):
                 raise ValueError(f"token scheme kind {kind!r} must be 'jwt' or 'api'")
-        self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
-        self.providers = tuple(providers)
-        self.social_create_users = social_create_users
+        self.allowed_redirect_hosts = frozenset(h.lower() for h in config.allowed_redirect_hosts)
+        self.providers = tuple(config.providers)
+        self.social_create_users = config.social_create_users
         #: Options for the HTTP client that talks to identity providers (tests add a transport).
         self.http_options: dict[str, Any] = {"timeout": 10.0}
         self._jwt: JWTManager | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        app.extensions[EXTENSION_KEY] = self
-        self._install_templates()
-        if prefix is not None:
+        if app is not None:
+            self.install(app)
+
+    def requirements(self) -> tuple[type[Battery], ...]:
+        from transom.security.extension import Security
+
+        if self.prefix is None:
+            return (Security,)
+        from transom.templating.engine import Templates
+
+        return (Security, Templates)
+
+    def setup(self, app: App) -> None:
+        # Every request (and the lifespan, where start-up hooks run) of this app hashes with
+        # this app's hashers: User.set_password/check_password find them in the context.
+        app.add_middleware(_HashersMiddleware, hashers=self.hashers)
+        if self.prefix is not None:
             from transom.auth.views import build_router
 
-            app.include_router(build_router(self), prefix)
-        app.on_startup(self._check)
+            app.include_router(build_router(self), self.prefix)
+        app.add_check(self._check)
         app.on_shutdown(self._drain)
-        if sync_permissions:
+        if self.config.sync_permissions:
             app.on_startup(self._sync_permissions)
+
+    def template_context(self, request: Request) -> dict[str, Any]:
+        """``current_user()`` and ``has_perm(perm, obj=None)`` in every template."""
+        from transom.auth.web import template_context
+
+        return template_context(request)
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Auth]:
+        """Use this app's password hashers in the ``with`` block (scripts, tests, commands).
+
+        Requests of the app need no such block: the battery sets them for each request.
+        """
+        with use_hashers(self.hashers):
+            yield self
 
     # -- helpers ----------------------------------------------------------------------------
     def spawn(self, job: Coroutine[Any, Any, object], what: str) -> None:
@@ -188,11 +245,9 @@ class Auth:
 
     def secret_keys(self) -> tuple[str, ...]:
         """The security battery's keys (oldest first; the last signs)."""
-        security = self.app.extensions.get("transom.security")
-        if security is None:
-            raise ImproperlyConfigured("transom.auth needs transom.security: call Security(app)")
-        keys: tuple[str, ...] = security.secret_keys()
-        return keys
+        from transom.security.extension import Security
+
+        return Security.of(self.app).secret_keys()
 
     @property
     def tokens(self) -> SignedTokens:
@@ -203,7 +258,7 @@ class Auth:
     def jwt(self) -> JWTManager:
         """The JWT manager (``Auth(jwt=JWTConfig())`` must be set)."""
         if self.jwt_config is None:
-            raise ImproperlyConfigured("JWT is off: pass Auth(app, jwt=JWTConfig(...))")
+            raise ImproperlyConfigured("JWT is off: pass Auth(AuthConfig(jwt=JWTConfig(...)))")
         if self._jwt is None:
             self._jwt = JWTManager(self.jwt_config, self.secret_keys()[-1])
         return self._jwt
@@ -226,27 +281,21 @@ class Auth:
             return self.site_url + path
         if "*" in self.app.settings.allowed_hosts:
             raise ImproperlyConfigured(
-                "links in emails need Auth(site_url=...) when allowed_hosts contains '*': "
+                "links in emails need AuthConfig(site_url=...) when allowed_hosts contains '*': "
                 "otherwise a forged Host header would choose where the link points"
             )
         return f"{request.scheme}://{request.host}{path}"
-
-    def _install_templates(self) -> None:
-        from transom.templating.engine import PROCESSORS_KEY, Templates
-
-        Templates.for_app(self.app).add_package("transom.auth")
-        from transom.auth.web import template_context
-
-        processors = self.app.extensions.setdefault(PROCESSORS_KEY, [])
-        processors.append(template_context)
 
     def _check(self) -> None:
         if self.prefix is not None and not self.site_url and "*" in self.app.settings.allowed_hosts:
             raise ImproperlyConfigured(
                 "transom.auth sends links by email: with allowed_hosts ['*'] set "
-                "Auth(site_url='https://your.site'), or a forged Host header would choose "
+                "AuthConfig(site_url='https://your.site'), or a forged Host header would choose "
                 "where password-reset links point"
             )
+        if self.prefix is not None or self.jwt_config is not None:
+            # Reset links, "remember me" cookies and JWTs are signed, sessions on or off.
+            self.app.settings.require_secret_key("transom.auth signs tokens and links")
 
     async def _sync_permissions(self) -> None:
         from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -267,9 +316,20 @@ class Auth:
             logger.info("Created %d permissions", len(created))
 
 
+class _HashersMiddleware:
+    """Makes the app's password hashers current for each request and the lifespan."""
+
+    def __init__(self, app: ASGIApp, hashers: PasswordHashers) -> None:
+        self.app = app
+        self.hashers = hashers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with use_hashers(self.hashers):
+            await self.app(scope, receive, send)
+
+
 def get_auth(app: Any) -> Auth:
-    """The app's :class:`Auth`; a clear error when the battery is not installed."""
-    auth = app.extensions.get(EXTENSION_KEY) if app is not None else None
-    if not isinstance(auth, Auth):
-        raise ImproperlyConfigured("transom.auth is not installed: call transom.auth.Auth(app)")
-    return auth
+    """The app's :class:`Auth` (:meth:`Auth.of`); a clear error when it is not installed."""
+    if app is None:
+        raise ImproperlyConfigured("transom.auth is not installed: call app.install(Auth())")
+    return Auth.of(app)

@@ -8,9 +8,12 @@ verify as they are and are re-hashed with argon2id on the next successful login.
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,8 +30,10 @@ __all__ = [
     "PasswordHashers",
     "Verification",
     "WerkzeugHasher",
+    "current_hashers",
     "is_password_usable",
     "make_unusable_password",
+    "use_hashers",
 ]
 
 #: Hashes starting with this never verify (accounts that log in only through OIDC, say).
@@ -233,3 +238,33 @@ def make_unusable_password() -> str:
 def is_password_usable(encoded: str | None) -> bool:
     """False for unusable markers and empty values."""
     return bool(encoded) and not str(encoded).startswith(UNUSABLE_PREFIX)
+
+
+# The hashers of the app being served. A context variable, not a module global: each request
+# (and each thread or task started from it) sees its own app's hashers, so two apps in one
+# process never hash with each other's settings.
+_current: contextvars.ContextVar[PasswordHashers | None] = contextvars.ContextVar(
+    "transom.auth.hashers", default=None
+)
+_fallback: list[PasswordHashers] = []
+
+
+def current_hashers() -> PasswordHashers:
+    """The hashers in effect here: the app's during its requests and start-up hooks (set
+    by the ``Auth`` battery), inside ``with auth.activate():``, else the defaults."""
+    hashers = _current.get()
+    if hashers is not None:
+        return hashers
+    if not _fallback:
+        _fallback.append(PasswordHashers())
+    return _fallback[0]
+
+
+@contextlib.contextmanager
+def use_hashers(hashers: PasswordHashers) -> Iterator[PasswordHashers]:
+    """Make ``hashers`` current in this context for the ``with`` block."""
+    token = _current.set(hashers)
+    try:
+        yield hashers
+    finally:
+        _current.reset(token)

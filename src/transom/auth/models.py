@@ -8,6 +8,7 @@ a foreign key, so they work unchanged with a project's own user model.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
@@ -24,7 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from transom._concurrency import run_sync
-from transom.auth.hashers import PasswordHashers, make_unusable_password
+from transom.auth import hashers as _hashing
+from transom.auth.hashers import PasswordHashers, current_hashers, make_unusable_password
 from transom.db import Model, UTCDateTime
 
 if TYPE_CHECKING:
@@ -45,19 +47,27 @@ __all__ = [
     "set_hashers",
 ]
 
-_hashers: list[PasswordHashers] = []
-
 
 def get_hashers() -> PasswordHashers:
-    """The process's password hashers (``Auth(app, hashers=...)`` replaces them)."""
-    if not _hashers:
-        _hashers.append(PasswordHashers())
-    return _hashers[0]
+    """The password hashers in effect here (:func:`~transom.auth.hashers.current_hashers`):
+    the app's inside its requests, the defaults elsewhere."""
+    return current_hashers()
 
 
 def set_hashers(hashers: PasswordHashers) -> None:
-    """Use ``hashers`` for every ``set_password``/``check_password`` in this process."""
-    _hashers[:] = [hashers]
+    """Deprecated: hashers are per app now (``AuthConfig(hashers=...)``).
+
+    Sets the hashers used *outside* any app (no request, no ``with auth.activate():``), in
+    the whole process, as before; apps keep their own.
+    """
+    warnings.warn(
+        "set_hashers() is deprecated: hashers belong to an app, "
+        "app.install(Auth(AuthConfig(hashers=...))); outside a request use "
+        "`with Auth.of(app).activate():`",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    _hashing._fallback[:] = [hashers]
 
 
 class Permission(Model):
@@ -183,19 +193,27 @@ class AbstractUser:
     #: Always True for a user object (the anonymous user is ``None``).
     is_authenticated: ClassVar[bool] = True
 
-    def set_password(self, raw: str | None) -> None:
-        """Hash ``raw`` (argon2id) into the password column; ``None`` makes it unusable."""
-        self.password = make_unusable_password() if raw is None else get_hashers().hash(raw)
+    def set_password(self, raw: str | None, *, hashers: PasswordHashers | None = None) -> None:
+        """Hash ``raw`` (argon2id) into the password column; ``None`` makes it unusable.
 
-    def check_password(self, raw: str) -> bool:
+        ``hashers`` default to the app's (:func:`~transom.auth.hashers.current_hashers`:
+        set for each request, or with ``with Auth.of(app).activate():`` in scripts).
+        """
+        if raw is None:
+            self.password = make_unusable_password()
+        else:
+            self.password = (hashers or current_hashers()).hash(raw)
+
+    def check_password(self, raw: str, *, hashers: PasswordHashers | None = None) -> bool:
         """Whether ``raw`` is the password; upgrades an outdated hash in place when it is.
 
         This blocks for the hasher's duration (tens of ms): prefer :meth:`acheck_password` in
-        async code.
+        async code. ``hashers`` as for :meth:`set_password`.
         """
-        result = get_hashers().verify(raw, self.password)
+        hashers = hashers or current_hashers()
+        result = hashers.verify(raw, self.password)
         if result.valid and result.needs_rehash:
-            self.set_password(raw)
+            self.set_password(raw, hashers=hashers)
         return result.valid
 
     async def acheck_password(self, raw: str) -> bool:

@@ -154,8 +154,10 @@ class BoundForm(Generic[M]):
 
     async def with_csrf(self) -> BoundForm[M]:
         """Fetch the CSRF hidden field when the security battery protects this app."""
+        from ..security.extension import Security
+
         app = self.request.app
-        if app is not None and "transom.security" in app.extensions:
+        if app is not None and app.batteries.find(Security) is not None:
             from ..security.csrf import csrf_input, csrf_token
 
             self.csrf_html = Markup(csrf_input(await csrf_token(self.request)))

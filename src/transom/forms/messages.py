@@ -2,7 +2,7 @@
 
 ``await flash(request, "Saved.")`` before redirecting; the next page shows it with
 ``{% for m in get_flashed_messages() %}`` (templates) or ``await get_flashed_messages(request)``.
-Needs the security battery's sessions (``Security(app)``).
+Needs the security battery's sessions (``app.install(Security())``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ FLASH_KEY = "_flashes"
 
 async def _session(request: Request) -> Any:
     app = request.app
-    if app is None or "transom.security" not in app.extensions:
+    from ..security.extension import Security
+    from ..security.sessions import get_session_data
+
+    if app is None or app.batteries.find(Security) is None:
         raise RuntimeError(
             "flash messages live in the session: install the security battery "
-            "(transom.security.Security(app))"
+            "(app.install(transom.security.Security()))"
         )
-    from ..security.sessions import get_session_data
 
     return await get_session_data(request)
 

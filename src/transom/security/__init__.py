@@ -1,14 +1,14 @@
 """Transom's security battery: sessions, CSRF, security headers, proxies, CORS, rate limits.
 
-Safe by default: ``Security(app)`` turns on signed-cookie sessions, CSRF protection for
+Safe by default: ``app.install(Security())`` turns on signed-cookie sessions, CSRF protection for
 unsafe methods, a nonce-based Content-Security-Policy and HSTS on HTTPS; every weaker choice
 is an explicit argument. See ``docs/security.md``.
 
 Example:
     >>> from transom import App, Settings
-    >>> from transom.security import Security, Sess, limit
+    >>> from transom.security import Security, SecurityConfig, Sess, limit
     >>> app = App(Settings(secret_key="change-me"))
-    >>> security = Security(app)
+    >>> security = app.install(Security(SecurityConfig()))
     >>> @app.post("/cart")
     ... @limit("30/minute")
     ... async def add(session: Sess) -> dict[str, int]:
@@ -27,7 +27,12 @@ from transom.security.csrf import (
     csrf_token,
     rotate_csrf_secret,
 )
-from transom.security.extension import EXTENSION_KEY, Security, SecurityMiddleware
+from transom.security.extension import (
+    EXTENSION_KEY,
+    Security,
+    SecurityConfig,
+    SecurityMiddleware,
+)
 from transom.security.headers import (
     DEFAULT_CSP,
     CSPNonce,
@@ -71,6 +76,7 @@ __all__ = [
     "RateLimit",
     "RateLimitBackend",
     "Security",
+    "SecurityConfig",
     "SecurityMiddleware",
     "Sess",
     "SessionBackend",

@@ -128,7 +128,7 @@ def get_context(request: Request) -> RequestContext:
     if ctx is None:
         raise RuntimeError(
             "transom.security is not installed on this app: call "
-            "`transom.security.Security(app)` before serving requests"
+            "app.install(transom.security.Security()) before serving requests"
         )
     assert isinstance(ctx, RequestContext)
     return ctx

@@ -78,7 +78,7 @@ class CORSConfig:
 
 class CORSMiddleware:
     """ASGI middleware applying a :class:`CORSConfig` (``app.add_middleware(CORSMiddleware,
-    config=CORSConfig(...))``, or ``Security(app, cors=CORSConfig(...))``)."""
+    config=CORSConfig(...))``, or ``Security(SecurityConfig(cors=CORSConfig(...)))``)."""
 
     def __init__(self, app: ASGIApp, config: CORSConfig) -> None:
         self.app = app

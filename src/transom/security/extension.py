@@ -1,4 +1,4 @@
-"""``Security(app)``: install the whole battery on an app with safe defaults.
+"""``app.install(Security())``: the whole battery on an app, with safe defaults.
 
 It attaches, without the core knowing about it:
 
@@ -6,24 +6,26 @@ It attaches, without the core knowing about it:
   starts, it saves the session (never on 5xx), adds ``Set-Cookie``/``Vary: Cookie``, CSP, HSTS
   and per-handler header overrides;
 * a ``before_request`` hook: it runs once the route is known, enforcing ``@limit`` and CSRF;
-* :class:`~transom.security.cors.CORSMiddleware` when ``cors=`` is given;
+* :class:`~transom.security.cors.CORSMiddleware` when ``SecurityConfig(cors=...)`` is given;
 * :class:`~transom.security.proxies.ProxyHeadersMiddleware` (outermost) when
-  ``trusted_proxies=`` is given.
+  ``SecurityConfig(trusted_proxies=...)`` is given.
 
-Passing ``None`` for ``sessions``, ``csrf`` or ``headers`` turns that part off: the unsafe
-choice is possible, but has to be written down.
+``None`` for ``sessions``, ``csrf`` or ``headers`` in :class:`SecurityConfig` turns that part
+off: the unsafe choice is possible, but has to be written down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import orjson
 
 from transom._types import ASGIApp, Message, Receive, Scope, Send
+from transom.batteries import Battery, split_arguments
 from transom.requests import Request
 from transom.security._context import (
     CONTEXT_KEY,
@@ -41,27 +43,23 @@ from transom.security.sessions import SessionConfig, commit_session
 if TYPE_CHECKING:
     from transom.app import App
 
-__all__ = ["EXTENSION_KEY", "Security", "SecurityMiddleware"]
+__all__ = ["EXTENSION_KEY", "Security", "SecurityConfig", "SecurityMiddleware"]
 
 EXTENSION_KEY: Final = "transom.security"
 _SIGNS = "transom.security signs session cookies and CSRF secrets"
 logger = logging.getLogger("transom.security")
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
+@dataclasses.dataclass
+class SecurityConfig:
+    """The settings of :class:`Security`.
 
+    ``None`` for ``sessions``, ``csrf`` or ``headers`` turns that part off: the unsafe choice
+    is possible, but has to be written down.
 
-DEFAULT: Any = _Default()
-
-
-class Security:
-    """The security battery of one app.
-
-    Args:
-        app: The app to protect.
-        sessions: Session settings (default: signed-cookie sessions); ``None`` disables them.
+    Attributes:
+        sessions: Session settings (default: signed-cookie sessions); ``None`` disables them
+            (a token-only API has no cookies to protect).
         csrf: CSRF settings (default: on); ``None`` disables CSRF protection entirely.
         headers: CSP/HSTS settings (default: strict CSP with nonces, HSTS on HTTPS);
             ``None`` sends neither (the core's four default headers stay).
@@ -69,48 +67,83 @@ class Security:
         trusted_proxies: Addresses/networks whose ``X-Forwarded-*`` headers are honoured.
         rate_limit_backend: Where ``@limit`` counts (default: process memory).
         old_secret_keys: Previous secret keys still accepted for signed cookies (rotation).
+    """
+
+    sessions: SessionConfig | None = dataclasses.field(default_factory=SessionConfig)
+    csrf: CSRFConfig | None = dataclasses.field(default_factory=CSRFConfig)
+    headers: HeadersConfig | None = dataclasses.field(default_factory=HeadersConfig)
+    cors: CORSConfig | None = None
+    trusted_proxies: Sequence[str] = ()
+    rate_limit_backend: RateLimitBackend | None = None
+    old_secret_keys: Sequence[str] = ()
+
+
+class Security(Battery):
+    """The security battery of one app: ``app.install(Security(SecurityConfig(...)))``.
+
+    ``Security(app)`` and ``Security(app, config)`` are a shorthand that installs at once;
+    ``Security(app, csrf=...)`` (keyword options) is deprecated. The parts are on the battery
+    too: :attr:`sessions`, :attr:`csrf`, :attr:`headers`, :attr:`cors`,
+    :attr:`trusted_proxies`, :attr:`rate_limit_backend`, :attr:`old_secret_keys`.
 
     Example:
         >>> from transom import App, Settings
         >>> app = App(Settings(secret_key="s3cret"))
-        >>> security = Security(app)
+        >>> security = app.install(Security(SecurityConfig(cors=None)))
+        >>> Security.of(app) is security
+        True
     """
 
+    name = EXTENSION_KEY
+
+    @overload
+    def __init__(self, config: SecurityConfig | None = None, /) -> None: ...
+
+    @overload
     def __init__(
-        self,
-        app: App,
-        *,
-        sessions: SessionConfig | None = DEFAULT,
-        csrf: CSRFConfig | None = DEFAULT,
-        headers: HeadersConfig | None = DEFAULT,
-        cors: CORSConfig | None = None,
-        trusted_proxies: Sequence[str] = (),
-        rate_limit_backend: RateLimitBackend | None = None,
-        old_secret_keys: Sequence[str] = (),
-    ) -> None:
-        if EXTENSION_KEY in app.extensions:
-            raise RuntimeError("Security is already installed on this app")
-        self.app = app
-        self.sessions = SessionConfig() if sessions is DEFAULT else sessions
-        self.csrf = CSRFConfig() if csrf is DEFAULT else csrf
-        self.headers = HeadersConfig() if headers is DEFAULT else headers
-        self.cors = cors
-        self.trusted_proxies = tuple(trusted_proxies)
-        self.rate_limit_backend = rate_limit_backend or MemoryRateLimitBackend()
-        self.old_secret_keys = tuple(old_secret_keys)
+        self, app: App, config: SecurityConfig | None = None, /, **options: Any
+    ) -> None: ...
+
+    def __init__(self, first: Any = None, second: Any = None, /, **options: Any) -> None:
+        super().__init__()
+        app, config = split_arguments(Security, SecurityConfig, (first, second), options)
+        self.config = config
+        self.sessions = config.sessions
+        self.csrf = config.csrf
+        self.headers = config.headers
+        self.cors = config.cors
+        self.trusted_proxies = tuple(config.trusted_proxies)
+        self.rate_limit_backend = config.rate_limit_backend or MemoryRateLimitBackend()
+        self.old_secret_keys = tuple(config.old_secret_keys)
         self._keys: tuple[str, ...] | None = None
-        if self.csrf is None:
-            logger.warning("CSRF protection is disabled for this app (Security(csrf=None))")
-        app.extensions[EXTENSION_KEY] = self
+        if app is not None:
+            self.install(app)
+
+    def setup(self, app: App) -> None:
         app.add_middleware(SecurityMiddleware, security=self)
-        if cors is not None:
-            app.add_middleware(CORSMiddleware, config=cors)
+        if self.cors is not None:
+            app.add_middleware(CORSMiddleware, config=self.cors)
         if self.trusted_proxies:
             # Added last, so it runs first: everything after it sees the real client and scheme.
             app.add_middleware(ProxyHeadersMiddleware, trusted=self.trusted_proxies)
         app.before_request(self._before_request)
         app.add_check(self._require_key)
+        app.add_check(self._report_csrf)
         app.on_shutdown(self._close)
+
+    def _report_csrf(self) -> None:
+        # Once, when the app is built (not whenever the module is imported, which every CLI
+        # command does). Without sessions a browser holds no ambient credential that a
+        # forged request could ride on: nothing to warn about.
+        if self.csrf is not None:
+            return
+        if self.sessions is None:
+            logger.info("CSRF protection is off (no sessions either: a token-only app)")
+        else:
+            logger.warning(
+                "CSRF protection is disabled for this app (SecurityConfig(csrf=None)) while "
+                "sessions are on: cookie-authenticated forms can be forged by other sites"
+            )
 
     def _require_key(self) -> None:
         # At build time, so a missing key fails the deploy rather than the first login; only when

@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from transom._concurrency import run_sync
-from transom.exceptions import HTTPException
+from transom.exceptions import HTTPException, ImproperlyConfigured
 from transom.requests import Request
-from transom.security.ratelimit import MemoryRateLimitBackend, RateLimitBackend, parse_rate
+from transom.security.ratelimit import RateLimitBackend, parse_rate
 
 __all__ = [
     "LoginLimits",
@@ -40,9 +40,6 @@ __all__ = [
     "digest",
     "throttle",
 ]
-
-# Without the security battery (unusual: sessions need it) counts still live somewhere.
-_fallback = MemoryRateLimitBackend()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,9 +77,12 @@ def client_address(request: Request) -> str:
 
 
 def _backend(request: Request) -> RateLimitBackend:
-    security = request.app.extensions.get("transom.security") if request.app else None
-    backend: RateLimitBackend = security.rate_limit_backend if security is not None else _fallback
-    return backend
+    from transom.security.extension import Security
+
+    if request.app is None:
+        raise ImproperlyConfigured("login attempts are counted by the app's Security battery")
+    # The counts live on the app's battery (installed by Auth and Admin, which need it).
+    return Security.of(request.app).rate_limit_backend
 
 
 async def throttle(request: Request, buckets: Sequence[tuple[str, str]], what: str) -> None:

@@ -2,7 +2,7 @@
 
 A :class:`RateLimit` is three things at once:
 
-* a decorator for a handler: ``@limit("10/minute")`` (enforced by ``Security(app)``);
+* a decorator for a handler: ``@limit("10/minute")`` (enforced by the ``Security`` battery);
 * a decorator for a router: ``limit("1000/hour")(router)`` (one budget for all its routes);
 * a dependency marker: ``dependencies=[limit("5/minute")]`` on a route or ``Router``.
 
@@ -115,7 +115,7 @@ class RateLimit(Depends):
             returning a key (``None`` skips the limit for that request).
         scope: Name of the budget; the same scope in different limits shares one budget.
             Defaults to the decorated handler's or router's name.
-        backend: Where to count; defaults to the app's (``Security(rate_limit_backend=...)``).
+        backend: Where to count; defaults to the app's (``SecurityConfig(rate_limit_backend=...)``).
         methods: Only count these methods (e.g. ``{"POST"}``); default: all.
         fail_open: When the backend is unreachable, let requests through unlimited (one
             warning logged per request) instead of answering 503. Off by default: only turn
@@ -163,7 +163,7 @@ class RateLimit(Depends):
             await self.check(request, scope)
 
         # The core compiles these into the route's guards, so the limit holds in any
-        # decorator order and with or without Security(app).
+        # decorator order and with or without the Security battery.
         guards = [*getattr(target, "__transom_dependencies__", ()), Depends(guard)]
         setattr(target, "__transom_dependencies__", guards)  # noqa: B010
         return target

@@ -295,7 +295,7 @@ async def load_session(ctx: RequestContext) -> SessionData:
     security = ctx.security
     config = security.sessions
     if config is None:
-        raise RuntimeError("sessions are disabled for this app (Security(app, sessions=None))")
+        raise RuntimeError("sessions are disabled for this app (SecurityConfig(sessions=None))")
     assert config.backend is not None
     raw = ctx.get_cookie(cookie_name(config, ctx.is_secure))
     session: SessionData | None = None

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import jinja2
 
+from ..batteries import Battery, split_arguments
 from ..requests import Request
 from ..responses import HTMLResponse, Response
 
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["TemplateResponse", "Templates", "render"]
+__all__ = ["TemplateResponse", "Templates", "TemplatesConfig", "render"]
 
 ContextProcessor = Callable[[Request], Mapping[str, Any]]
 _EXTENSION_KEY = "transom.templating"
@@ -38,54 +41,135 @@ def _bytecode_cache() -> jinja2.BytecodeCache:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
-class Templates:
-    """The template environment of one app.
+@dataclasses.dataclass
+class TemplatesConfig:
+    """The settings of :class:`Templates`.
 
-    Search order: the project's ``templates/`` folder, then folders added with
-    :meth:`add_folder` (a router's or a battery's own templates), so a project can override
-    any template it inherits. Context processors add variables to every render.
+    Attributes:
+        folders: Where the project's templates live, searched first (default: the
+            ``templates_dir`` setting, ``templates/``, beside the app's module).
+        context_processors: ``func(request) -> dict`` whose result every template sees.
     """
 
-    def __init__(self, app: App, folders: list[Path] | None = None) -> None:
-        self.app = app
-        debug = app.settings.debug
-        self.folders: list[Path] = folders or [app.root_path / app.settings.templates_dir]
+    folders: Sequence[str | os.PathLike[str]] = ()
+    context_processors: Sequence[ContextProcessor] = ()
+
+
+class Templates(Battery):
+    """The template environment of one app: ``app.install(Templates(TemplatesConfig(...)))``.
+
+    Search order: the project's folders, then folders added with :meth:`add_folder` (a
+    router's own templates), then the templates shipped by installed batteries (their
+    ``template_packages``), so a project can override any template it inherits. Context
+    processors add variables to every render.
+
+    Batteries that render pages (``Auth`` with its pages, ``Admin``) require it, so it comes
+    with its defaults when they are installed. ``Templates(app)`` installs at once.
+    """
+
+    name = _EXTENSION_KEY
+
+    @overload
+    def __init__(self, config: TemplatesConfig | None = None, /) -> None: ...
+
+    @overload
+    def __init__(self, app: App, config: TemplatesConfig | None = None, /) -> None: ...
+
+    @overload
+    def __init__(self, app: App, folders: list[Path], /) -> None: ...
+
+    def __init__(self, first: Any = None, second: Any = None, /, **options: Any) -> None:
+        super().__init__()
+        if isinstance(second, list):
+            # The old Templates(app, [folders]) spelling.
+            second, options = None, {"folders": second, **options}
+        app, config = split_arguments(Templates, TemplatesConfig, (first, second), options)
+        self.config = config
+        self.folders: list[Path] = [Path(f) for f in config.folders]
+        self.context_processors: list[ContextProcessor] = list(config.context_processors)
         self._packages: list[jinja2.BaseLoader] = []
         self._loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(self.folders)])
-        self.env = jinja2.Environment(
-            loader=self._loader,
-            autoescape=_autoescape,
-            enable_async=True,
-            auto_reload=debug,
-            undefined=jinja2.StrictUndefined if debug else jinja2.Undefined,
-            bytecode_cache=None if debug else _bytecode_cache(),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.globals.update(url_for=app.url_path_for, static=app.static_url)
-        self.context_processors: list[ContextProcessor] = []
+        self._env: jinja2.Environment | None = None
+        self._gathered: set[int] = set()
+        self._default_folder = not self.folders
+        if app is not None:
+            self.install(app)
+
+    def setup(self, app: App) -> None:
+        if self._default_folder:
+            self.folders.insert(0, app.root_path / app.settings.templates_dir)
+            self._reload()
+        # Batteries installed after this one (requirements come at build) bring their
+        # templates then; rendering before the build gathers them too.
+        app.add_check(self._gather)
+
+    @property
+    def env(self) -> jinja2.Environment:
+        """The Jinja2 environment (made when first used: it reads the app's settings)."""
+        if self._env is None:
+            app = self.app
+            debug = app.settings.debug
+            env = jinja2.Environment(
+                loader=self._loader,
+                autoescape=_autoescape,
+                enable_async=True,
+                auto_reload=debug,
+                undefined=jinja2.StrictUndefined if debug else jinja2.Undefined,
+                bytecode_cache=None if debug else _bytecode_cache(),
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.globals.update(url_for=app.url_path_for, static=app.static_url)
+            self._env = env
+        return self._env
 
     @classmethod
     def for_app(cls, app: App) -> Templates:
-        """The app's environment, created on first use."""
-        templates: Templates | None = app.extensions.get(_EXTENSION_KEY)
-        if templates is None:
-            templates = app.extensions[_EXTENSION_KEY] = cls(app)
-        return templates
+        """The app's environment: :meth:`of`, kept for existing code.
+
+        On an app where nothing installed it (neither ``app.install(Templates())`` nor a
+        battery that requires it), it installs one with its defaults, with a
+        ``DeprecationWarning``: that implicit attaching ends in the next release.
+        """
+        app.batteries.install_requirements()
+        found = app.batteries.find(cls)
+        if found is not None:
+            return found
+        warnings.warn(
+            "Templates were attached to the app implicitly (by rendering, or by "
+            "Templates.for_app); this is deprecated: call app.install(Templates())",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return app.install(cls())
+
+    def _gather(self) -> None:
+        for battery in self.app.batteries:
+            if id(battery) in self._gathered:
+                continue
+            self._gathered.add(id(battery))
+            for package in getattr(battery, "template_packages", ()):
+                self.add_package(package)
+            processor = getattr(battery, "template_context", None)
+            if callable(processor):
+                self.context_processors.append(processor)
+
+    def _reload(self) -> None:
+        self._loader.loaders = [jinja2.FileSystemLoader(self.folders), *self._packages]
+        if self._env is not None and self._env.cache is not None:
+            self._env.cache.clear()
 
     def add_folder(self, folder: str | os.PathLike[str]) -> None:
         """Search ``folder`` after the project's templates (for routers and batteries)."""
         path = Path(folder)
         if path not in self.folders:
             self.folders.append(path)
-            self._loader.loaders = [jinja2.FileSystemLoader(self.folders), *self._packages]
-            if self.env.cache is not None:
-                self.env.cache.clear()
+            self._reload()
 
     def add_package(self, package: str, folder: str = "templates") -> None:
         """Search the templates shipped inside an installed package."""
         self._packages.append(jinja2.PackageLoader(package, folder))
-        self._loader.loaders = [jinja2.FileSystemLoader(self.folders), *self._packages]
+        self._reload()
 
     def context_processor(self, func: ContextProcessor) -> ContextProcessor:
         """Register ``func(request) -> dict`` whose result every template sees."""
@@ -93,6 +177,7 @@ class Templates:
         return func
 
     def get_template(self, name: str) -> jinja2.Template:
+        self._gather()
         try:
             return self.env.get_template(name)
         except jinja2.TemplateNotFound as exc:
@@ -108,7 +193,8 @@ class Templates:
         if request is not None:
             full["request"] = request
             full.update(_battery_context(request))
-            # Batteries register processors on the app without importing this module.
+            self._gather()
+            # PROCESSORS_KEY: the older way for a battery to add processors, still honoured.
             extra = self.app.extensions.get(PROCESSORS_KEY, ())
             for processor in (*self.context_processors, *extra):
                 full.update(processor(request))
@@ -121,8 +207,10 @@ def _battery_context(request: Request) -> dict[str, Any]:
 
     Async callables are awaited by Jinja's async mode: ``{{ csrf_input() }}``.
     """
+    from ..security.extension import Security
+
     app = request.app
-    if app is None or "transom.security" not in app.extensions:
+    if app is None or app.batteries.find(Security) is None:
         return {}
     from markupsafe import Markup
 
