@@ -143,6 +143,10 @@ async def test_token_only_api_with_jwt(make_app: AppFactory, security: dict[str,
         created = await client.post("/api/things", headers=bearer)
         assert created.json() == {"by": "alice"}
         assert "set-cookie" not in created.headers  # nothing to remember between requests
+        # The session pages have nothing to keep a login in: not found, never a 500.
+        for path in ("/auth/login", "/auth/logout", "/auth/password/change"):
+            assert (await client.get(path)).status_code == 404, path
+        assert (await client.post("/auth/login", data={"username": "a"})).status_code == 404
 
 
 @pytest.mark.anyio

@@ -30,6 +30,7 @@ from transom.auth.web import (
 from transom.db import Session, get_database
 from transom.exceptions import HTTPException
 from transom.forms import Form, Widget, flash
+from transom.params import Depends
 from transom.requests import Request
 from transom.responses import JSONResponse, RedirectResponse, Response
 from transom.routing import Router
@@ -177,7 +178,10 @@ async def send_password_reset(auth: Auth, request: Request, email: str) -> int:
 
 def build_router(auth: Auth) -> Router:
     """The battery's routes for ``auth`` (included by ``Auth(app)`` under its prefix)."""
-    router = Router(name="auth", include_in_schema=False)
+    outer = Router(name="auth", include_in_schema=False)
+    # The pages keep the login in the session: without sessions (a token-only API) they
+    # answer 404 rather than fail; the token endpoints below work either way.
+    router = Router(dependencies=[Depends(_pages_need_sessions)])
     model = auth.user_model
 
     @router.route("/login", methods=["GET", "POST"], name="login")
@@ -331,12 +335,21 @@ def build_router(auth: Auth) -> Router:
         return render("auth/verify_email.html", ok=True)
 
     if auth.jwt_config is not None:
-        _token_routes(router, auth)
+        _token_routes(outer, auth)
     if auth.providers:
         from transom.auth.oidc import build_social_router
 
         router.include_router(build_social_router(auth))
-    return router
+    outer.include_router(router)
+    return outer
+
+
+def _pages_need_sessions(request: Request) -> None:
+    from transom.security import Security
+
+    security = request.app.batteries.find(Security) if request.app is not None else None
+    if security is None or security.sessions is None:
+        raise HTTPException(404)
 
 
 def _token_routes(router: Router, auth: Auth) -> None:
