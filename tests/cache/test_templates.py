@@ -18,7 +18,9 @@ pytestmark = pytest.mark.anyio
 async def test_fragment_rendered_once_per_key(make_cache: CacheFactory, tmp_path: Path) -> None:
     (tmp_path / "page.html").write_text(
         "<h1>{{ title }}</h1>"
-        '{% cache "sidebar:" ~ lang, 60 %}<aside>{{ load() }} {{ "a&b" }} {{ lang }}</aside>{% endcache %}'
+        '{% cache "sidebar:" ~ lang, 60 %}'
+        '<aside>{{ load() }} {{ "a&b" }} {{ lang }}</aside>'
+        "{% endcache %}"
     )
     app = App(Settings(secret_key="fragments", templates_dir=str(tmp_path)))
     cache = make_cache()
