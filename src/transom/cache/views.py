@@ -212,6 +212,9 @@ def not_modified(
 
 
 def _credentials(request: Request, ignore: list[str]) -> list[str]:
+    # Most cacheable requests carry neither header: look before parsing anything.
+    if not any(k in (b"cookie", b"authorization") for k, _ in request.scope["headers"]):
+        return []
     found = [f"{name}={value}" for name, value in sorted(request.cookies.items())]
     if ignore:
         found = [c for c in found if not match_any(c.partition("=")[0], ignore)]
@@ -249,15 +252,25 @@ async def _identity(
 
 def _view_key(request: Request, policy: _Policy, who: str) -> str:
     scope = request.scope
-    parts = [
-        scope.get("scheme", "http"),
-        str(request.headers.get("host", "")),
-        scope.get("root_path", "") + scope["path"],
-        scope.get("query_string", b"").decode("latin-1"),
-        *(f"{name}:{','.join(request.headers.getlist(name))}" for name in policy.vary),
-        who,
-    ]
-    return "view:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    digest = hashlib.sha256(
+        b"\n".join(
+            (
+                scope.get("scheme", "http").encode(),
+                host,
+                (scope.get("root_path", "") + scope["path"]).encode(),
+                scope.get("query_string", b""),
+                who.encode(),
+            )
+        )
+    )
+    for header in policy.vary:
+        digest.update(f"\n{header}:{','.join(request.headers.getlist(header))}".encode())
+    return "view:" + digest.hexdigest()
 
 
 def _encode_response(response: Response, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -336,9 +349,10 @@ def install_views(cache: Cache, app: App) -> None:
         if isinstance(entry, bytes):
             request.scope[_STATE] = _HIT
             response = _decode_response(entry)
-            etag = response.headers.get("etag")
-            if etag is not None and is_not_modified(request, etag=etag):
-                return _not_modified_from(response)
+            if any(k == b"if-none-match" for k, _ in request.scope["headers"]):
+                etag = response.headers.get("etag")
+                if etag is not None and is_not_modified(request, etag=etag):
+                    return _not_modified_from(response)
             return response
         request.scope[_STATE] = (policy, key)
         return None
