@@ -4,13 +4,14 @@
 # make bench BENCH_ARGS="--only transom,raw --endpoints json,plaintext"
 # make bench-micro                in-process cost per request, no server (~1 min)
 # make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
+# make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -28,3 +29,7 @@ bench-tfb: bench-deps
 
 bench-admin: bench-deps
 	$(BENCH_PYTHON) bench/admin/run.py
+
+bench-cache:
+	$(BENCH_PYTHON) -m pip install -q -e '.[redis]'
+	$(BENCH_PYTHON) bench/cache.py $(BENCH_ARGS)

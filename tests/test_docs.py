@@ -22,6 +22,7 @@ CORE_PAGES = [
     "static-files.md",
     "forms.md",
     "batteries.md",
+    "cache.md",
 ]
 
 

@@ -43,6 +43,7 @@ def blog(module: ModuleType, tmp_path: Path) -> Iterator[ModuleType]:
     setup(module.app, DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite3'}"))
     migrations = Migrations(get_database(module.app), EXAMPLE / "migrations")
     migrations.upgrade()
+    asyncio.run(module.cache.clear())  # the app outlives each test's database
     yield module
     asyncio.run(get_database(module.app).dispose())
 
@@ -197,6 +198,24 @@ def test_api_crud_and_validation(blog: ModuleType) -> None:
         assert client.delete("/api/posts/a", headers=csrf_header(client)).status_code == 204
         assert client.get("/api/posts/a").status_code == 404
         assert client.get("/api/posts?limit=0").status_code == 422
+
+
+def test_post_list_is_cached_and_a_new_post_invalidates_it(blog: ModuleType) -> None:
+    add_user(blog, "ana")
+    with blog.app.test_client() as client:
+        assert client.get("/api/posts").json()["total"] == 1
+        stats = blog.cache.stats
+        hits = stats.hits
+        assert client.get("/api/posts").json()["total"] == 1
+        assert stats.hits == hits + 1  # served from the cache
+        log_in(client, "ana")
+        headers = csrf_header(client)
+        assert (
+            client.post("/api/posts", json={"slug": "b", "title": "B"}, headers=headers).status_code
+            == 201
+        )
+        client.cookies.clear()  # an anonymous reader again
+        assert client.get("/api/posts").json()["total"] == 2
         validate(client.get("/openapi.json").json())
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from transom import App, HTTPException, Query, RedirectResponse, Request, Response, Router, render
 from transom.admin import Admin, ModelAdmin
 from transom.auth import Auth, CurrentUser, User
+from transom.cache import Cache, cached
 from transom.db import Model, Session, to_schema
 from transom.forms import Form, Widget, flash
 from transom.security import Security
@@ -77,6 +78,8 @@ app.install(Templates())
 auth = app.install(Auth())
 # /admin for staff users: posts, users and groups. (Alone, it would bring the three above.)
 admin = app.install(Admin())
+# In memory; TRANSOM_CACHE_URL=redis://... to share it between workers.
+cache = app.install(Cache())
 api = Router("/api", name="api", tags=["posts"])
 
 
@@ -135,6 +138,7 @@ async def new_post(request: Request, db: Session, user: CurrentUser) -> Response
         form.add_error("slug", "A post with this slug exists.")
     if form.is_valid:
         post = await db.save(Post(**form.data.model_dump(), author=user))
+        await cache.delete_tags("posts")
         await flash(request, f"Published “{post.title}”.")
         return RedirectResponse(request.url_for("post", slug=post.slug), 303)
     return render("new.html", form=await form.with_csrf(), status_code=form.status_code)
@@ -148,6 +152,7 @@ async def dashboard(user: CurrentUser, db: Session) -> TemplateResponse:
 
 
 @api.get("/posts")
+@cached(ttl=60, tags=("posts",))  # anonymous readers share it; a new post invalidates it
 async def list_posts(
     db: Session,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -169,7 +174,9 @@ async def get_post(slug: str, db: Session) -> PostOut:
 @api.post("/posts", status_code=201)
 async def create_post(data: PostIn, db: Session, user: CurrentUser) -> PostOut:
     """Publish a post (a unique slug: a taken one answers 409 naming the field)."""
-    return to_schema(await db.save(Post(**data.model_dump(), author=user)), PostOut)
+    post = to_schema(await db.save(Post(**data.model_dump(), author=user)), PostOut)
+    await cache.delete_tags("posts")
+    return post
 
 
 @api.delete("/posts/{slug}", status_code=204)
@@ -179,6 +186,7 @@ async def delete_post(slug: str, db: Session, user: CurrentUser) -> None:
     if post.author_id != user.id and not await user.has_perm("blog.delete_post", db):
         raise HTTPException(403, "Only the author may delete this post")
     await db.delete(post)
+    await cache.delete_tags("posts")
 
 
 app.include_router(api)

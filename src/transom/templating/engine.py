@@ -153,6 +153,11 @@ class Templates(Battery):
             processor = getattr(battery, "template_context", None)
             if callable(processor):
                 self.context_processors.append(processor)
+            # Jinja extensions, globals, filters: a battery adds them to the environment here,
+            # whatever order the batteries were installed in.
+            configure = getattr(battery, "configure_templates", None)
+            if callable(configure):
+                configure(self)
 
     def _reload(self) -> None:
         self._loader.loaders = [jinja2.FileSystemLoader(self.folders), *self._packages]

@@ -1,0 +1,475 @@
+"""Cached views, ``Cache-Control`` and conditional GET (``ETag``, ``304 Not Modified``).
+
+``@cached`` stores whole responses. The lookup runs once the route is known (a
+``before_request`` hook), the decision to store runs on the headers the client would receive
+(an ASGI middleware outside every other one, added when the app is built), so a cookie set by
+the security battery on the way out is seen, and such a response is never stored.
+
+Who a page is for:
+
+* a request with an ``Authorization`` header or a cookie (other than ``ignore_cookies``) may
+  get a page made for its user: a plain ``@cached`` view neither serves it from the cache nor
+  stores its answer;
+* ``@cached(vary_on_user=True)`` caches such pages too, keyed on the user's identity (the
+  auth battery's user when it is installed, else a digest of the credentials); an anonymous
+  request that carries credentials (a session without a user) is still not cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import orjson
+
+from transom._types import ASGIApp, Message, Receive, Scope, Send
+from transom.requests import Request
+from transom.responses import Response
+
+from .backends import match_any
+from .config import Identity
+
+if TYPE_CHECKING:
+    from transom.app import App
+
+    from .core import Cache
+
+__all__ = [
+    "cache_control",
+    "cached",
+    "etag_for",
+    "is_not_modified",
+    "not_modified",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CACHED_ATTR: Final = "__transom_cached__"
+_CONTROL_ATTR: Final = "__transom_cache_control__"
+#: Scope key: what the cache decided for this request (a hit, or an entry to store).
+_STATE: Final = "transom.cache.view"
+_HIT: Final = "hit"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+# Response headers a cached copy must not repeat to someone else.
+_NEVER_STORED = frozenset({b"set-cookie", b"date", b"content-length", b"content-type"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Policy:
+    ttl: float | None
+    vary: tuple[str, ...]
+    vary_on_user: bool | Identity
+    tags: tuple[str, ...]
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    key: str
+    entry: bytes
+    ttl: float | None
+    tags: tuple[str, ...]
+    policy: _Policy
+    body: bytes
+
+
+def cached(
+    ttl: float | None = None,
+    *,
+    vary: Iterable[str] = (),
+    vary_on_user: bool | Identity = False,
+    tags: Iterable[str] = (),
+) -> Callable[[F], F]:
+    """Cache the whole response of a GET/HEAD handler for ``ttl`` seconds.
+
+    The key is the host, path and query string, the request headers named in ``vary``
+    and, with ``vary_on_user``, the user. Only ``200`` responses are stored, never one that
+    sets a cookie, says ``no-store``/``no-cache``/``private`` or varies on a header not
+    in ``vary``. ``tags`` invalidate it with ``cache.delete_tags(...)``.
+
+    Args:
+        ttl: Seconds (default: the cache's ``default_ttl``).
+        vary: Request headers the page depends on (``"Accept-Language"``).
+        vary_on_user: Cache pages of logged-in users too, one copy per user; or an
+            ``async (request) -> str | None`` that says who the request is.
+        tags: Tags of the stored responses.
+
+    Example:
+        >>> @cached(ttl=60, tags=("posts",))  # doctest: +SKIP
+        ... @app.get("/posts")
+        ... async def posts(db: Session) -> list[PostOut]: ...
+    """
+    policy = _Policy(ttl, tuple(h.lower() for h in vary), vary_on_user, tuple(tags))
+
+    def decorate(func: F) -> F:
+        setattr(func, _CACHED_ATTR, policy)
+        return func
+
+    return decorate
+
+
+def cache_control(
+    *,
+    max_age: int | None = None,
+    s_maxage: int | None = None,
+    public: bool = False,
+    private: bool = False,
+    no_cache: bool = False,
+    no_store: bool = False,
+    must_revalidate: bool = False,
+    immutable: bool = False,
+    stale_while_revalidate: int | None = None,
+    etag: bool = True,
+) -> Callable[[F], F]:
+    """Send ``Cache-Control`` (unless the handler set its own) and answer conditional GETs.
+
+    With ``etag`` (the default), a 200 response to GET/HEAD gets an ``ETag`` (a digest of
+    its body, unless it has one) and a request whose ``If-None-Match`` matches gets ``304``.
+
+    Example:
+        >>> @cache_control(max_age=3600, public=True)  # doctest: +SKIP
+        ... @app.get("/logo-info")
+        ... async def logo_info() -> dict[str, str]: ...
+    """
+    if public and private:
+        raise ValueError("a response is public or private, not both")
+    parts = [
+        *(["public"] if public else []),
+        *(["private"] if private else []),
+        *(["no-cache"] if no_cache else []),
+        *(["no-store"] if no_store else []),
+        *(["must-revalidate"] if must_revalidate else []),
+        *(["immutable"] if immutable else []),
+        *([f"max-age={max_age}"] if max_age is not None else []),
+        *([f"s-maxage={s_maxage}"] if s_maxage is not None else []),
+        *(
+            [f"stale-while-revalidate={stale_while_revalidate}"]
+            if stale_while_revalidate is not None
+            else []
+        ),
+    ]
+    control = (", ".join(parts), etag)
+
+    def decorate(func: F) -> F:
+        setattr(func, _CONTROL_ATTR, control)
+        return func
+
+    return decorate
+
+
+# -- conditional GET -----------------------------------------------------------------------------
+
+
+def etag_for(body: bytes) -> str:
+    """A strong ``ETag`` for ``body``: ``"<digest>"``."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def is_not_modified(
+    request: Request, *, etag: str | None = None, last_modified: datetime | None = None
+) -> bool:
+    """Whether the client's copy is current (RFC 9110 §13): answer ``not_modified(...)``.
+
+    ``If-None-Match`` wins over ``If-Modified-Since``; only GET and HEAD are considered.
+    """
+    if request.method not in _SAFE_METHODS:
+        return False
+    header = request.headers.get("if-none-match")
+    if header is not None:
+        if etag is None:
+            return False
+        if header.strip() == "*":
+            return True
+        wanted = etag.removeprefix("W/")
+        return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
+    since = request.headers.get("if-modified-since")
+    if since is not None and last_modified is not None:
+        try:
+            client = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False  # a malformed date is ignored, as the RFC says
+        if client.tzinfo is None or last_modified.tzinfo is None:
+            return False
+        return last_modified.replace(microsecond=0) <= client
+    return False
+
+
+def not_modified(
+    *, etag: str | None = None, last_modified: datetime | None = None, headers: Any = None
+) -> Response:
+    """A ``304 Not Modified`` response carrying the validators."""
+    response = Response(b"", 304, headers)
+    if etag is not None:
+        response.headers["ETag"] = etag
+    if last_modified is not None:
+        response.headers["Last-Modified"] = format_datetime(last_modified, usegmt=True)
+    return response
+
+
+# -- the hooks -----------------------------------------------------------------------------------
+
+
+def _credentials(request: Request, ignore: list[str]) -> list[str]:
+    # Most cacheable requests carry neither header: look before parsing anything.
+    if not any(k in (b"cookie", b"authorization") for k, _ in request.scope["headers"]):
+        return []
+    found = [f"{name}={value}" for name, value in sorted(request.cookies.items())]
+    if ignore:
+        found = [c for c in found if not match_any(c.partition("=")[0], ignore)]
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        found.append(f"authorization:{authorization}")
+    return found
+
+
+async def _auth_identity(request: Request) -> str | None:
+    # The auth battery's user, resolved once per request (the handler reuses it). Isolated
+    # here: the one place the cache knows about auth and the database.
+    from transom.auth import get_current_user
+    from transom.db import get_database
+
+    async with get_database(request.app).session() as db:
+        user = await get_current_user(request, db)
+        await db.commit()
+    return None if user is None else f"user:{user.id}"
+
+
+async def _identity(
+    cache: Cache, request: Request, policy: _Policy, creds: list[str]
+) -> str | None:
+    resolver = policy.vary_on_user if callable(policy.vary_on_user) else cache.config.identity
+    if resolver is not None:
+        return await resolver(request)
+    if request.app is not None and "transom.auth" in request.app.extensions:
+        return await _auth_identity(request)
+    if not creds:
+        return None
+    # No notion of users: the credentials themselves are the identity.
+    return "cred:" + hashlib.sha256("\n".join(creds).encode()).hexdigest()
+
+
+def _view_key(request: Request, policy: _Policy, who: str) -> str:
+    scope = request.scope
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    digest = hashlib.sha256(
+        b"\n".join(
+            (
+                scope.get("scheme", "http").encode(),
+                host,
+                (scope.get("root_path", "") + scope["path"]).encode(),
+                scope.get("query_string", b""),
+                who.encode(),
+            )
+        )
+    )
+    for header in policy.vary:
+        digest.update(f"\n{header}:{','.join(request.headers.getlist(header))}".encode())
+    return "view:" + digest.hexdigest()
+
+
+def _encode_response(response: Response, headers: list[tuple[bytes, bytes]]) -> bytes:
+    head = orjson.dumps(
+        {
+            "s": response.status_code,
+            "c": response.content_type,
+            "h": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers],
+        }
+    )
+    return head + b"\n" + response.body
+
+
+def _decode_response(entry: bytes) -> Response:
+    head, _, body = entry.partition(b"\n")
+    meta = orjson.loads(head)
+    response = Response(body, meta["s"], media_type=meta["c"])
+    response.headers.raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["h"])
+    return response
+
+
+def _directives(value: str | None) -> set[str]:
+    if not value:
+        return set()
+    return {part.strip().partition("=")[0].lower() for part in value.split(",")}
+
+
+def _storable(response: Response, policy: _Policy) -> bool:
+    if response.status_code != 200 or response.deferred:
+        return False
+    if type(response).send_to is not Response.send_to:
+        return False  # streamed or a file: the body is not in memory
+    headers = response.headers
+    if "set-cookie" in headers:
+        return False
+    control = _directives(headers.get("cache-control"))
+    if control & {"no-store", "no-cache"}:
+        return False
+    if "private" in control and not policy.vary_on_user:
+        return False
+    return _vary_ok(headers.getlist("vary"), policy)
+
+
+def _vary_ok(values: list[str], policy: _Policy) -> bool:
+    for value in values:
+        for name in value.split(","):
+            name = name.strip().lower()
+            if name == "*":
+                return False
+            # Cookie/Authorization: requests with credentials are skipped or keyed on the user.
+            if name and name not in policy.vary and name not in ("cookie", "authorization"):
+                return False
+    return True
+
+
+def install_views(cache: Cache, app: App) -> None:
+    """Register the hooks behind ``@cached`` and ``@cache_control`` on ``app``."""
+    ignore = cache.config.ignore_cookies
+
+    async def lookup(request: Request) -> Response | None:
+        route = request.route
+        policy: _Policy | None = getattr(route.endpoint, _CACHED_ATTR, None) if route else None
+        if policy is None or request.method not in _SAFE_METHODS:
+            return None
+        creds = _credentials(request, ignore)
+        if creds and not policy.vary_on_user:
+            return None  # may be someone's own page: neither served from nor stored in the cache
+        who = ""
+        if policy.vary_on_user:
+            identity = await _identity(cache, request, policy, creds)
+            if identity is None and creds:
+                return None  # a session without a user: its page may still be its own
+            who = identity or ""
+        key = _view_key(request, policy, who)
+        entry = await cache.get(key)
+        if isinstance(entry, bytes):
+            request.scope[_STATE] = _HIT
+            response = _decode_response(entry)
+            if any(k == b"if-none-match" for k, _ in request.scope["headers"]):
+                etag = response.headers.get("etag")
+                if etag is not None and is_not_modified(request, etag=etag):
+                    return _not_modified_from(response)
+            return response
+        request.scope[_STATE] = (policy, key)
+        return None
+
+    async def finish(request: Request, response: Response) -> Response | None:
+        route = request.route
+        endpoint = route.endpoint if route is not None else None
+        state = request.scope.get(_STATE)
+        control: tuple[str, bool] | None = getattr(endpoint, _CONTROL_ATTR, None)
+        if control is not None and state != _HIT:
+            _apply_control(response, control[0])
+        if isinstance(state, tuple):
+            policy, key = state
+            if policy.vary_on_user and "cache-control" not in response.headers:
+                # One user's page: browsers may keep it, shared caches (proxies) must not.
+                response.headers["Cache-Control"] = "private"
+            if _storable(response, policy):
+                etag = response.headers.setdefault("ETag", etag_for(response.body))
+                stored = [h for h in response.headers.raw if h[0] not in _NEVER_STORED]
+                request.scope[_STATE] = _Pending(
+                    key,
+                    _encode_response(response, stored),
+                    policy.ttl,
+                    policy.tags,
+                    policy,
+                    response.body,
+                )
+                if is_not_modified(request, etag=etag):
+                    return _not_modified_from(response)
+            return None
+        if control is not None and control[1] and state != _HIT:
+            return _conditional(request, response)
+        return None
+
+    app.before_request(lookup)
+    app.after_request(finish)
+    # The store decision reads the headers the client gets, so the middleware must wrap every
+    # other one (the security battery adds Set-Cookie on the way out): add it when the app is
+    # built, after every battery has added its own.
+    app.add_check(lambda: app.add_middleware(CacheStoreMiddleware, cache=cache))
+
+
+def _apply_control(response: Response, value: str) -> None:
+    if value and "cache-control" not in response.headers:
+        response.headers["Cache-Control"] = value
+
+
+def _conditional(request: Request, response: Response) -> Response | None:
+    if request.method not in _SAFE_METHODS or response.status_code != 200:
+        return None
+    if type(response).send_to is not Response.send_to:
+        return None
+    etag = response.headers.setdefault("ETag", etag_for(response.body))
+    if is_not_modified(request, etag=etag):
+        return _not_modified_from(response)
+    return None
+
+
+def _not_modified_from(response: Response) -> Response:
+    # RFC 9110 §15.4.5: a 304 repeats the validators and the caching headers of the 200.
+    keep = {b"etag", b"cache-control", b"vary", b"expires", b"last-modified", b"content-location"}
+    result = Response(b"", 304)
+    result.headers.raw.extend(h for h in response.headers.raw if h[0] in keep)
+    return result
+
+
+class CacheStoreMiddleware:
+    """Stores a ``@cached`` view's response once it has been sent, if nothing on the way out
+    made it private (a cookie, ``private``/``no-store``, a ``Vary`` it can't key on, a CSP
+    nonce inside the page). Added by :class:`~transom.cache.Cache`; not meant by hand."""
+
+    def __init__(self, app: ASGIApp, cache: Cache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        final: list[tuple[bytes, bytes]] | None = None
+        status = 0
+
+        async def capture(message: Message) -> None:
+            nonlocal final, status
+            if message["type"] == "http.response.start" and isinstance(scope.get(_STATE), _Pending):
+                status = int(message["status"])
+                final = list(message.get("headers", ()))
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        pending = scope.get(_STATE)
+        if (
+            final is not None
+            and isinstance(pending, _Pending)
+            and _final_ok(status, final, pending)
+        ):
+            await self.cache.set(pending.key, pending.entry, pending.ttl, tags=pending.tags)
+
+
+def _final_ok(status: int, headers: list[tuple[bytes, bytes]], pending: _Pending) -> bool:
+    if status not in (200, 304):
+        return False
+    varies: list[str] = []
+    for name, value in headers:
+        if name == b"set-cookie":
+            return False
+        if name == b"vary":
+            varies.append(value.decode("latin-1"))
+        if name == b"cache-control":
+            control = _directives(value.decode("latin-1"))
+            if "no-store" in control or ("private" in control and not pending.policy.vary_on_user):
+                return False
+        if name in (b"content-security-policy", b"content-security-policy-report-only"):
+            # A page that uses this response's nonce would carry a stale one when replayed,
+            # and its scripts would be blocked: such pages are not stored.
+            for part in value.split(b"'nonce-")[1:]:
+                nonce = part.partition(b"'")[0]
+                if nonce and nonce in pending.body:
+                    return False
+    return _vary_ok(varies, pending.policy)
