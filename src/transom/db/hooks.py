@@ -8,12 +8,13 @@ installed process-wide, and nothing is stored on SQLAlchemy's objects except in 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
 from sqlalchemy import Select, event
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.selectable import ForUpdateArg
@@ -94,6 +95,11 @@ def _begin_immediate(
     cursor = pooled.dbapi_connection.cursor()
     try:
         cursor.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        # SQLAlchemy 2.0 lets what a before_cursor_execute hook raises through as it is (2.1
+        # wraps it): wrap it here, so "database is locked" is SQLAlchemy's OperationalError on
+        # both, which the error handlers answer with 503.
+        raise DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
     finally:
         cursor.close()
     return statement, parameters
