@@ -222,7 +222,8 @@ def engine_kwargs(
     else:
         if backend == "sqlite":
             # Named, not left to the dialect: SQLAlchemy before 2.0.38 gave aiosqlite file
-            # databases a NullPool, which refuses the pool settings below.
+            # databases a NullPool, which refuses the pool settings below (and the pool
+            # should not depend on which SQLAlchemy is installed).
             kwargs["poolclass"] = AsyncAdaptedQueuePool if is_async else QueuePool
         kwargs.update(
             pool_size=config.pool_size,
