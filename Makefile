@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test fuzz lint typecheck install docs clean
+.PHONY: demo test test-sqlalchemy-lowest fuzz lint typecheck install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,23 @@ test: install
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py -q
 
+# The data layer on the lowest SQLAlchemy that pyproject.toml declares, in a
+# venv of its own: `make test` covers the latest. Bounded to the db tests and auth on SQLite.
+LOWEST_VENV := .venv-lowest
+LOWEST_PINS := 'sqlalchemy[asyncio]==2.0.46'
+LOWEST_STAMP := $(LOWEST_VENV)/.installed-$(shell cat pyproject.toml Makefile | md5sum | cut -c1-8)
+
+$(LOWEST_STAMP): pyproject.toml
+	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/pip install -q --upgrade pip
+	$(LOWEST_VENV)/bin/pip install -q -e '.[dev]' $(LOWEST_PINS)
+	@touch $(LOWEST_STAMP)
+
+test-sqlalchemy-lowest: $(LOWEST_STAMP)
+	$(LOWEST_VENV)/bin/python -c "import sqlalchemy; print('SQLAlchemy', sqlalchemy.__version__)"
+	$(LOWEST_VENV)/bin/pytest -p no:cacheprovider tests/db
+	$(LOWEST_VENV)/bin/pytest -p no:cacheprovider tests/auth -k sqlite
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,7 +60,7 @@ typecheck: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # make bench, bench-micro, bench-tfb, bench-admin
 include bench/bench.mk

@@ -6,10 +6,9 @@
 
 The TechEmpower ``/db`` endpoint is measured in-process (as ``bench/micro.py --concurrency``
 does: CPU time per request with N requests in flight) next to variants of it that each add
-one layer of what ``await session.get(World, id)`` does, from a handler that only borrows a
-pooled connection and runs the ``SELECT`` (no session at all) up to the real endpoint, and
-next to the raw asyncpg floor. The variants use Transom's internals directly, as the real
-endpoint uses them; they exist to be measured, not to be copied into an app.
+one layer of what ``await session.get(World, id)`` does, from a handler that checks out a
+pooled connection and runs the ``SELECT`` on the driver up to the real endpoint, and next to
+the raw asyncpg floor. Every variant uses SQLAlchemy's public API only.
 
 The differences between neighbouring rows are what each layer costs. Rounds are interleaved
 (every variant once per round), and the table shows the median of the rounds, because this
@@ -29,8 +28,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH.parent / "src")]
 
-from sqlalchemy import inspect  # noqa: E402
-from sqlalchemy.util import await_only, greenlet_spawn  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from bench.apps import tfb_transom  # noqa: E402
 from bench.apps.tfb_transom import World  # noqa: E402
@@ -38,90 +36,49 @@ from bench.micro import _loop, asgi_lifespan, asgi_loop  # noqa: E402
 from bench.run import ENDPOINTS_BY_NAME, Endpoint  # noqa: E402
 from transom import Request  # noqa: E402
 from transom.db import Session, get_database  # noqa: E402
-from transom.db._fastget import _plans_of, _register  # noqa: E402
-from transom.db._pool import TransomPool  # noqa: E402
-from transom.db.sessions import DbSession  # noqa: E402
 
 app = tfb_transom.app
-_MAPPER = inspect(World)
+_SQL = "SELECT id, randomnumber FROM world WHERE id = $1"
 
 
-def _pool(request: Request) -> TransomPool:
-    pool = get_database(request.app).engine.sync_engine.pool
-    assert isinstance(pool, TransomPool)
-    return pool
-
-
-async def _fetch(pool: TransomPool) -> Any:
-    """Borrow a pooled connection, run the SELECT by primary key, give the connection back."""
-    plan = _plans_of(pool._dialect)[_MAPPER]  # made by the /db warm-up
-    assert plan is not None
-    ident = randint(1, 10000)
-    record, ready = await pool.borrow()
-    if not ready:  # to be opened or pinged first: SQLAlchemy's checkout does that
-        if record is not None:
-            pool.hand_over(record)
-        return await greenlet_spawn(_checkout_and_fetch, pool, plan.sql, ident)
-    assert record is not None
-    assert record.dbapi_connection is not None
-    try:
-        return await record.dbapi_connection.driver_connection.fetchrow(plan.sql, ident)
-    finally:
-        await pool.give_back(record)
-
-
-def _checkout_and_fetch(pool: TransomPool, sql: str, ident: int) -> Any:
-    connection = pool.connect()
-    try:
-        return await_only(connection.driver_connection.fetchrow(sql, ident))
-    finally:
-        connection.close()
-
-
-def _register_row(session: DbSession, pool: TransomPool, row: Any) -> World:
-    plan = _plans_of(pool._dialect)[_MAPPER]
-    assert plan is not None
-    world: World = _register(session.sync_session, _MAPPER, plan, row)
-    return world
-
-
-@app.get("/layer/pool")
-async def pool_only(request: Request) -> dict[str, int]:
-    row = await _fetch(_pool(request))
+@app.get("/layer/driver")
+async def driver_only(request: Request) -> dict[str, int]:
+    async with get_database(request.app).engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None
+        row = await raw.driver_connection.fetchrow(_SQL, randint(1, 10000))
     return {"id": row[0], "randomNumber": row[1]}
 
 
-@app.get("/layer/session")
-async def with_session(request: Request) -> dict[str, int]:
-    session = get_database(request.app).session()
-    row = await _fetch(_pool(request))
-    session.sync_session.close()
+@app.get("/layer/core")
+async def core(request: Request) -> dict[str, int]:
+    async with get_database(request.app).engine.connect() as conn:
+        stmt = select(World.id, World.randomnumber).where(World.id == randint(1, 10000))
+        row = (await conn.execute(stmt)).one()
     return {"id": row[0], "randomNumber": row[1]}
 
 
-@app.get("/layer/instance")
-async def with_instance(request: Request) -> dict[str, int]:
-    pool = _pool(request)
-    session = get_database(request.app).session()
-    world = _register_row(session, pool, await _fetch(pool))
-    answer = {"id": world.id, "randomNumber": world.randomnumber}
-    session.sync_session.close()
-    return answer
+@app.get("/layer/orm")
+async def orm(request: Request) -> dict[str, int]:
+    async with get_database(request.app).session() as session:
+        world = await session.get(World, randint(1, 10000))
+        assert world is not None
+        return {"id": world.id, "randomNumber": world.randomnumber}
 
 
 @app.get("/layer/dependency")
-async def with_dependency(request: Request, session: Session) -> dict[str, int]:
-    pool = _pool(request)
-    world = _register_row(session, pool, await _fetch(pool))
+async def with_dependency(session: Session) -> dict[str, int]:
+    world = await session.get(World, randint(1, 10000))
+    assert world is not None
     return {"id": world.id, "randomNumber": world.randomnumber}
 
 
 LAYERS: list[tuple[str, str]] = [
-    ("/layer/pool", "Transom route; TransomPool.borrow + fetchrow + give_back; no session"),
-    ("/layer/session", "+ a session made and closed in the handler"),
-    ("/layer/instance", "+ the row made a persistent World in that session"),
+    ("/layer/driver", "Transom route; SQLAlchemy checkout + asyncpg fetchrow + checkin"),
+    ("/layer/core", "+ Core: select() executed on the AsyncConnection"),
+    ("/layer/orm", "+ ORM: a session made in the handler, session.get(World, id), close"),
     ("/layer/dependency", "the same, with the session from the Session dependency"),
-    ("/db", "the real endpoint: await session.get(World, id)"),
+    ("/db", "the real endpoint (as /layer/dependency)"),
 ]
 
 
@@ -147,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     async def measure() -> None:
         await asgi_lifespan(app, "lifespan.startup")
         await asgi_lifespan(tfb_raw.app, "lifespan.startup")
-        await asgi_loop(app, _endpoint("/db"), 64, 1)  # works out World's plan
+        await asgi_loop(app, _endpoint("/db"), 64, 1)  # opens the pool's connections
         for _ in range(args.rounds):
             for name, _what, target, endpoint in runs:
                 seconds, _ = await asgi_loop(target, endpoint, args.requests, args.concurrency)

@@ -180,24 +180,24 @@ async def test_every_outage_503_is_logged_with_its_cause(
 
 def test_command_timeout_reaches_the_drivers() -> None:
     """Requests' engines get the statement timeout; migrations' (pooled=False) don't."""
-    from transom.db.engine import _engine_kwargs
+    from transom.db.config import engine_kwargs
 
     config = DatabaseConfig(url="postgresql://x@h/db", command_timeout=7)
     for backend, url in {
         "postgresql": "postgresql+asyncpg://x@h/db",
         "mariadb": "mysql+aiomysql://x@h/db",
     }.items():
-        pooled = _engine_kwargs(config, make_url(url), is_async=True)["connect_args"]
-        one_off = _engine_kwargs(config, make_url(url), is_async=True, pooled=False)
+        pooled = engine_kwargs(config, make_url(url), is_async=True)["connect_args"]
+        one_off = engine_kwargs(config, make_url(url), is_async=True, pooled=False)
         if backend == "postgresql":
             assert pooled["command_timeout"] == 7
         assert "command_timeout" not in one_off["connect_args"]
-    sync_pg = _engine_kwargs(config, make_url("postgresql+psycopg://x@h/db"), is_async=False)
+    sync_pg = engine_kwargs(config, make_url("postgresql+psycopg://x@h/db"), is_async=False)
     assert sync_pg["connect_args"]["options"] == "-c statement_timeout=7000"
-    sync_my = _engine_kwargs(config, make_url("mysql+pymysql://x@h/db"), is_async=False)
+    sync_my = engine_kwargs(config, make_url("mysql+pymysql://x@h/db"), is_async=False)
     assert sync_my["connect_args"]["read_timeout"] == 7
     off = DatabaseConfig(url="postgresql://x@h/db", command_timeout=0)
-    kwargs = _engine_kwargs(off, make_url("postgresql+asyncpg://x@h/db"), is_async=True)
+    kwargs = engine_kwargs(off, make_url("postgresql+asyncpg://x@h/db"), is_async=True)
     assert "command_timeout" not in kwargs["connect_args"]
 
 

@@ -5,21 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, text
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 
 from transom import App, Depends, HTTPException, Settings
 from transom.db import (
     Database,
+    DatabaseConfig,
     DbSession,
     ManualSession,
     Session,
     SyncSession,
+    make_base,
     session_options,
     setup,
     to_dict,
 )
 
+from .conftest import Servers
 from .models import Author
 
 pytestmark = pytest.mark.anyio
@@ -255,3 +259,74 @@ async def test_lazy_begin_can_be_turned_off(database: Database) -> None:
     async with app.async_test_client() as client:
         first, second = (await client.get("/txids")).json()
         assert first == second  # one transaction from the first statement
+
+
+ThingBase = make_base(name="ThingBase")
+
+
+class Thing(ThingBase):  # type: ignore[misc,valid-type]
+    """A table that exists twice: ``public.thing`` and ``tenant_a.thing``, with other rows."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(20))
+
+
+_TENANT = {"schema_translate_map": {None: "tenant_a"}}
+
+
+@pytest.fixture
+async def tenant_url(servers: Servers) -> str:
+    """A fresh PostgreSQL database with ``thing`` in ``public`` and in ``tenant_a``."""
+    url = servers.url("postgresql", fresh=True)
+    database = Database(DatabaseConfig(url=url), metadata=ThingBase.metadata)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("CREATE SCHEMA tenant_a"))
+        for schema in ("public", "tenant_a"):
+            await conn.execute(
+                text(f"CREATE TABLE {schema}.thing (id integer PRIMARY KEY, owner varchar(20))")
+            )
+            await conn.execute(text(f"INSERT INTO {schema}.thing VALUES (1, '{schema}')"))
+    await database.dispose()
+    return url
+
+
+async def _both_ways(db: DbSession, **execution_options: Any) -> tuple[str, str]:
+    """``get`` and ``select`` of row 1, each in a session of its own (no identity-map hits)."""
+    got = await db.get(Thing, 1, execution_options=execution_options)
+    assert got is not None
+    by_get = got.owner
+    db.expunge_all()
+    stmt = select(Thing).where(Thing.id == 1).execution_options(**execution_options)
+    by_select = (await db.execute(stmt)).scalar_one().owner
+    return by_get, by_select
+
+
+async def test_get_reads_what_select_reads_under_each_execution_option(tenant_url: str) -> None:
+    """``schema_translate_map`` set on the engine, the connection or the call: one answer."""
+    plain = Database(DatabaseConfig(url=tenant_url), metadata=ThingBase.metadata)
+    tenant_engine = Database(
+        DatabaseConfig(url=tenant_url, engine_options={"execution_options": _TENANT}),
+        metadata=ThingBase.metadata,
+    )
+    try:
+        async with plain.session() as db:
+            assert await _both_ways(db) == ("public", "public")
+        async with plain.session() as db:
+            assert await _both_ways(db, **_TENANT) == ("tenant_a", "tenant_a")
+        async with plain.session() as db:
+            await db.connection(execution_options=_TENANT)
+            assert await _both_ways(db) == ("tenant_a", "tenant_a")
+        async with tenant_engine.session() as db:
+            assert await _both_ways(db) == ("tenant_a", "tenant_a")
+        async with tenant_engine.session() as db:  # the first read of a fresh session
+            got = await db.get(Thing, 1)
+            assert got is not None
+            assert got.owner == "tenant_a"
+        async with plain.session() as db:
+            await db.connection(execution_options=_TENANT)
+            got = await db.get(Thing, 1)
+            assert got is not None
+            assert got.owner == "tenant_a"
+    finally:
+        await plain.dispose()
+        await tenant_engine.dispose()

@@ -12,14 +12,9 @@ Example:
 from transom.db.config import DEFAULT_DATABASE_URL, DatabaseConfig
 from transom.db.engine import EXTENSION_KEY, Database, get_database, setup
 from transom.db.errors import DatabaseProblem, classify, to_http_exception
-from transom.db.models import NAMING_CONVENTION, Model, TimestampMixin, make_base, to_dict
-from transom.db.pagination import CursorPage, Page, paginate, paginate_cursor
-from transom.db.schemas import from_schema, schema_for, to_schema, update_from
-from transom.db.sessions import (
-    DbSession,
+from transom.db.lifecycle import (
     ManualSession,
     PrimarySession,
-    RoutingSession,
     Session,
     SessionOptions,
     SyncSession,
@@ -28,6 +23,10 @@ from transom.db.sessions import (
     session_dependency,
     session_options,
 )
+from transom.db.models import NAMING_CONVENTION, Model, TimestampMixin, make_base, to_dict
+from transom.db.pagination import CursorPage, Page, paginate, paginate_cursor
+from transom.db.schemas import from_schema, schema_for, to_schema, update_from
+from transom.db.sessions import DbSession, RoutingSession
 from transom.db.types import UTCDateTime
 
 __all__ = [

@@ -9,8 +9,16 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, QueuePool, StaticPool
 
-__all__ = ["DEFAULT_DATABASE_URL", "DatabaseConfig", "async_url", "sync_url"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DatabaseConfig",
+    "async_url",
+    "engine_kwargs",
+    "is_memory_sqlite",
+    "sync_url",
+]
 
 #: Used when nothing is configured: an SQLite file next to the project, zero setup.
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///db.sqlite3"
@@ -181,3 +189,69 @@ class DatabaseConfig(BaseSettings):
     def backend(self) -> str:
         """``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
         return self.async_url.get_backend_name()
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """True for an in-memory SQLite database (one connection, or each sees its own database)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def engine_kwargs(
+    config: DatabaseConfig, url: URL, *, is_async: bool, pooled: bool = True
+) -> dict[str, Any]:
+    """The keyword arguments for ``create_(async_)engine`` that ``config`` means for ``url``.
+
+    Args:
+        config: Pool, timeout and driver settings.
+        url: The database, with its driver (async or blocking).
+        is_async: For ``create_async_engine`` (else ``create_engine``).
+        pooled: False for a pool-less engine (one-off work such as migrations).
+    """
+    # Pinging on *every* checkout costs a round trip per request; the ping after idleness
+    # (transom.db.hooks) heals the pool after a restart just the same.
+    every_checkout = config.pool_pre_ping and config.pool_ping_idle <= 0
+    kwargs: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": every_checkout}
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if not pooled and not is_memory_sqlite(url):
+        kwargs["poolclass"] = NullPool
+    elif is_memory_sqlite(url):
+        # One shared connection, or every checkout would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+        connect_args["check_same_thread"] = False
+    else:
+        if backend == "sqlite":
+            # Named, not left to the dialect: SQLAlchemy before 2.0.38 gave aiosqlite file
+            # databases a NullPool, which refuses the pool settings below (and the pool
+            # should not depend on which SQLAlchemy is installed).
+            kwargs["poolclass"] = AsyncAdaptedQueuePool if is_async else QueuePool
+        kwargs.update(
+            pool_size=config.pool_size,
+            max_overflow=config.max_overflow,
+            pool_timeout=config.pool_timeout,
+            pool_recycle=config.pool_recycle,
+        )
+    # Requests get a statement timeout, so a frozen or overloaded server answers 503 instead
+    # of holding them; one-off work (migrations, pooled=False) may take as long as it needs.
+    command_timeout = config.command_timeout if pooled else 0
+    if backend == "postgresql":
+        if is_async:
+            connect_args["timeout"] = config.connect_timeout
+            if command_timeout:
+                # Client-side: also ends the wait on a server that stopped answering.
+                connect_args["command_timeout"] = command_timeout
+        else:
+            connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
+            if command_timeout and "options" not in url.query:
+                # libpq has no read timeout: the server cancels the statement itself.
+                connect_args["options"] = f"-c statement_timeout={round(command_timeout * 1000)}"
+    elif backend in {"mysql", "mariadb"}:
+        connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
+        if command_timeout and not is_async:
+            # PyMySQL's socket timeouts (aiomysql has none: see transom.db.hooks).
+            connect_args["read_timeout"] = connect_args["write_timeout"] = command_timeout
+    elif backend == "sqlite":
+        connect_args.setdefault("timeout", config.sqlite_busy_timeout)  # seconds
+    kwargs["connect_args"] = connect_args
+    kwargs.update(config.engine_options)
+    return kwargs

@@ -1,4 +1,9 @@
-"""Engines, connection pools and the per-app :class:`Database` object."""
+"""The per-app :class:`Database`: its engines, pools and session factories.
+
+What the settings mean for an engine is in :mod:`transom.db.config`, the per-backend hooks
+installed on each engine in :mod:`transom.db.hooks`, the session class in
+:mod:`transom.db.sessions` and the per-request session in :mod:`transom.db.lifecycle`.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,18 @@ import logging
 import random
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, event
 from sqlalchemy.engine import URL, Engine, create_engine
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
-from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.schema import MetaData
 
-from transom.db._listeners import transom_listener
-from transom.db._pool import TransomPool, mark_checked_in, needs_ping
-from transom.db.config import DatabaseConfig, async_url, sync_url
+from transom.db.config import DatabaseConfig, async_url, engine_kwargs, is_memory_sqlite, sync_url
+from transom.db.hooks import install_hooks
 
 if TYPE_CHECKING:
-    from transom.db._session_factory import SessionFactory
     from transom.db.sessions import DbSession
 
 __all__ = ["EXTENSION_KEY", "Database", "get_database", "setup"]
@@ -31,249 +31,6 @@ logger = logging.getLogger("transom.db")
 
 #: Where the per-app :class:`Database` lives: ``app.extensions[EXTENSION_KEY]``.
 EXTENSION_KEY = "transom.db"
-
-
-def _is_memory_sqlite(url: URL) -> bool:
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-
-
-def _engine_kwargs(
-    config: DatabaseConfig, url: URL, *, is_async: bool, pooled: bool = True
-) -> dict[str, Any]:
-    # Pinging on *every* checkout costs a round trip per request; the ping after idleness
-    # (see _install_idle_ping) heals the pool after a restart just the same.
-    every_checkout = config.pool_pre_ping and config.pool_ping_idle <= 0
-    kwargs: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": every_checkout}
-    backend = url.get_backend_name()
-    connect_args: dict[str, Any] = {}
-    if not pooled and not _is_memory_sqlite(url):
-        kwargs["poolclass"] = NullPool
-    elif _is_memory_sqlite(url):
-        # One shared connection, or every checkout would see its own empty database.
-        kwargs["poolclass"] = StaticPool
-        connect_args["check_same_thread"] = False
-    else:
-        if is_async and backend == "postgresql":
-            # SQLAlchemy's asyncio pool, plus the one-statement checkout the primary-key fast
-            # path uses (transom.db._pool).
-            kwargs["poolclass"] = TransomPool
-        kwargs.update(
-            pool_size=config.pool_size,
-            max_overflow=config.max_overflow,
-            pool_timeout=config.pool_timeout,
-            pool_recycle=config.pool_recycle,
-        )
-    # Requests get a statement timeout, so a frozen or overloaded server answers 503 instead
-    # of holding them; one-off work (migrations, pooled=False) may take as long as it needs.
-    command_timeout = config.command_timeout if pooled else 0
-    if backend == "postgresql":
-        if is_async:
-            connect_args["timeout"] = config.connect_timeout
-            if command_timeout:
-                # Client-side: also ends the wait on a server that stopped answering.
-                connect_args["command_timeout"] = command_timeout
-        else:
-            connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
-            if command_timeout and "options" not in url.query:
-                # libpq has no read timeout: the server cancels the statement itself.
-                connect_args["options"] = f"-c statement_timeout={round(command_timeout * 1000)}"
-    elif backend in {"mysql", "mariadb"}:
-        connect_args["connect_timeout"] = max(1, round(config.connect_timeout))
-        if command_timeout and not is_async:
-            # PyMySQL's socket timeouts (aiomysql has none: see _install_mysql_hooks).
-            connect_args["read_timeout"] = connect_args["write_timeout"] = command_timeout
-    elif backend == "sqlite":
-        connect_args.setdefault("timeout", config.sqlite_busy_timeout)  # seconds
-    kwargs["connect_args"] = connect_args
-    kwargs.update(config.engine_options)
-    return kwargs
-
-
-def _install_sqlite_hooks(engine: Engine, *, wal: bool, lazy: bool) -> None:
-    """Connection set-up, and when SQLite transactions begin (see :func:`_begin_immediate`)."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the sqlite3 module, decide when transactions start: otherwise
-        # SAVEPOINT and BEGIN handling is broken (documented pysqlite quirk).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite
-        if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-
-    if lazy:
-        # retval=True registers the function itself, as for PostgreSQL's lazy BEGIN.
-        event.listen(engine, "before_cursor_execute", _begin_immediate, retval=True)
-        return
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # The whole transaction takes the write lock: it never has to upgrade a read lock.
-        if not _autocommits(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _autocommits(connection: Any) -> bool:
-    # Asked per statement (a connection's options can change); for AUTOCOMMIT the caller
-    # wants each statement committed on its own: a BEGIN would leave it to the pool's rollback.
-    return bool(connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
-
-
-@transom_listener
-def _begin_immediate(
-    conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
-) -> tuple[str, Any]:
-    """SQLite's lazy BEGIN: ``BEGIN IMMEDIATE`` right before a transaction's first write.
-
-    A deferred transaction that has read cannot wait for the write lock: while another
-    connection writes, SQLite refuses its upgrade at once ("database is locked", the busy
-    timeout unused, as waiting could deadlock). So reads before the first write run on their
-    own (in WAL mode they never wait for a writer, and see what was committed when they run,
-    as under PostgreSQL's READ COMMITTED), and the first statement that is not a plain SELECT
-    first takes the write lock with ``BEGIN IMMEDIATE``, which does wait, up to the busy
-    timeout, for the writer ahead of it. SQLAlchemy's COMMIT or ROLLBACK ends it as usual.
-    """
-    if _is_plain_select(context) or _autocommits(conn):
-        return statement, parameters
-    pooled = conn.connection
-    if not pooled.driver_connection.in_transaction:  # sqlite3's (or aiosqlite's) own flag
-        cursor = pooled.dbapi_connection.cursor()
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-        finally:
-            cursor.close()
-    return statement, parameters
-
-
-def _install_mysql_hooks(engine: Engine, command_timeout: float) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # DATETIME has no zone: make NOW()/CURRENT_TIMESTAMP defaults UTC like the app's values.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SET time_zone = '+00:00'")
-        if command_timeout:
-            # aiomysql has no read timeout: the server at least ends a statement that runs
-            # too long (MariaDB: any statement, seconds; MySQL: SELECTs, milliseconds).
-            if engine.dialect.is_mariadb:  # type: ignore[attr-defined]
-                cursor.execute(f"SET SESSION max_statement_time = {float(command_timeout)}")
-            else:
-                cursor.execute(f"SET SESSION max_execution_time = {round(command_timeout * 1000)}")
-        cursor.close()
-
-
-def _install_idle_ping(engine: Engine, idle: float) -> None:
-    """Ping a pooled connection on checkout when it sat unused for more than ``idle`` seconds.
-
-    A connection that served a request a moment ago is alive as far as anyone can tell, so a
-    busy app pays nothing; one that waited in the pool (through a database restart, a
-    firewall's idle cut) is tested first, and a dead one is replaced before the request
-    sees it. A connection that dies mid-use still fails that request (503) and makes
-    SQLAlchemy discard the pool's older connections, as with a ping on every checkout.
-    """
-
-    @transom_listener
-    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
-        if record is not None:
-            mark_checked_in(record)
-
-    @transom_listener
-    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if not needs_ping(record, idle):
-            return
-        try:
-            alive = engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:
-            # The pool discards this connection and checks out (or opens) another.
-            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
-        if alive is False:
-            raise DisconnectionError("stale pooled connection")
-
-    event.listen(engine, "checkin", _checked_in)
-    event.listen(engine, "checkout", _checkout)
-    if isinstance(engine.pool, TransomPool):
-        engine.pool.ping_idle = idle  # its one-statement checkout pings the same way
-
-
-def _is_plain_select(context: Any) -> bool:
-    compiled = getattr(context, "compiled", None)
-    statement = getattr(compiled, "statement", None)
-    return isinstance(statement, Select) and statement._for_update_arg is None
-
-
-@transom_listener
-def _begin_before_writes(
-    conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
-) -> tuple[str, Any]:
-    dbapi_connection = conn.connection.dbapi_connection
-    if dbapi_connection.autocommit and not _is_plain_select(context):
-        dbapi_connection.autocommit = False  # BEGIN goes out before this statement
-    return statement, parameters
-
-
-# Marks an engine whose connections begin lazily (an attribute: read on every fast get).
-_LAZY = "_transom_lazy_begin"
-
-
-def begins_lazily(engine: Engine) -> bool:
-    """True when ``engine``'s connections send BEGIN only before their first write."""
-    return bool(engine.__dict__.get(_LAZY))
-
-
-def has_begun(dbapi_connection: Any) -> bool:
-    """True when SQLAlchemy's asyncpg adapter has sent BEGIN on this connection."""
-    return dbapi_connection._transaction is not None
-
-
-def _install_lazy_begin(engine: Engine) -> None:
-    """Begin PostgreSQL transactions at the first statement that is not a plain SELECT.
-
-    Under READ COMMITTED every statement sees what was committed when it started, inside a
-    transaction or not, so reads that come before any write lose nothing by running on their
-    own. A request that only reads then costs one statement instead of BEGIN, SELECT and
-    COMMIT; one that writes begins its transaction right before its first write (or
-    ``SELECT ... FOR UPDATE``, text SQL, DDL, a savepoint), and everything from there on
-    commits or rolls back together, as before.
-    """
-
-    @transom_listener
-    def _lazy(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        # The driver sends no BEGIN yet. (A borrowed connection skips this hook: it runs one
-        # statement on the driver's connection, in autocommit whatever this flag says.)
-        dbapi_connection.autocommit = True
-
-    event.listen(engine, "checkout", _lazy)
-    # retval=True registers the function itself (not a wrapper), so is_transom_listener
-    # can recognise it among an engine's listeners.
-    event.listen(engine, "before_cursor_execute", _begin_before_writes, retval=True)
-    setattr(engine, _LAZY, True)
-
-
-def _install_hooks(engine: Engine, config: DatabaseConfig, url: URL) -> None:
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        _install_sqlite_hooks(
-            engine, wal=config.sqlite_wal and not _is_memory_sqlite(url), lazy=config.lazy_begin
-        )
-    elif backend in {"mysql", "mariadb"}:
-        pooled = not isinstance(engine.pool, NullPool)
-        _install_mysql_hooks(engine, config.command_timeout if pooled else 0)
-    elif (
-        backend == "postgresql"
-        and url.get_driver_name() == "asyncpg"
-        and config.lazy_begin
-        and "isolation_level" not in config.engine_options  # a stricter level needs BEGIN first
-        and not isinstance(engine.pool, NullPool)
-    ):
-        _install_lazy_begin(engine)
-    # After lazy_begin's checkout hook, so an idle connection is pinged outside a transaction.
-    if (
-        config.pool_pre_ping
-        and config.pool_ping_idle > 0
-        and not isinstance(engine.pool, (NullPool, StaticPool))
-    ):
-        _install_idle_ping(engine, config.pool_ping_idle)
 
 
 def make_async_engine(
@@ -288,9 +45,9 @@ def make_async_engine(
     """
     target = async_url(url if url is not None else config.url)
     engine = create_async_engine(
-        target, **_engine_kwargs(config, target, is_async=True, pooled=pooled)
+        target, **engine_kwargs(config, target, is_async=True, pooled=pooled)
     )
-    _install_hooks(engine.sync_engine, config, target)
+    install_hooks(engine.sync_engine, config, target)
     return engine
 
 
@@ -336,8 +93,6 @@ class Database:
             expire_on_commit=False,
             info={"transom.db": self},
         )
-        # Built on the first session; False: call the sessionmaker instead.
-        self._session_factory: SessionFactory | Literal[False] | None = None
         self._sync_sessionmaker: sessionmaker[RoutingSession] | None = None
 
     @property
@@ -347,27 +102,18 @@ class Database:
 
     @property
     def sessionmaker(self) -> async_sessionmaker[DbSession]:
-        """The ``async_sessionmaker`` behind :meth:`session`.
-
-        Reading it means it may be reconfigured, so from then on :meth:`session` calls it
-        instead of copying the sessions it made before.
-        """
-        self._session_factory = False
+        """The ``async_sessionmaker`` behind :meth:`session` (reconfigure it with ``configure``)."""
         return self._sessionmaker
 
     def session(self, **info: Any) -> DbSession:
-        """Open a new async session; the caller closes it (``async with db.session() as s``)."""
-        factory = self._session_factory
-        if factory is None:
-            from transom.db._session_factory import SessionFactory
+        """Open a new async session; the caller closes it (``async with db.session() as s``).
 
-            built = SessionFactory(self._sessionmaker)
-            factory = self._session_factory = built if built.ok else False
-        if factory is False:
-            session = self._sessionmaker()
-            session.info.update(info)
-            return session
-        return factory(info)
+        Args:
+            **info: Added to the session's ``info`` dict.
+        """
+        session = self._sessionmaker()
+        session.info.update(info)
+        return session
 
     def pick_replica(self, *, sync: bool = False) -> Engine | None:
         """Choose the replica one session will read from, or ``None`` when there is none."""
@@ -398,13 +144,13 @@ class Database:
 
     def _make_sync_engine(self, url: str) -> Engine:
         target = sync_url(url)
-        if _is_memory_sqlite(target):
+        if is_memory_sqlite(target):
             raise RuntimeError(
                 "an in-memory SQLite database can't be shared between async and sync code; "
                 "use a file database for sync handlers"
             )
-        engine = create_engine(target, **_engine_kwargs(self.config, target, is_async=False))
-        _install_hooks(engine, self.config, target)
+        engine = create_engine(target, **engine_kwargs(self.config, target, is_async=False))
+        install_hooks(engine, self.config, target)
         return engine
 
     def sync_session(self, **info: Any) -> OrmSession:

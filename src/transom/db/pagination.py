@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, func, inspect, or_, select
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
 
+from transom.db._compat import order_by_clauses
 from transom.exceptions import HTTPException, RequestValidationError
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ def decode_cursor(cursor: str) -> list[Any]:
 def _sort_keys(stmt: Select[Any]) -> list[tuple[ColumnElement[Any], bool]]:
     """(column, descending) for each ORDER BY term, plus the primary key as a tie-breaker."""
     keys: list[tuple[ColumnElement[Any], bool]] = []
-    for clause in stmt._order_by_clauses:
+    for clause in order_by_clauses(stmt):
         descending = False
         element: Any = clause
         if isinstance(clause, UnaryExpression) and clause.modifier in (
