@@ -62,3 +62,10 @@ async def fails(tag: str) -> None:
 @task(name="t.tick", every=1.0)
 async def tick() -> None:
     await report("tick", "x")
+
+
+if os.environ.get("TRANSOM_TEST_DB_URL"):
+    # The worker relays the outbox of the app's database (rows a crashed process left).
+    from transom.db import DatabaseConfig, setup
+
+    setup(app, DatabaseConfig(url=os.environ["TRANSOM_TEST_DB_URL"]))

@@ -226,7 +226,7 @@ class Tasks(Battery):
 
     def setup(self, app: App) -> None:
 
-        app.on_startup(self.start)
+        app.on_startup(self._start_serving)
         app.on_shutdown(self.close)
         app.add_middleware(_RequestContext, tasks=self)
 
@@ -246,6 +246,14 @@ class Tasks(Battery):
     def activate(self) -> _Activation:
         """``with tasks.activate():`` enqueue through this battery (several apps, one process)."""
         return _Activation(self)
+
+    async def _start_serving(self) -> None:
+        # A broker that is down must not keep the app from serving its other pages: enqueue
+        # connects again (and raises BrokerUnavailable, a 503, while it is still down).
+        try:
+            await self.start()
+        except BrokerUnavailable as exc:
+            logger.warning("task broker unavailable at start-up (%s): tasks answer 503", exc)
 
     async def start(self) -> None:
         """Connect to the broker (the app does it at start-up; ``enqueue`` does it if needed)."""

@@ -248,6 +248,8 @@ class AmqpTransport:
             ],
             dead_letter_queue=Queue(name=f"{self.prefix}.dead", type=QueueType.CLASSIC),
             timeout=timeout,
+            # aio-pika's robust connection reconnects by itself; try every second, not five.
+            reconnect_interval=1,
         )
 
     async def start(self) -> None:
