@@ -446,10 +446,15 @@ class Tasks(Battery):
             started_at=started,
             attempts=envelope.attempt + 1,
         )
+        failure: Exception | None = None
         try:
             value = await self._call(task, envelope)
         except Exception as exc:
-            await self._failed(task, envelope, exc, extra)
+            failure = exc
+        if failure is not None:
+            # Outside the except block: a retry run inline (eager) must not chain its error
+            # to this one.
+            await self._failed(task, envelope, failure, extra)
             return
         self.stats.succeeded += 1
         logger.info(
