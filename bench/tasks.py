@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from transom.tasks import Tasks, TasksConfig, task  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 BROKERS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672/", "redis": REDIS_URL}
-WORKER_APP = '''
+WORKER_APP = """
 from transom import App
 from transom.tasks import Tasks, task
 
@@ -45,7 +44,7 @@ Tasks(app)
 @task(name="bench.noop")
 async def noop() -> None:
     return None
-'''
+"""
 
 
 @task(name="bench.noop")
@@ -112,13 +111,14 @@ async def run(broker: str, url: str, args: argparse.Namespace) -> dict[str, floa
                 "TRANSOM_TASKS_RESULT_URL": REDIS_URL,
                 "TRANSOM_TASKS_PREFETCH": str(args.concurrency),
             }
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "transom.cli", "--app", "bench_worker:app", "worker"]
-                + ["-c", str(args.concurrency)],
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "transom.cli", "--app", "bench_worker:app", "worker"),
+                *("-c", str(args.concurrency)),
                 cwd=folder,
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
             try:
                 await asyncio.sleep(3)  # the worker connects and declares its queue
@@ -141,7 +141,7 @@ async def run(broker: str, url: str, args: argparse.Namespace) -> dict[str, floa
                 elapsed = time.perf_counter() - start
             finally:
                 worker.terminate()
-                worker.wait(timeout=30)
+                await asyncio.wait_for(worker.wait(), 30)
         return {
             "plain_rps": plain,
             "enqueue_rps": with_enqueue,
