@@ -5,13 +5,14 @@
 # make bench-micro                in-process cost per request, no server (~1 min)
 # make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
+# make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -33,3 +34,7 @@ bench-admin: bench-deps
 bench-cache:
 	$(BENCH_PYTHON) -m pip install -q -e '.[redis]'
 	$(BENCH_PYTHON) bench/cache.py $(BENCH_ARGS)
+
+bench-tasks:
+	$(BENCH_PYTHON) -m pip install -q -e '.[tasks]'
+	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)

@@ -23,6 +23,7 @@ CORE_PAGES = [
     "forms.md",
     "batteries.md",
     "cache.md",
+    "tasks.md",
 ]
 
 

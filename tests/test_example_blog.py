@@ -10,6 +10,7 @@ import asyncio
 import importlib.util
 import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -82,12 +83,12 @@ def test_migrations_match_the_models(blog: ModuleType) -> None:
     # Other test modules add their tables to the shared Model.metadata: compare the example's.
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     for name, table in Model.metadata.tables.items():
-        if name == "post" or name.startswith(("transom_auth_", "transom_admin_")):
+        if name == "post" or name.startswith(("transom_auth_", "transom_admin_", "transom_tasks_")):
             table.to_metadata(metadata)
     config = get_database(blog.app).config
     database = Database(config, metadata=metadata)
     migrations = Migrations(database, EXAMPLE / "migrations")
-    assert {b.branch for b in migrations.batteries} == {"auth", "admin"}
+    assert {b.branch for b in migrations.batteries} == {"auth", "admin", "tasks"}
     assert migrations.check() == []
     asyncio.run(database.dispose())
 
@@ -217,6 +218,38 @@ def test_post_list_is_cached_and_a_new_post_invalidates_it(blog: ModuleType) -> 
         client.cookies.clear()  # an anonymous reader again
         assert client.get("/api/posts").json()["total"] == 2
         validate(client.get("/openapi.json").json())
+
+
+def test_publishing_a_post_notifies_after_the_commit(blog: ModuleType) -> None:
+    add_user(blog, "tess")
+    blog.NOTIFIED.clear()
+    with blog.app.test_client() as client:
+        log_in(client, "tess")
+        headers = csrf_header(client)
+        created = client.post("/api/posts", json={"slug": "news", "title": "News"}, headers=headers)
+        assert created.status_code == 201
+        taken = client.post("/api/posts", json={"slug": "news", "title": "Again"}, headers=headers)
+        assert taken.status_code == 409  # refused: nothing to notify
+        deadline = time.monotonic() + 10
+        while not blog.NOTIFIED and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert blog.NOTIFIED == ["news"]
+
+
+def test_the_daily_digest_is_scheduled_and_runs(blog: ModuleType) -> None:
+    from transom.tasks import Tasks, TasksConfig
+    from transom.tasks.schedule import next_tick
+
+    assert blog.daily_digest in list(blog.tasks.scheduled())
+    tick = next_tick(blog.daily_digest, 0.0)
+    assert tick == 6 * 3600  # 06:00 UTC on the first day of the epoch
+
+    async def run() -> int:
+        with Tasks(TasksConfig(eager=True)).activate():
+            result = await blog.daily_digest.enqueue()
+            return int(await result.wait(timeout=5))
+
+    assert asyncio.run(run()) == 0
 
 
 def test_admin_with_the_demo_superuser(blog: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

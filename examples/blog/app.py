@@ -8,6 +8,7 @@ password are printed when the app starts in debug mode). Every battery extends t
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ from transom.db import Model, Session, to_schema
 from transom.forms import Form, Widget, flash
 from transom.security import Security
 from transom.settings import Settings
+from transom.tasks import Tasks, task
 from transom.templating import TemplateResponse, Templates
 
 DEMO_ADMIN = ("admin", "transom-demo")
@@ -80,7 +82,32 @@ auth = app.install(Auth())
 admin = app.install(Admin())
 # In memory; TRANSOM_CACHE_URL=redis://... to share it between workers.
 cache = app.install(Cache())
+# Background tasks, in this process; TRANSOM_TASKS_BROKER_URL=amqp://... (or redis://) sends
+# them to `transom worker`, and `transom scheduler` runs the daily digest.
+tasks = app.install(Tasks())
 api = Router("/api", name="api", tags=["posts"])
+logger = logging.getLogger("blog")
+#: What the notification task "sent" (a real blog would e-mail its subscribers here).
+NOTIFIED: list[str] = []
+
+
+@task(retries=3, timeout=30)
+async def notify_subscribers(slug: str, title: str) -> None:
+    """Tell the subscribers about a new post (enqueued when the post's transaction commits)."""
+    NOTIFIED.append(slug)
+    logger.info("new post %r (%s): subscribers notified", title, slug)
+
+
+@task(cron="0 6 * * *", tz="UTC")
+async def daily_digest() -> int:
+    """Every morning at 06:00 UTC: count yesterday's posts for the digest."""
+    from transom.db import get_database
+
+    yesterday = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
+    async with get_database(app).session() as db:
+        count = await db.scalar(select(func.count()).where(Post.published == yesterday)) or 0
+    logger.info("daily digest: %d post(s) on %s", count, yesterday)
+    return count
 
 
 @admin.register(Post)
@@ -138,6 +165,7 @@ async def new_post(request: Request, db: Session, user: CurrentUser) -> Response
         form.add_error("slug", "A post with this slug exists.")
     if form.is_valid:
         post = await db.save(Post(**form.data.model_dump(), author=user))
+        await notify_subscribers.enqueue_on_commit(db, post.slug, post.title)
         await cache.delete_tags("posts")
         await flash(request, f"Published “{post.title}”.")
         return RedirectResponse(request.url_for("post", slug=post.slug), 303)
@@ -175,6 +203,7 @@ async def get_post(slug: str, db: Session) -> PostOut:
 async def create_post(data: PostIn, db: Session, user: CurrentUser) -> PostOut:
     """Publish a post (a unique slug: a taken one answers 409 naming the field)."""
     post = to_schema(await db.save(Post(**data.model_dump(), author=user)), PostOut)
+    await notify_subscribers.enqueue_on_commit(db, post.slug, post.title)  # if the commit happens
     await cache.delete_tags("posts")
     return post
 

@@ -1,0 +1,114 @@
+"""The broker going away: enqueue raises BrokerUnavailable, a handler answers 503 with
+Retry-After (logged), and across an outage every 2xx-acknowledged task runs exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from transom import App
+from transom.tasks import BrokerUnavailable, Tasks, TasksConfig
+
+from . import worker_app
+from .conftest import REDIS_URL, Spawn
+from .test_worker import reported, until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _services import TcpProxy
+
+pytestmark = pytest.mark.anyio
+
+
+def through(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+async def test_broker_down_is_a_clear_error_and_a_503(
+    broker: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = urlsplit(broker)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 0)
+    await proxy.start()
+    await proxy.cut()  # down before the app ever reached it
+    app = App()
+    config = TasksConfig(
+        broker_url=through(broker, proxy), prefix=prefix, result_url=REDIS_URL, connect_timeout=1
+    )
+    tasks = Tasks(app, config)
+
+    @app.post("/send")
+    async def send() -> dict[str, str]:
+        result = await worker_app.record.enqueue("x")
+        return {"id": result.id}
+
+    with tasks.activate(), pytest.raises(BrokerUnavailable, match="cannot reach the task broker"):
+        await worker_app.record.enqueue("direct")
+    caplog.set_level(logging.WARNING, "transom.tasks")
+    async with app.async_test_client() as client:
+        response = await client.post("/send")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert any("503 for POST /send" in r.getMessage() for r in caplog.records)
+    await tasks.close()
+
+
+async def test_every_acknowledged_enqueue_runs_once_across_an_outage(
+    broker: str, prefix: str, spawn: Spawn
+) -> None:
+    target = urlsplit(broker)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 0)
+    await proxy.start()
+    app = App()
+    config = TasksConfig(
+        broker_url=through(broker, proxy), prefix=prefix, result_url=REDIS_URL, connect_timeout=1
+    )
+    tasks = Tasks(app, config)
+
+    @app.post("/send/{n}")
+    async def send(n: int) -> dict[str, str]:
+        await worker_app.record.enqueue(f"n{n}")
+        return {"sent": f"n{n}"}
+
+    acknowledged: list[str] = []
+    statuses: Counter[int] = Counter()
+    async with app.async_test_client() as client:
+        deadline = time.monotonic() + 60
+        n = 0
+        while n < 60 or acknowledged[-1] != f"n{n - 1}":
+            if n == 20:
+                await proxy.cut()
+            if n == 35:
+                await proxy.restore()
+            response = await client.post(f"/send/{n}")
+            n += 1
+            statuses[response.status_code] += 1
+            if response.status_code == 200:
+                acknowledged.append(response.json()["sent"])
+            else:
+                assert response.status_code == 503
+                await asyncio.sleep(0.1)  # the client backs off, as Retry-After asks
+            assert time.monotonic() < deadline, statuses
+    assert statuses[503] > 0  # the outage was seen
+    assert acknowledged[:20] == [f"n{n}" for n in range(20)]
+    assert statuses[200] >= 40  # and the app recovered by itself
+    worker = spawn("worker", broker_url=broker)  # straight to the broker
+
+    async def all_done() -> bool:
+        return set(acknowledged) <= set(await reported(prefix, "done"))
+
+    await until(all_done, timeout=60)
+    done = Counter(await reported(prefix, "done"))
+    assert all(done[tag] == 1 for tag in acknowledged), done
+    worker.stop()
+    await tasks.close()

@@ -1,0 +1,124 @@
+"""Worker processes on the live RabbitMQ and Redis: run, results, retries and dead letters,
+SIGKILL mid-task, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from transom.tasks import Tasks, TasksConfig, TaskStatus
+
+from . import worker_app
+from .conftest import REDIS_URL, Spawn
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def tasks(broker: str, prefix: str) -> AsyncIterator[Tasks]:
+    made = Tasks(
+        TasksConfig(broker_url=broker, prefix=prefix, result_url=REDIS_URL, retry_backoff=0.2)
+    )
+    with made.activate():
+        yield made
+    await made.close()
+
+
+async def reported(prefix: str, kind: str) -> list[str]:
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return [str(v) for v in await client.lrange(f"{prefix}:report:{kind}", 0, -1)]
+    finally:
+        await client.aclose()
+
+
+async def until(check: object, timeout: float = 30) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not await check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def test_worker_runs_tasks_and_results_come_back(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    worker = spawn("worker", "-c", "4", broker_url=broker)
+    # Enqueued before the worker listens: durable queues keep them.
+    first = await worker_app.record.enqueue("a")
+    other = await worker_app.record_sync.enqueue("b")
+    worker.wait_for("listening")
+    assert await first.wait(timeout=30) == "A"
+    assert await other.wait(timeout=30) == "b"
+    later = await worker_app.record.using(delay=0.3).enqueue("later")
+    assert await later.wait(timeout=30) == "LATER"
+    assert sorted(await reported(prefix, "done")) == ["a", "later", "sync:b"]
+    assert f"task t.record {first.id} succeeded" in worker.output
+    assert worker.stop() == 0
+
+
+async def test_retries_then_dead_letter_then_rerun(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    worker = spawn("worker", broker_url=broker, TRANSOM_TASKS_RETRY_BACKOFF="0.2")
+    worker.wait_for("listening")
+    result = await worker_app.fails.enqueue("x")
+    with pytest.raises(Exception, match="FAILED: RuntimeError: failing x"):
+        await result.wait(timeout=30)
+    assert await reported(prefix, "attempt") == ["x", "x", "x"]  # 1 run + 2 retries
+    assert result.errors == ["RuntimeError: failing x"] * 3
+    dead = await tasks.dead_letters()
+    assert [d.envelope.id for d in dead] == [result.id]
+    assert await tasks.retry_dead(result.id)
+    await until(lambda: _count(prefix, "attempt", 6))
+    await until(lambda: _dead_count(tasks, 1))
+    assert await tasks.discard_dead(result.id)
+    assert await tasks.dead_letters() == []
+    worker.stop()
+
+
+async def _count(prefix: str, kind: str, n: int) -> bool:
+    return len(await reported(prefix, kind)) >= n
+
+
+async def _dead_count(tasks: Tasks, n: int) -> bool:
+    return len(await tasks.dead_letters()) == n
+
+
+async def test_a_worker_killed_mid_task_leaves_it_to_another(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    env = {"TRANSOM_TASKS_REDELIVER_AFTER": "2"}
+    first = spawn("worker", "-c", "1", broker_url=broker, **env)
+    first.wait_for("listening")
+    result = await worker_app.slow_record.enqueue("long", 1.5)
+    await until(lambda: _count(prefix, "started", 1))
+    os.kill(first.popen.pid, signal.SIGKILL)
+    first.popen.wait(timeout=10)
+    assert await reported(prefix, "done") == []
+    second = spawn("worker", "-c", "1", broker_url=broker, **env)
+    await result.wait(timeout=40)
+    started = await reported(prefix, "started")
+    assert len(started) == 2
+    assert started[1].endswith(f":{second.popen.pid}")
+    assert await reported(prefix, "done") == ["long"]
+    second.stop()
+
+
+async def test_sigterm_finishes_the_running_task(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    worker = spawn("worker", "-c", "1", broker_url=broker)
+    worker.wait_for("listening")
+    result = await worker_app.slow_record.enqueue("graceful", 1.0)
+    await until(lambda: _count(prefix, "started", 1))
+    worker.popen.send_signal(signal.SIGTERM)
+    assert worker.popen.wait(timeout=30) == 0
+    assert await reported(prefix, "done") == ["graceful"]
+    assert (await result.refresh()).status == TaskStatus.SUCCESSFUL
