@@ -6,10 +6,11 @@ import contextlib
 import gc
 import inspect
 import logging
+import pkgutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import _errors
 from ._concurrency import configure_thread_pool, run_sync
@@ -52,6 +53,12 @@ class App(Router):
     ``App()`` works with no configuration (settings come from ``TRANSOM_*`` environment
     variables); pass a :class:`~transom.settings.Settings` to configure it in code.
     """
+
+    #: What :meth:`test_client` and :meth:`async_test_client` make, as ``module:Class``
+    #: import strings resolved when called: the core has no dependency on the test client
+    #: (nor httpx) until a test asks for one, and a project can name its own subclass.
+    test_client_class: ClassVar[str] = "transom.testing:TestClient"
+    async_test_client_class: ClassVar[str] = "transom.testing:AsyncTestClient"
 
     def __init__(
         self,
@@ -199,6 +206,22 @@ class App(Router):
         :class:`~transom.exceptions.ImproperlyConfigured` for settings the app can't run with.
         """
         return self._build()
+
+    @property
+    def is_built(self) -> bool:
+        """Whether :meth:`build` has run (and :meth:`invalidate` not since)."""
+        return self._asgi is not None
+
+    def invalidate(self) -> None:
+        """Forget what :meth:`build` derived from the settings, so the next request (or
+        ``build()``) derives it again: call it after changing ``app.settings`` on an app that
+        may have been built (the test client does, when it allows its host name).
+
+        The route table stays: it follows route changes by itself.
+        """
+        self._asgi = None
+        # The hot path checks this flag before `_asgi`: it must not skip the rebuild.
+        self._direct_http = False
 
     def _build(self) -> ASGIApp:
         if self._asgi is None:
@@ -467,6 +490,11 @@ class App(Router):
             await _call_hook(func)
         self._started = True
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`startup` has run (and :meth:`shutdown` not since)."""
+        return self._started
+
     async def shutdown(self) -> None:
         """Run shutdown hooks (newest first), then leave the lifespan context."""
         if not self._started:
@@ -509,16 +537,16 @@ class App(Router):
 
     # -- conveniences ----------------------------------------------------------------------------
     def test_client(self, **kwargs: Any) -> TestClient:
-        """A synchronous httpx client that calls this app in-process (:mod:`transom.testing`)."""
-        from .testing import TestClient
-
-        return TestClient(self, **kwargs)
+        """A synchronous httpx client that calls this app in-process (:mod:`transom.testing`),
+        of the class :attr:`test_client_class` names."""
+        client: TestClient = pkgutil.resolve_name(self.test_client_class)(self, **kwargs)
+        return client
 
     def async_test_client(self, **kwargs: Any) -> AsyncTestClient:
-        """An ``httpx.AsyncClient`` that calls this app in-process."""
-        from .testing import AsyncTestClient
-
-        return AsyncTestClient(self, **kwargs)
+        """An ``httpx.AsyncClient`` that calls this app in-process (of the class
+        :attr:`async_test_client_class` names)."""
+        client: AsyncTestClient = pkgutil.resolve_name(self.async_test_client_class)(self, **kwargs)
+        return client
 
     def run(
         self,
@@ -529,10 +557,23 @@ class App(Router):
         workers: int = 1,
         server: str | None = None,
     ) -> None:
-        """Serve the app with a production ASGI server (granian by default)."""
-        from .cli import serve_app
+        """Serve the app with a production ASGI server (granian by default) until stopped.
 
-        serve_app(self, host=host, port=port, reload=reload, workers=workers, server=server)
+        Call it from the script that defines the app (``if __name__ == "__main__":
+        app.run()``): the server's workers import that script by name. ``reload`` defaults to
+        debug mode, ``server`` to ``settings.server``. See :mod:`transom.serving`.
+        """
+        from . import serving
+
+        self.build()  # fail fast on bad settings, before a server forks workers
+        serving.serve(
+            serving.location_of(self),
+            host=host,
+            port=port,
+            reload=self.settings.debug if reload is None else reload,
+            workers=workers,
+            server=server or self.settings.server,
+        )
 
     @property
     def all_routes(self) -> list[Route | Mount]:
