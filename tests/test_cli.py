@@ -192,8 +192,11 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def serving(
     command: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
-) -> Iterator[None]:
-    """Start a server process, wait (bounded) until it answers on 127.0.0.1, stop it after."""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait (bounded) until it answers on 127.0.0.1, stop it after.
+
+    Yields the process: its ``stdout`` (with stderr) can be read once the block has ended.
+    """
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -212,7 +215,7 @@ def serving(
                     output = process.stdout.read().decode() if process.stdout else ""
                     pytest.fail(f"server did not start within 30 s:\n{output}")
                 time.sleep(0.2)
-        yield
+        yield process
     finally:
         process.terminate()
         try:

@@ -48,3 +48,33 @@ def test_reload_serves_the_changed_code(tmp_path: Path, server: str) -> None:
             time.sleep(0.3)
         assert status == 200, f"the new route still answers {status} after the reload"
         assert httpx.get(f"{url}/new", timeout=2).text == "new route"
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_the_access_log_is_the_apps_on_both_servers(tmp_path: Path, server: str) -> None:
+    app = HELLO + textwrap.dedent(
+        """
+        from transom import serving
+
+        @app.on_startup
+        def banner():
+            print("address:", serving.server_url(), flush=True)
+        """
+    )
+    (tmp_path / "app.py").write_text(app)
+    port = _free_port()
+    command = [sys.executable, "-m", "transom.cli", "run", "--no-debug", "--port", str(port)]
+    command += ["--server", server]
+    with serving(command, tmp_path, port) as process:
+        for path in ("/items/1", "/items/2?secret=1", "/missing"):
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    access = [line for line in output.splitlines() if '"GET /' in line]
+    # Ours, once per request (the server's own access log is off), the same on both servers;
+    # the readiness probes of `serving` are the first lines.
+    assert access[-3].startswith('127.0.0.1 - "GET /items/1 HTTP/1.1" 200 8 '), output
+    assert access[-2].startswith('127.0.0.1 - "GET /items/2 HTTP/1.1" 200 8 '), output
+    assert access[-1].startswith('127.0.0.1 - "GET /missing HTTP/1.1" 404 '), output
+    assert all(line.startswith('127.0.0.1 - "GET /') for line in access), output
+    assert f"address: http://127.0.0.1:{port}" in output

@@ -18,6 +18,7 @@ from ._hosts import AllowedHosts
 from ._signature import Dependant, Invalid, SolveContext, compile_dependant
 from ._trie import Trie
 from ._types import ASGIApp, Receive, Scope, Send
+from .accesslog import AccessLog, install_default_handler
 from .batteries import Batteries, Battery
 from .datastructures import MutableHeaders, State
 from .exceptions import ClientDisconnect, HTTPException, RequestValidationError
@@ -247,8 +248,11 @@ class App(Router):
             asgi: ASGIApp = self._dispatch
             for middleware, options in self._middleware:
                 asgi = middleware(asgi, **options)
+            if settings.access_log:
+                # Outermost, so what a middleware answers (a CORS preflight...) is logged too.
+                asgi = AccessLog(asgi, settings.access_log_format)
             self._asgi = asgi
-            self._direct_http = not self._middleware
+            self._direct_http = not self._middleware and not settings.access_log
         return self._asgi
 
     def _static_folders(self) -> list[Path]:
@@ -517,6 +521,8 @@ class App(Router):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.settings.access_log:
+                    install_default_handler()  # a server runs us: the log needs somewhere to go
                 try:
                     await self.startup()
                 except Exception as exc:
