@@ -170,7 +170,7 @@ def run(
         raise click.UsageError("--reload works with a single worker")
     server = server or app.settings.server
     click.echo(
-        f"Serving {location.target} on http://{host}:{port} (server: "
+        f"Serving {location.target} on {serving.address(host, port)} (server: "
         f"{server}, debug: {app.settings.debug}, reload: {reload})"
     )
     serve(location, host=host, port=port, reload=reload, workers=workers, server=server)

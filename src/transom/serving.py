@@ -21,6 +21,7 @@ __all__ = [
     "SERVER_URL_ENV",
     "AppLocation",
     "AppNotFound",
+    "address",
     "locate_app",
     "location_of",
     "serve",
@@ -133,6 +134,11 @@ def location_of(app: App) -> AppLocation:
     return AppLocation(Path(main_file).stem, attr, False)
 
 
+def address(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def server_url() -> str | None:
     """The address the server started by :func:`serve` listens on (``http://127.0.0.1:8000``),
     in that server's processes; ``None`` elsewhere (the test client, another server)."""
@@ -165,8 +171,7 @@ def serve(
         raise ValueError(f"unknown server {server!r} (granian or uvicorn)")
     if reload and workers > 1:
         raise ValueError("reload works with a single worker")
-    display_host = f"[{host}]" if ":" in host else host
-    os.environ[SERVER_URL_ENV] = f"http://{display_host}:{port}"
+    os.environ[SERVER_URL_ENV] = address(host, port)
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from _services import require_service
-from transom.db.cli_errors import mask_url
+from transom.db.cli_errors import DRIVER_EXTRAS, mask_url
+from transom.db.config import async_url, sync_url
 
 # Short, and what to fix: no traceback, the variable named, the password never shown.
 MAX_LINES = 6
@@ -158,3 +161,24 @@ def test_mask_url() -> None:
     assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
     assert mask_url("postgresql://u:pw@h:bad-port/db") == "postgresql://u:***@h:bad-port/db"
     assert mask_url("postgres//u:pw@h/db") == "postgres//u:***@h/db"
+
+
+@pytest.mark.parametrize("url", ["postgresql://h/db", "postgres://h/db", "mysql://h/db"])
+def test_each_extra_installs_the_drivers_its_urls_need(url: str) -> None:
+    # `transom[postgres]` alone must serve the app (async driver) and run sync handlers,
+    # migrations and `transom shell` (blocking driver); the base install has no such driver.
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    base = {_dist(r) for r in project["project"]["dependencies"]}
+    extras = project["project"]["optional-dependencies"]
+    for driver in (async_url(url).drivername, sync_url(url).drivername):
+        module = driver.partition("+")[2]
+        extra = DRIVER_EXTRAS[module]
+        assert module in {_dist(r) for r in extras[extra]}, (driver, extra)
+        assert module in {_dist(r) for r in extras["dev"]}  # the suite tests every engine
+        assert module not in base
+    assert {"postgres", "mysql", "redis"} <= set(extras)
+    assert extras["all"] == ["transom[postgres,mysql,redis,auth]"]
+
+
+def _dist(requirement: str) -> str:
+    return re.split(r"[\[<>=;\s]", requirement, maxsplit=1)[0].lower()
