@@ -480,7 +480,7 @@ def test_importing_the_app_loads_neither_the_cli_nor_the_test_client() -> None:
     # The core is usable without click and httpx: app.py reaches the test client only
     # through `test_client_class`, and serving through transom.serving (no click).
     code = (
-        "import sys, transom\n"
+        "import sys, transom, transom.serving\n"
         "app = transom.App()\n"
         "loaded = [m for m in ('transom.cli', 'transom.testing', 'click', 'httpx') "
         "if m in sys.modules]\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -203,6 +204,9 @@ def serving(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env if env is not None else {**os.environ, "TRANSOM_SECRET_KEY": "cli-test"},
+        # Its own process group: the server's workers are stopped with it, and its output
+        # ends (no worker keeps the pipe open) once the group is gone.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -212,17 +216,28 @@ def serving(
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or process.poll() is not None:
+                    _stop(process)
                     output = process.stdout.read().decode() if process.stdout else ""
                     pytest.fail(f"server did not start within 30 s:\n{output}")
                 time.sleep(0.2)
         yield process
     finally:
-        process.terminate()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server and its workers: SIGTERM to its group, SIGKILL after 15 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
+        # The workers may outlive the server by a moment: they are in the group too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])

@@ -78,3 +78,61 @@ def test_the_access_log_is_the_apps_on_both_servers(tmp_path: Path, server: str)
     assert access[-1].startswith('127.0.0.1 - "GET /missing HTTP/1.1" 404 '), output
     assert all(line.startswith('127.0.0.1 - "GET /') for line in access), output
     assert f"address: http://127.0.0.1:{port}" in output
+
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    from sqlalchemy.orm import Mapped, mapped_column
+
+    from transom import App
+    from transom.db import Model
+
+
+    class Note(Model):  # a model: defining it twice in one process is an error
+        __tablename__ = "serving_note"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+
+    app = App()
+
+
+    @app.get("/")
+    def hello():
+        return "Hello, World!"
+    """
+)
+RUN_MAIN = textwrap.dedent(
+    """
+
+    if __name__ == "__main__":
+        app.run(port=int(sys.argv[1]), reload=sys.argv[2] == "reload", server=sys.argv[3])
+    """
+)
+
+
+@pytest.mark.parametrize("reload", ["reload", "no-reload"])
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_app_run_from_a_script_with_models(tmp_path: Path, server: str, reload: str) -> None:
+    # The server's workers imported the script again under its module name beside the
+    # running `__main__`, so every model was defined twice and no worker started.
+    script = tmp_path / "server.py"
+    script.write_text(RUN_SCRIPT + RUN_MAIN)
+    port = _free_port()
+    command = [sys.executable, str(script), str(port), reload, server]
+    with serving(command, tmp_path, port):
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(url, timeout=2).text == "Hello, World!"
+        if reload == "no-reload":
+            return
+        script.write_text(RUN_SCRIPT + NEW_ROUTE + RUN_MAIN)
+        deadline = time.monotonic() + 45
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            time.sleep(0.3)
+            try:
+                status = httpx.get(f"{url}/new", timeout=2).status_code
+            except httpx.TransportError:
+                status = None
+        assert status == 200

@@ -24,6 +24,7 @@ __all__ = [
     "address",
     "locate_app",
     "location_of",
+    "main_app",
     "serve",
     "server_url",
 ]
@@ -32,6 +33,8 @@ Server = Literal["granian", "uvicorn"]
 SERVERS: tuple[Server, ...] = ("granian", "uvicorn")
 #: Set by :func:`serve` for the server's processes: the address it listens on.
 SERVER_URL_ENV = "TRANSOM_SERVER_URL"
+#: Set by :func:`location_of`: the name of the app in the script that called ``app.run()``.
+MAIN_APP_ENV = "TRANSOM_MAIN_APP"
 
 _CANDIDATE_MODULES = ("app", "main")
 _CANDIDATE_ATTRS = ("app", "application")
@@ -119,19 +122,32 @@ def locate_app(spec: str | None = None) -> AppLocation:
 def location_of(app: App) -> AppLocation:
     """Where ``app`` lives when the running script (``__main__``) defines it: for ``app.run()``.
 
-    The script's folder goes on ``sys.path`` so the server's workers can import it by name.
+    The location is :func:`main_app`, which finds the app in the ``__main__`` of the process
+    that serves: the script itself when the server runs in this process or forks it, the
+    script run afresh (as multiprocessing does) in a spawned worker. Importing the script a
+    second time under its file name would run it twice in one process, and define its
+    models twice (an error).
     """
     main_module = sys.modules.get("__main__")
-    main_file = getattr(main_module, "__file__", None)
     attr = (
         next((n for n, v in vars(main_module).items() if v is app), None) if main_module else None
     )
-    if not main_file or attr is None:
+    if main_module is None or attr is None or not getattr(main_module, "__file__", None):
         raise AppNotFound("app.run() must be called from the script that defines the app")
-    directory = str(Path(main_file).resolve().parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    return AppLocation(Path(main_file).stem, attr, False)
+    os.environ[MAIN_APP_ENV] = attr  # read by main_app() in the server's processes
+    return AppLocation(__name__, "main_app", True)
+
+
+def main_app() -> App:
+    """The app named by ``$TRANSOM_MAIN_APP`` in this process's ``__main__`` (see
+    :func:`location_of`); servers call it in their worker processes."""
+    from .app import App
+
+    attr = os.environ.get(MAIN_APP_ENV, "")
+    app = getattr(sys.modules.get("__main__"), attr, None) if attr else None
+    if not isinstance(app, App):
+        raise AppNotFound(f"no transom.App named {attr!r} in the __main__ module")
+    return app
 
 
 def address(host: str, port: int) -> str:
