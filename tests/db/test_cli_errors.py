@@ -182,3 +182,34 @@ def test_each_extra_installs_the_drivers_its_urls_need(url: str) -> None:
 
 def _dist(requirement: str) -> str:
     return re.split(r"[\[<>=;\s]", requirement, maxsplit=1)[0].lower()
+
+
+@pytest.mark.parametrize(("driver", "engine"), [("asyncpg", "engine"), ("psycopg", "sync_engine")])
+def test_an_engine_without_its_driver_names_the_extra(
+    tmp_path: Path, driver: str, engine: str
+) -> None:
+    # Not only on the command line: a served app's error log says the same.
+    hide = tmp_path / "hide"
+    (hide / driver).mkdir(parents=True)
+    (hide / driver / "__init__.py").write_text(
+        f"raise ModuleNotFoundError(\"No module named '{driver}'\", name={driver!r})\n"
+    )
+    code = (
+        "from transom.db import Database, DatabaseConfig\n"
+        "from transom.exceptions import ImproperlyConfigured\n"
+        "try:\n"
+        f"    Database(DatabaseConfig()).{engine}\n"
+        "except ImproperlyConfigured as exc:\n"
+        "    print(exc)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "TRANSOM_DATABASE_URL"}
+    environ["DATABASE_URL"] = "postgresql://app:secret@127.0.0.1/app"
+    environ["PYTHONPATH"] = str(hide)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"needs the {driver} driver, which is not installed" in result.stdout
+    assert "pip install 'transom[postgres]'" in result.stdout
+    assert "DATABASE_URL (postgresql+" in result.stdout
+    assert "secret" not in result.stdout

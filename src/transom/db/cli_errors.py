@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
-__all__ = ["DRIVER_EXTRAS", "explain", "mask_url", "missing_driver_message"]
+from transom.exceptions import ImproperlyConfigured
+
+__all__ = ["DRIVER_EXTRAS", "driver_required", "explain", "mask_url", "missing_driver_message"]
 
 #: The extra of ``transom`` that installs each database driver.
 DRIVER_EXTRAS: dict[str, str] = {
@@ -104,6 +107,20 @@ def missing_driver_message(exc: ImportError, url: str | None = None) -> str | No
         f"The database URL in {_variable()}{where} needs the {exc.name} driver, which is not "
         f"installed. Install Transom with the {extra} extra: pip install 'transom[{extra}]'."
     )
+
+
+@contextmanager
+def driver_required(url: str | URL) -> Iterator[None]:
+    """Around creating an engine: a driver that isn't installed raises
+    :class:`~transom.exceptions.ImproperlyConfigured` naming the extra that installs it."""
+    try:
+        yield
+    except ImportError as exc:
+        shown = url.render_as_string(hide_password=True) if isinstance(url, URL) else url
+        message = missing_driver_message(exc, shown)
+        if message is None:
+            raise
+        raise ImproperlyConfigured(message) from exc
 
 
 def explain(exc: BaseException, ctx: Any = None) -> str | None:

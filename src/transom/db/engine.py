@@ -19,6 +19,7 @@ from sqlalchemy.sql.schema import MetaData
 
 from transom.db._listeners import transom_listener
 from transom.db._pool import TransomPool, mark_checked_in, needs_ping
+from transom.db.cli_errors import driver_required
 from transom.db.config import DatabaseConfig, async_url, sync_url
 
 if TYPE_CHECKING:
@@ -287,9 +288,10 @@ def make_async_engine(
         pooled: False for a pool-less engine (one-off work such as migrations).
     """
     target = async_url(url if url is not None else config.url)
-    engine = create_async_engine(
-        target, **_engine_kwargs(config, target, is_async=True, pooled=pooled)
-    )
+    with driver_required(target):
+        engine = create_async_engine(
+            target, **_engine_kwargs(config, target, is_async=True, pooled=pooled)
+        )
     _install_hooks(engine.sync_engine, config, target)
     return engine
 
@@ -403,7 +405,8 @@ class Database:
                 "an in-memory SQLite database can't be shared between async and sync code; "
                 "use a file database for sync handlers"
             )
-        engine = create_engine(target, **_engine_kwargs(self.config, target, is_async=False))
+        with driver_required(target):
+            engine = create_engine(target, **_engine_kwargs(self.config, target, is_async=False))
         _install_hooks(engine, self.config, target)
         return engine
 
