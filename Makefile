@@ -18,10 +18,13 @@ install: $(STAMP)
 
 # The example blog: apply its migrations (SQLite file examples/blog/db.sqlite3), then serve it
 # in debug mode, which creates the demo superuser and prints its credentials.
+# `make demo PORT=8080` (and HOST=) serves elsewhere.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 demo: install
 	cd examples/blog && ../../$(BIN)/transom db migrate
 	cd examples/blog && TRANSOM_DEBUG=1 TRANSOM_SECRET_KEY=$${TRANSOM_SECRET_KEY:-demo-only-not-secret} \
-	  ../../$(BIN)/transom run --host 127.0.0.1 --port 8000
+	  ../../$(BIN)/transom run --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/ruff check .

@@ -35,6 +35,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 os.environ.setdefault("TRANSOM_SECRET_KEY", "bench")
+os.environ.setdefault("TRANSOM_ACCESS_LOG", "0")  # as the other frameworks: no access log
 
 from bench.run import ENDPOINTS_BY_NAME, FRAMEWORKS, Endpoint, check_answer  # noqa: E402
 

@@ -301,6 +301,8 @@ def server_env() -> dict[str, str]:
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["TRANSOM_SECRET_KEY"] = "bench"
+    # Every server here runs without its access log; Transom writes its own unless told not to.
+    env["TRANSOM_ACCESS_LOG"] = "0"
     env.pop("TRANSOM_DEBUG", None)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return env

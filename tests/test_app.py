@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import transom
 from transom import App, HTMLResponse, HTTPException, JSONResponse, Request, Response
 from transom._types import ASGIApp, Message, Receive, Scope, Send
 from transom.exceptions import ImproperlyConfigured
 from transom.settings import Settings
+from transom.testing import TestClient
 
 
 def make_app(**settings: Any) -> App:
@@ -468,3 +474,81 @@ def test_content_length_with_transfer_encoding_gets_400_and_closes() -> None:
         assert "both Content-Length and Transfer-Encoding" in response.json()["detail"]
         assert client.post("/echo", content=b"ok").status_code == 204
     assert calls == [b"ok"]
+
+
+def test_importing_the_app_loads_neither_the_cli_nor_the_test_client() -> None:
+    # The core is usable without click and httpx: app.py reaches the test client only
+    # through `test_client_class`, and serving through transom.serving (no click).
+    code = (
+        "import sys, transom, transom.serving\n"
+        "app = transom.App()\n"
+        "loaded = [m for m in ('transom.cli', 'transom.testing', 'click', 'httpx') "
+        "if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+    # Nor does it import them anywhere (a method's import would do so when called); the
+    # type checker alone sees the test client's classes.
+    tree = ast.parse((Path(transom.__file__).parent / "app.py").read_text())
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in ast.walk(block)
+    }
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and id(node) not in type_only
+    }
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert not {"cli", "testing", "transom.cli", "transom.testing"} & imported
+
+
+class _CustomClient(TestClient):
+    pass
+
+
+def test_test_client_class_names_the_client_the_app_makes() -> None:
+    class CustomApp(App):
+        test_client_class = f"{__name__}:_CustomClient"
+
+    app = CustomApp()
+    app.get("/")(lambda: "hi")
+    with app.test_client() as client:
+        assert isinstance(client, _CustomClient)
+        assert client.get("/").text == "hi"
+
+
+def test_invalidate_makes_the_next_request_read_the_settings_again() -> None:
+    app = make_app(max_body_size=10)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> bytes:
+        return await request.body()
+
+    with app.test_client() as client:
+        assert client.post("/echo", content=b"x" * 20).status_code == 413
+        assert app.is_built
+        app.settings.max_body_size = 100
+        assert client.post("/echo", content=b"x" * 20).status_code == 413  # built: unchanged
+        app.invalidate()
+        assert not app.is_built
+        assert client.post("/echo", content=b"x" * 20).content == b"x" * 20
+        assert app.is_built
+
+
+def test_started_follows_startup_and_shutdown() -> None:
+    app = App()
+    assert not app.started
+    with app.test_client():
+        assert app.started
+    assert not app.started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -117,6 +118,64 @@ def test_run_refuses_to_start_without_a_secret_key_when_something_signs(project:
     assert "Traceback" not in result.stderr
 
 
+def _transom(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "TRANSOM_DEBUG"}
+    return subprocess.run(
+        [sys.executable, "-m", "transom.cli", *args],
+        cwd=cwd,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_unknown_command_is_one_paragraph_naming_the_commands(project: Path) -> None:
+    result = _transom(["nope"], project)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 4
+    assert "No such command 'nope'. The commands are: " in result.stderr
+    assert "collectstatic, createsuperuser, db, routes, run" in result.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_traceback_shows_where(project: Path) -> None:
+    (project / "app.py").write_text("raise RuntimeError('the config file is\\n  missing')\n")
+    result = _transom(["routes"], project)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: RuntimeError: the config file is missing "
+        "(run with --traceback to see where it happened)\n"
+    )
+    for shown in (
+        _transom(["--traceback", "routes"], project),
+        _transom(["routes"], project, TRANSOM_DEBUG="1"),
+    ):
+        assert shown.returncode == 1
+        assert "Traceback (most recent call last)" in shown.stderr
+        assert 'app.py", line 1' in shown.stderr
+        assert shown.stderr.strip().splitlines()[-1].startswith("Error: RuntimeError:")
+
+
+def test_improperly_configured_is_its_message_alone(project: Path) -> None:
+    (project / "app.py").write_text(
+        HELLO + "\nfrom transom.security import Security\nSecurity(app)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRANSOM_SECRET_KEY"}
+    env.pop("TRANSOM_DEBUG", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "transom.cli", "run", "--no-debug"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--traceback" not in result.stderr  # the message says what to do
+
+
 def test_run_serves_a_hello_world_without_a_secret_key(project: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "TRANSOM_SECRET_KEY"}
@@ -134,14 +193,20 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def serving(
     command: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
-) -> Iterator[None]:
-    """Start a server process, wait (bounded) until it answers on 127.0.0.1, stop it after."""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait (bounded) until it answers on 127.0.0.1, stop it after.
+
+    Yields the process: its ``stdout`` (with stderr) can be read once the block has ended.
+    """
     process = subprocess.Popen(
         command,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env if env is not None else {**os.environ, "TRANSOM_SECRET_KEY": "cli-test"},
+        # Its own process group: the server's workers are stopped with it, and its output
+        # ends (no worker keeps the pipe open) once the group is gone.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -151,17 +216,28 @@ def serving(
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or process.poll() is not None:
+                    _stop(process)
                     output = process.stdout.read().decode() if process.stdout else ""
                     pytest.fail(f"server did not start within 30 s:\n{output}")
                 time.sleep(0.2)
-        yield
+        yield process
     finally:
-        process.terminate()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server and its workers: SIGTERM to its group, SIGKILL after 15 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
+        # The workers may outlive the server by a moment: they are in the group too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])

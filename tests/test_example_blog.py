@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import MetaData
 
+from test_cli import _free_port, serving
 from transom.db import NAMING_CONVENTION, Database, DatabaseConfig, Model, get_database, setup
 from transom.db.migrations import Migrations
 from transom.testing import TestClient
@@ -269,3 +273,28 @@ def test_admin_with_the_demo_superuser(blog: ModuleType, monkeypatch: pytest.Mon
         assert client.get("/admin/auth/user").status_code == 200
         assert client.get("/dashboard").status_code == 200
         assert "Open the admin" in client.get("/dashboard").text
+
+
+def test_make_demo_takes_port_and_the_banner_shows_the_real_address(tmp_path: Path) -> None:
+    root = EXAMPLE.parents[1]
+    dry = subprocess.run(
+        ["make", "-n", "demo", "PORT=8123"], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert "transom run --host 127.0.0.1 --port 8123" in dry.stdout, dry.stdout + dry.stderr
+    # What `make demo` runs, on a copy of the example and a free port.
+    copy = tmp_path / "blog"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("db.sqlite3*", "__pycache__"))
+    env = {**os.environ, "TRANSOM_DEBUG": "1"}
+    env.pop("DATABASE_URL", None)
+    env.pop("TRANSOM_DATABASE_URL", None)
+    transom = [sys.executable, "-m", "transom.cli"]
+    migrate = subprocess.run(
+        [*transom, "db", "migrate"], cwd=copy, env=env, capture_output=True, timeout=180
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    port = _free_port()
+    with serving([*transom, "run", "--no-reload", "--port", str(port)], copy, port, env) as server:
+        pass
+    assert server.stdout is not None
+    output = server.stdout.read().decode()
+    assert f"Admin: http://127.0.0.1:{port}/admin  user 'admin'" in output, output

@@ -66,6 +66,7 @@ def env() -> dict[str, str]:
     variables["DJANGO_SETTINGS_MODULE"] = "djangosite.settings"
     variables["BENCH_ADMIN_DATABASE_URL"] = DATABASE_URL
     variables["BENCH_ADMIN_ENGINE"] = ENGINE
+    variables["TRANSOM_ACCESS_LOG"] = "0"  # Django's side writes no access log either
     return variables
 
 

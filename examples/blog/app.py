@@ -15,7 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ForeignKey, Select, String, Text, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from transom import App, HTTPException, Query, RedirectResponse, Request, Response, Router, render
+from transom import (
+    App,
+    HTTPException,
+    Query,
+    RedirectResponse,
+    Request,
+    Response,
+    Router,
+    render,
+    serving,
+)
 from transom.admin import Admin, ModelAdmin
 from transom.auth import Auth, CurrentUser, User
 from transom.cache import Cache, cached
@@ -125,7 +135,9 @@ async def demo_superuser() -> None:
     username, password = DEMO_ADMIN
     created = await admin.ensure_superuser(username, password)
     state = "created" if created else "exists"
-    print(f"Admin: http://127.0.0.1:8000/admin  user {username!r} password {password!r} ({state})")
+    # The address `transom run` serves on (`make demo PORT=8080`); the default when run otherwise.
+    address = serving.server_url() or "http://127.0.0.1:8000"
+    print(f"Admin: {address}/admin  user {username!r} password {password!r} ({state})")
 
 
 class PostForm(Form):

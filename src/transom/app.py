@@ -6,10 +6,11 @@ import contextlib
 import gc
 import inspect
 import logging
+import pkgutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import _errors
 from ._concurrency import configure_thread_pool, run_sync
@@ -17,6 +18,7 @@ from ._hosts import AllowedHosts
 from ._signature import Dependant, Invalid, SolveContext, compile_dependant
 from ._trie import Trie
 from ._types import ASGIApp, Receive, Scope, Send
+from .accesslog import AccessLog, install_default_handler
 from .batteries import Batteries, Battery
 from .datastructures import MutableHeaders, State
 from .exceptions import ClientDisconnect, HTTPException, RequestValidationError
@@ -52,6 +54,12 @@ class App(Router):
     ``App()`` works with no configuration (settings come from ``TRANSOM_*`` environment
     variables); pass a :class:`~transom.settings.Settings` to configure it in code.
     """
+
+    #: What :meth:`test_client` and :meth:`async_test_client` make, as ``module:Class``
+    #: import strings resolved when called: the core has no dependency on the test client
+    #: (nor httpx) until a test asks for one, and a project can name its own subclass.
+    test_client_class: ClassVar[str] = "transom.testing:TestClient"
+    async_test_client_class: ClassVar[str] = "transom.testing:AsyncTestClient"
 
     def __init__(
         self,
@@ -200,6 +208,22 @@ class App(Router):
         """
         return self._build()
 
+    @property
+    def is_built(self) -> bool:
+        """Whether :meth:`build` has run (and :meth:`invalidate` not since)."""
+        return self._asgi is not None
+
+    def invalidate(self) -> None:
+        """Forget what :meth:`build` derived from the settings, so the next request (or
+        ``build()``) derives it again: call it after changing ``app.settings`` on an app that
+        may have been built (the test client does, when it allows its host name).
+
+        The route table stays: it follows route changes by itself.
+        """
+        self._asgi = None
+        # The hot path checks this flag before `_asgi`: it must not skip the rebuild.
+        self._direct_http = False
+
     def _build(self) -> ASGIApp:
         if self._asgi is None:
             self.batteries.install_requirements()
@@ -224,8 +248,11 @@ class App(Router):
             asgi: ASGIApp = self._dispatch
             for middleware, options in self._middleware:
                 asgi = middleware(asgi, **options)
+            if settings.access_log:
+                # Outermost, so what a middleware answers (a CORS preflight...) is logged too.
+                asgi = AccessLog(asgi, settings.access_log_format)
             self._asgi = asgi
-            self._direct_http = not self._middleware
+            self._direct_http = not self._middleware and not settings.access_log
         return self._asgi
 
     def _static_folders(self) -> list[Path]:
@@ -467,6 +494,11 @@ class App(Router):
             await _call_hook(func)
         self._started = True
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`startup` has run (and :meth:`shutdown` not since)."""
+        return self._started
+
     async def shutdown(self) -> None:
         """Run shutdown hooks (newest first), then leave the lifespan context."""
         if not self._started:
@@ -489,6 +521,8 @@ class App(Router):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.settings.access_log:
+                    install_default_handler()  # a server runs us: the log needs somewhere to go
                 try:
                     await self.startup()
                 except Exception as exc:
@@ -509,16 +543,16 @@ class App(Router):
 
     # -- conveniences ----------------------------------------------------------------------------
     def test_client(self, **kwargs: Any) -> TestClient:
-        """A synchronous httpx client that calls this app in-process (:mod:`transom.testing`)."""
-        from .testing import TestClient
-
-        return TestClient(self, **kwargs)
+        """A synchronous httpx client that calls this app in-process (:mod:`transom.testing`),
+        of the class :attr:`test_client_class` names."""
+        client: TestClient = pkgutil.resolve_name(self.test_client_class)(self, **kwargs)
+        return client
 
     def async_test_client(self, **kwargs: Any) -> AsyncTestClient:
-        """An ``httpx.AsyncClient`` that calls this app in-process."""
-        from .testing import AsyncTestClient
-
-        return AsyncTestClient(self, **kwargs)
+        """An ``httpx.AsyncClient`` that calls this app in-process (of the class
+        :attr:`async_test_client_class` names)."""
+        client: AsyncTestClient = pkgutil.resolve_name(self.async_test_client_class)(self, **kwargs)
+        return client
 
     def run(
         self,
@@ -529,10 +563,23 @@ class App(Router):
         workers: int = 1,
         server: str | None = None,
     ) -> None:
-        """Serve the app with a production ASGI server (granian by default)."""
-        from .cli import serve_app
+        """Serve the app with a production ASGI server (granian by default) until stopped.
 
-        serve_app(self, host=host, port=port, reload=reload, workers=workers, server=server)
+        Call it from the script that defines the app (``if __name__ == "__main__":
+        app.run()``): the server's workers import that script by name. ``reload`` defaults to
+        debug mode, ``server`` to ``settings.server``. See :mod:`transom.serving`.
+        """
+        from . import serving
+
+        self.build()  # fail fast on bad settings, before a server forks workers
+        serving.serve(
+            serving.location_of(self),
+            host=host,
+            port=port,
+            reload=self.settings.debug if reload is None else reload,
+            workers=workers,
+            server=server or self.settings.server,
+        )
 
     @property
     def all_routes(self) -> list[Route | Mount]:

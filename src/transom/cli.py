@@ -6,91 +6,28 @@ group per entry), so the core never imports them.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
-import sys
-from pathlib import Path
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import serving
+from .serving import AppLocation, AppNotFound, serve
+
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["AppLocation", "load_app", "locate_app", "main", "serve", "serve_app"]
-
-_CANDIDATE_MODULES = ("app", "main")
-_CANDIDATE_ATTRS = ("app", "application")
-_FACTORIES = ("create_app", "make_app")
-
-
-class AppLocation:
-    """Where the app lives: an import string a server can load in its worker processes."""
-
-    def __init__(self, module: str, attr: str, factory: bool) -> None:
-        self.module = module
-        self.attr = attr
-        self.factory = factory
-
-    @property
-    def target(self) -> str:
-        return f"{self.module}:{self.attr}"
-
-    def load(self) -> App:
-        from .app import App
-
-        module = importlib.import_module(self.module)
-        obj = getattr(module, self.attr)
-        if self.factory:
-            obj = obj()
-        if not isinstance(obj, App):
-            raise click.UsageError(f"{self.target} is a {type(obj).__name__}, not a transom.App")
-        return obj
+__all__ = ["AppLocation", "load_app", "locate_app", "main", "serve"]
 
 
 def locate_app(spec: str | None = None) -> AppLocation:
-    """Find the app from ``module:attr``, ``$TRANSOM_APP``, or ``app.py``/``main.py`` in the cwd."""
-    from .app import App
-
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    spec = spec or os.environ.get("TRANSOM_APP")
-    if spec:
-        module_name, _, attr = spec.partition(":")
-    else:
-        module_name = next((m for m in _CANDIDATE_MODULES if Path(f"{m}.py").exists()), "")
-        attr = ""
-        if not module_name:
-            raise click.UsageError(
-                "Could not find an app: no app.py or main.py here. Pass one as "
-                "'module:attribute' (transom --app pkg.module:app run) or set TRANSOM_APP."
-            )
-    if module_name.endswith(".py"):
-        module_name = module_name[:-3].replace("/", ".")
+    """:func:`transom.serving.locate_app`, with its errors as click usage errors."""
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise click.UsageError(f"Could not import {module_name!r}: {exc}") from None
-    if attr:
-        name = attr.removesuffix("()")
-        if not hasattr(module, name):
-            raise click.UsageError(f"Module {module_name!r} has no attribute {name!r}")
-        factory = attr.endswith("()") or not isinstance(getattr(module, name), App)
-        return AppLocation(module_name, name, factory)
-    for name in _CANDIDATE_ATTRS:
-        if isinstance(getattr(module, name, None), App):
-            return AppLocation(module_name, name, False)
-    apps = [n for n, v in vars(module).items() if isinstance(v, App)]
-    if len(apps) == 1:
-        return AppLocation(module_name, apps[0], False)
-    for name in _FACTORIES:
-        if callable(getattr(module, name, None)):
-            return AppLocation(module_name, name, True)
-    raise click.UsageError(f"Found no transom.App in module {module_name!r}")
+        return serving.locate_app(spec)
+    except AppNotFound as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def load_app(ctx: click.Context) -> App:
@@ -98,87 +35,17 @@ def load_app(ctx: click.Context) -> App:
     root = ctx.find_root()
     cached: App | None = root.meta.get("transom.app")
     if cached is None:
-        cached = root.meta["transom.app"] = locate_app(root.params.get("app")).load()
+        location = locate_app(root.params.get("app"))
+        try:
+            cached = root.meta["transom.app"] = location.load()
+        except AppNotFound as exc:
+            raise click.UsageError(str(exc)) from None
     return cached
 
 
-def serve(
-    location: AppLocation,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    reload: bool = False,
-    workers: int = 1,
-    server: str = "granian",
-) -> None:
-    """Run ``location`` with a production ASGI server."""
-    if server == "granian":
-        from granian import Granian
-        from granian.constants import Interfaces
-        from watchfiles import PythonFilter
-
-        Granian(
-            location.target,
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            reload=reload,
-            # Restart on Python changes only, as uvicorn does: templates and static files are
-            # re-read on their own, and a SQLite file (with its -wal/-shm companions) written
-            # by the app beside its code must not restart it in a loop.
-            reload_filter=PythonFilter,
-            factory=location.factory,
-            log_access=reload,
-        ).serve()
-    elif server == "uvicorn":
-        import uvicorn
-
-        uvicorn.run(
-            location.target,
-            host=host,
-            port=port,
-            reload=reload,
-            workers=None if reload else workers,
-            factory=location.factory,
-        )
-    else:
-        raise click.UsageError(f"unknown server {server!r} (granian or uvicorn)")
-
-
-def serve_app(
-    app: App,
-    *,
-    host: str,
-    port: int,
-    reload: bool | None,
-    workers: int,
-    server: str | None,
-) -> None:
-    """``app.run()``: find the app's import string in ``__main__`` so workers can import it."""
-    main_module = sys.modules.get("__main__")
-    main_file = getattr(main_module, "__file__", None)
-    attr = (
-        next((n for n, v in vars(main_module).items() if v is app), None) if main_module else None
-    )
-    if not main_file or attr is None:
-        raise RuntimeError("app.run() must be called from the script that defines the app")
-    directory = str(Path(main_file).resolve().parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    location = AppLocation(Path(main_file).stem, attr, False)
-    serve(
-        location,
-        host=host,
-        port=port,
-        reload=app.settings.debug if reload is None else reload,
-        workers=workers,
-        server=server or app.settings.server,
-    )
-
-
 class _Group(click.Group):
-    """Adds the commands registered by installed batteries (entry points) on demand."""
+    """Adds the commands registered by installed batteries (entry points) on demand, and turns
+    what goes wrong in any command into one paragraph instead of a traceback."""
 
     def _battery_commands(self) -> dict[str, click.Command]:
         commands: dict[str, click.Command] = {}
@@ -196,11 +63,79 @@ class _Group(click.Group):
         entry: Any = self._battery_commands().get(name)
         return entry.load() if entry is not None else None
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            if not exc.message.startswith("No such command"):
+                raise
+            # Name what exists: a battery's command is missing when its package isn't installed.
+            names = ", ".join(self.list_commands(ctx))
+            raise click.UsageError(f"{exc.message} The commands are: {names}.", ctx) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            message, expected = _explain(exc, ctx)
+            if _wants_traceback(ctx):
+                traceback.print_exc()
+            elif not expected:
+                message += " (run with --traceback to see where it happened)"
+            raise click.ClickException(message) from None
+
+
+def explain_error(exc: BaseException, ctx: click.Context | None = None) -> str:
+    """One paragraph saying what went wrong, for an exception a command didn't handle.
+
+    Batteries explain their own errors through the ``transom.cli_errors`` entry-point group:
+    each entry is a callable ``(exc, ctx) -> str | None`` (the database battery names
+    ``DATABASE_URL`` for a bad URL, a server that is down, a missing database).
+    """
+    return _explain(exc, ctx)[0]
+
+
+def _explain(exc: BaseException, ctx: click.Context | None) -> tuple[str, bool]:
+    """The paragraph, and whether it explains the error (False: a bare unexpected exception)."""
+    from .exceptions import ImproperlyConfigured
+
+    for entry in importlib.metadata.entry_points(group="transom.cli_errors"):
+        try:
+            message: str | None = entry.load()(exc, ctx)
+        except Exception:  # a broken explainer must not hide the error it was asked about
+            continue
+        if message:
+            return message, True
+    if isinstance(exc, ImproperlyConfigured | AppNotFound):
+        return str(exc), True
+    text = " ".join(str(exc).split())
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__), False
+
+
+def _wants_traceback(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    if root.params.get("show_traceback"):
+        return True
+    if os.environ.get("TRANSOM_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    app = root.meta.get("transom.app")
+    return bool(app is not None and app.settings.debug)
+
 
 @click.group(cls=_Group)
 @click.option("--app", "app", envvar="TRANSOM_APP", help="The app as module:attribute.")
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    help="Show the traceback of an error (debug mode shows it too).",
+)
 @click.version_option(package_name="transom")
-def main(app: str | None) -> None:
+def main(app: str | None, show_traceback: bool) -> None:
     """Transom: run and manage your application."""
 
 
@@ -210,9 +145,7 @@ def main(app: str | None) -> None:
 @click.option("--reload/--no-reload", default=None, help="Restart on code changes [on in debug].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes.")
 @click.option("--debug/--no-debug", default=None, help="Debug mode (sets TRANSOM_DEBUG).")
-@click.option(
-    "--server", type=click.Choice(["granian", "uvicorn"]), default=None, help="ASGI server."
-)
+@click.option("--server", type=click.Choice(serving.SERVERS), default=None, help="ASGI server.")
 @click.argument("target", required=False)
 @click.pass_context
 def run(
@@ -229,29 +162,18 @@ def run(
     if debug is not None:
         os.environ["TRANSOM_DEBUG"] = "1" if debug else "0"
     location = locate_app(target or ctx.find_root().params.get("app"))
-    app = location.load()
-    from .exceptions import ImproperlyConfigured
-
-    try:
-        app.build()  # fail fast on bad settings, with the message, before forking workers
-    except ImproperlyConfigured as exc:
-        raise click.ClickException(str(exc)) from None
+    app = ctx.find_root().meta["transom.app"] = location.load()
+    app.build()  # fail fast on bad settings, with the message, before forking workers
     if reload is None:
         reload = app.settings.debug
     if reload and workers > 1:
         raise click.UsageError("--reload works with a single worker")
+    server = server or app.settings.server
     click.echo(
-        f"Serving {location.target} on http://{host}:{port} (server: "
-        f"{server or app.settings.server}, debug: {app.settings.debug}, reload: {reload})"
+        f"Serving {location.target} on {serving.address(host, port)} (server: "
+        f"{server}, debug: {app.settings.debug}, reload: {reload})"
     )
-    serve(
-        location,
-        host=host,
-        port=port,
-        reload=reload,
-        workers=workers,
-        server=server or app.settings.server,
-    )
+    serve(location, host=host, port=port, reload=reload, workers=workers, server=server)
 
 
 @main.command()

@@ -88,7 +88,7 @@ class _SchemaCollector:
 
 def openapi_document(app: App) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document for ``app`` (routes are compiled first if needed)."""
-    app._route_table()
+    app.route_table  # noqa: B018 (compiles the routes first)
     settings = app.settings
     collector = _SchemaCollector()
     paths: dict[str, dict[str, Any]] = {}
@@ -338,9 +338,11 @@ def install_openapi_routes(app: App) -> None:
         return
 
     async def openapi_json() -> Response:
+        # Keyed by the route table itself: adding a route makes a new one, and a new document.
+        table = app.route_table
         cached = app.extensions.get("transom.openapi.document")
-        if cached is None or cached[0] is not app._table:
-            cached = (app._table, JSONResponse(openapi_document(app)).body)
+        if cached is None or cached[0] is not table:
+            cached = (table, JSONResponse(openapi_document(app)).body)
             app.extensions["transom.openapi.document"] = cached
         return Response(cached[1], media_type="application/json")
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .accesslog import DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT
 from .exceptions import ImproperlyConfigured
 
 __all__ = ["Settings"]
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     openapi_url: str = "/openapi.json"
     docs_url: str = "/docs"
     server: Literal["granian", "uvicorn"] = "granian"
+    # One line per request on the `transom.access` logger, the same on every server
+    # (see transom.accesslog for the fields); written to stdout unless logging is configured.
+    access_log: bool = True
+    access_log_format: str = DEFAULT_ACCESS_LOG_FORMAT
     # Static files: `static_dir` (beside the app's module) is served at `static_url`;
     # `transom collectstatic` writes fingerprinted copies to `static_root`, which production
     # (debug off) serves first. Set static_url to "" to serve nothing.
@@ -73,6 +78,14 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
+    @field_validator("access_log_format")
+    @classmethod
+    def _check_access_log_format(cls, value: str) -> str:
+        from .accesslog import check_format
+
+        check_format(value)
         return value
 
     def check(self) -> None:

@@ -87,8 +87,7 @@ def _prepare(app: App) -> None:
     # The test client's host name is allowed for this app, as Django's test runner does.
     if TEST_HOST not in app.settings.allowed_hosts:
         app.settings.allowed_hosts = [*app.settings.allowed_hosts, TEST_HOST]
-    app._asgi = None
-    app._direct_http = False
+    app.invalidate()
 
 
 class _LoopThread:
@@ -142,7 +141,7 @@ class TestClient(httpx.Client):
         )
 
     def _ensure_started(self) -> None:
-        if not self.app._started:
+        if not self.app.started:
             self._loop.run(self.app.startup())
             self._started_here = True
 
@@ -212,7 +211,7 @@ class AsyncTestClient(httpx.AsyncClient):
         )
 
     async def _ensure_started(self) -> None:
-        if not self.app._started:
+        if not self.app.started:
             await self.app.startup()
             self._started_here = True
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.sql.schema import MetaData
 
+from transom.db.cli_errors import driver_required
 from transom.db.config import DatabaseConfig, async_url, engine_kwargs, is_memory_sqlite, sync_url
 from transom.db.hooks import install_hooks
 
@@ -44,9 +45,10 @@ def make_async_engine(
         pooled: False for a pool-less engine (one-off work such as migrations).
     """
     target = async_url(url if url is not None else config.url)
-    engine = create_async_engine(
-        target, **engine_kwargs(config, target, is_async=True, pooled=pooled)
-    )
+    with driver_required(target):
+        engine = create_async_engine(
+            target, **engine_kwargs(config, target, is_async=True, pooled=pooled)
+        )
     install_hooks(engine.sync_engine, config, target)
     return engine
 
@@ -149,7 +151,8 @@ class Database:
                 "an in-memory SQLite database can't be shared between async and sync code; "
                 "use a file database for sync handlers"
             )
-        engine = create_engine(target, **engine_kwargs(self.config, target, is_async=False))
+        with driver_required(target):
+            engine = create_engine(target, **engine_kwargs(self.config, target, is_async=False))
         install_hooks(engine, self.config, target)
         return engine
 

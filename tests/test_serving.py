@@ -1,0 +1,138 @@
+"""Serving with the real servers: reload on code changes, the access log, the server's address."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from test_cli import HELLO, _free_port, serving
+
+NEW_ROUTE = textwrap.dedent(
+    """
+
+    @app.get("/new")
+    def new():
+        return "new route"
+    """
+)
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_reload_serves_the_changed_code(tmp_path: Path, server: str) -> None:
+    # granian forked its workers from the process that had imported the app to check it, so a
+    # reloaded worker inherited the old module: the new route stayed 404 until a restart.
+    (tmp_path / "app.py").write_text(HELLO)
+    port = _free_port()
+    command = [sys.executable, "-m", "transom.cli", "run", "--debug", "--port", str(port)]
+    command += ["--server", server]
+    env = {k: v for k, v in os.environ.items() if k != "TRANSOM_SECRET_KEY"}
+    with serving(command, tmp_path, port, env=env):
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/new", timeout=2).status_code == 404
+        (tmp_path / "app.py").write_text(HELLO + NEW_ROUTE)
+        deadline = time.monotonic() + 45
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"{url}/new", timeout=2).status_code
+            except httpx.TransportError:  # the worker is restarting
+                status = None
+            if status == 200:
+                break
+            time.sleep(0.3)
+        assert status == 200, f"the new route still answers {status} after the reload"
+        assert httpx.get(f"{url}/new", timeout=2).text == "new route"
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_the_access_log_is_the_apps_on_both_servers(tmp_path: Path, server: str) -> None:
+    app = HELLO + textwrap.dedent(
+        """
+        from transom import serving
+
+        @app.on_startup
+        def banner():
+            print("address:", serving.server_url(), flush=True)
+        """
+    )
+    (tmp_path / "app.py").write_text(app)
+    port = _free_port()
+    command = [sys.executable, "-m", "transom.cli", "run", "--no-debug", "--port", str(port)]
+    command += ["--server", server]
+    with serving(command, tmp_path, port) as process:
+        for path in ("/items/1", "/items/2?secret=1", "/missing"):
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    access = [line for line in output.splitlines() if '"GET /' in line]
+    # Ours, once per request (the server's own access log is off), the same on both servers;
+    # the readiness probes of `serving` are the first lines.
+    assert access[-3].startswith('127.0.0.1 - "GET /items/1 HTTP/1.1" 200 8 '), output
+    assert access[-2].startswith('127.0.0.1 - "GET /items/2 HTTP/1.1" 200 8 '), output
+    assert access[-1].startswith('127.0.0.1 - "GET /missing HTTP/1.1" 404 '), output
+    assert all(line.startswith('127.0.0.1 - "GET /') for line in access), output
+    assert f"address: http://127.0.0.1:{port}" in output
+
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    from sqlalchemy.orm import Mapped, mapped_column
+
+    from transom import App
+    from transom.db import Model
+
+
+    class Note(Model):  # a model: defining it twice in one process is an error
+        __tablename__ = "serving_note"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+
+    app = App()
+
+
+    @app.get("/")
+    def hello():
+        return "Hello, World!"
+    """
+)
+RUN_MAIN = textwrap.dedent(
+    """
+
+    if __name__ == "__main__":
+        app.run(port=int(sys.argv[1]), reload=sys.argv[2] == "reload", server=sys.argv[3])
+    """
+)
+
+
+@pytest.mark.parametrize("reload", ["reload", "no-reload"])
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_app_run_from_a_script_with_models(tmp_path: Path, server: str, reload: str) -> None:
+    # The server's workers imported the script again under its module name beside the
+    # running `__main__`, so every model was defined twice and no worker started.
+    script = tmp_path / "server.py"
+    script.write_text(RUN_SCRIPT + RUN_MAIN)
+    port = _free_port()
+    command = [sys.executable, str(script), str(port), reload, server]
+    with serving(command, tmp_path, port):
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(url, timeout=2).text == "Hello, World!"
+        if reload == "no-reload":
+            return
+        script.write_text(RUN_SCRIPT + NEW_ROUTE + RUN_MAIN)
+        deadline = time.monotonic() + 45
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            time.sleep(0.3)
+            try:
+                status = httpx.get(f"{url}/new", timeout=2).status_code
+            except httpx.TransportError:
+                status = None
+        assert status == 200
