@@ -50,14 +50,17 @@ def tables() -> list[Table]:
 class AuthDatabases:
     """One database per backend for this run, tables created on first use."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, name: str = "auth") -> None:
         self.servers = Servers(tmp)
+        # Another test package that reuses these fixtures passes its own name: two session
+        # fixtures with one database name would drop it under each other's feet.
+        self.name = name
         self.urls: dict[str, str] = {}
         self.engines: dict[str, Engine] = {}
 
     def url(self, backend: str) -> str:
         if backend not in self.urls:
-            url = self.servers.url(backend, name="auth")
+            url = self.servers.url(backend, name=self.name)
             engine = create_engine(sync_url(url))
             Model.metadata.create_all(engine, tables=tables())
             self.urls[backend], self.engines[backend] = url, engine

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from auth.conftest import (  # noqa: F401 - fixtures of the auth battery's test setup
     AppFactory,
+    AuthDatabases,
     add_user,
-    auth_databases,
     backend,
     db_url,
     log_in,
@@ -21,6 +22,15 @@ from transom.auth import OptionalUser
 from transom.cache import Cache, cached
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="session")
+def auth_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthDatabases]:
+    # Databases of this package's own: the auth tests' session fixture, imported here, would
+    # be a second instance creating (and dropping) the very same database.
+    registry = AuthDatabases(tmp_path_factory.mktemp("cache-auth"), name="cache_auth")
+    yield registry
+    registry.close()
 
 
 @pytest.fixture
