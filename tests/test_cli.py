@@ -136,7 +136,9 @@ def test_an_unknown_command_is_one_paragraph_naming_the_commands(project: Path) 
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 4
     assert "No such command 'nope'. The commands are: " in result.stderr
-    assert "collectstatic, createsuperuser, db, routes, run" in result.stderr
+    listed = result.stderr.split("The commands are: ", 1)[1].strip().rstrip(".").split(", ")
+    assert listed == sorted(listed)  # every command, the batteries' included, in order
+    assert {"collectstatic", "createsuperuser", "db", "routes", "run"} <= set(listed)
 
 
 def test_an_unexpected_error_is_one_line_and_traceback_shows_where(project: Path) -> None:

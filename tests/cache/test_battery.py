@@ -67,6 +67,9 @@ def test_cache_clear_command(tmp_path: Path, prefix: str, monkeypatch: pytest.Mo
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # The command imports this app.py as "app": leave no module of that name behind for the
+    # next test that writes an app.py of its own.
+    monkeypatch.delitem(sys.modules, "app", raising=False)
 
     async def fill() -> None:
         cache = Cache(CacheConfig(url=REDIS_URL, key_prefix=prefix))
@@ -87,3 +90,4 @@ def test_cache_clear_command(tmp_path: Path, prefix: str, monkeypatch: pytest.Mo
     assert "Removed 2 cache entries." in result.output
     assert asyncio.run(left()) == 0
     assert "clear" in CliRunner().invoke(cache_command, ["--help"]).output
+    sys.modules.pop("app", None)
