@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_origin
 
 import orjson
 from pydantic import BaseModel, TypeAdapter
@@ -160,6 +160,7 @@ def _operation(
     for spec in specs:
         if spec.location in ("path", "query", "header", "cookie"):
             parameters.extend(_parameters(route, spec, collector))
+    parameters.extend(_declared_query(route, {p["name"] for p in parameters}))
     if parameters:
         operation["parameters"] = parameters
     body_specs = [s for s in specs if s.location == "body"]
@@ -170,6 +171,21 @@ def _operation(
         operation["requestBody"] = _form_body(form_specs, collector)
     operation["responses"] = _responses(route, method, collector, has_input=bool(specs))
     return operation, bool(specs)
+
+
+def _declared_query(route: Route, taken: set[str]) -> list[dict[str, Any]]:
+    """Query parameters a declared response type reads itself (``Page[X]``: ``?page=``).
+
+    A type says so with a class attribute ``__openapi_query__`` (a list of OpenAPI parameter
+    objects): the core learns what a battery's type reads without importing the battery.
+    """
+    output = route._output
+    if output is None:
+        return []
+    model = output.model
+    cls = get_origin(model) or model
+    declared = getattr(cls, "__openapi_query__", ())
+    return [dict(p) for p in declared if p["name"] not in taken]
 
 
 def _unique_id(candidate: str, ids: set[str]) -> str:

@@ -278,3 +278,13 @@ async def test_client_values_the_database_cannot_hold_are_never_a_500(
             assert r.status_code == 401, r.text
         r = await client.post("/auth/token/refresh", json={"refresh_token": "x\x00y"})
         assert r.status_code in (401, 422), r.text
+
+
+async def test_token_endpoints_are_in_the_openapi_document(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.async_test_client() as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/auth/token", "/auth/token/refresh", "/auth/token/revoke"} <= set(paths)
+    assert paths["/auth/token"]["post"]["tags"] == ["auth"]
+    assert "application/json" in paths["/auth/token"]["post"]["requestBody"]["content"]
+    assert "/auth/login" not in paths  # the HTML pages are for people, not the API document

@@ -170,3 +170,22 @@ def test_declared_page_type_converts_items_through_their_model() -> None:
         assert body["items"] == [{"name": "A"}, {"name": "B"}]
         assert (body["total"], body["page"], body["links"]) == (2, 1, {"next": None})
         assert client.get("/cursor").json()["items"] == [{"name": "C"}]
+
+
+def test_page_parameters_are_in_the_openapi_document() -> None:
+    app = App()
+
+    @app.get("/page")
+    async def page() -> Page[ItemOut]:
+        return Page([], 0, 1, 20, 0, {})
+
+    @app.get("/cursor")
+    async def cursor() -> CursorPage[ItemOut]:
+        return CursorPage([], 20, None, None, {})
+
+    with app.test_client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    page_params = {p["name"]: p for p in paths["/page"]["get"]["parameters"]}
+    assert set(page_params) == {"page", "per_page"}
+    assert page_params["per_page"]["schema"] == {"type": "integer", "minimum": 1, "default": 20}
+    assert {p["name"] for p in paths["/cursor"]["get"]["parameters"]} == {"cursor", "limit"}

@@ -178,10 +178,11 @@ async def send_password_reset(auth: Auth, request: Request, email: str) -> int:
 
 def build_router(auth: Auth) -> Router:
     """The battery's routes for ``auth`` (included by ``Auth(app)`` under its prefix)."""
-    outer = Router(name="auth", include_in_schema=False)
+    outer = Router(name="auth")
     # The pages keep the login in the session: without sessions (a token-only API) they
-    # answer 404 rather than fail; the token endpoints below work either way.
-    router = Router(dependencies=[Depends(_pages_need_sessions)])
+    # answer 404 rather than fail; the token endpoints below work either way. The pages are
+    # HTML for people, not part of the API document; the token endpoints are.
+    router = Router(dependencies=[Depends(_pages_need_sessions)], include_in_schema=False)
     model = auth.user_model
 
     @router.route("/login", methods=["GET", "POST"], name="login")
@@ -335,7 +336,9 @@ def build_router(auth: Auth) -> Router:
         return render("auth/verify_email.html", ok=True)
 
     if auth.jwt_config is not None:
-        _token_routes(outer, auth)
+        api = Router(tags=["auth"])
+        _token_routes(api, auth)
+        outer.include_router(api)
     if auth.providers:
         from transom.auth.oidc import build_social_router
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
@@ -76,6 +76,22 @@ class Page(Generic[T]):
     pages: int | None
     links: dict[str, str | None]
 
+    #: What :func:`paginate` reads from the request, for the OpenAPI document of ``-> Page[X]``.
+    __openapi_query__: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "page",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "default": 1},
+        },
+        {
+            "name": "per_page",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_PER_PAGE},
+        },
+    )
+
     @property
     def has_next(self) -> bool:
         """True when a later page exists."""
@@ -110,6 +126,23 @@ class CursorPage(Generic[T]):
     next_cursor: str | None
     total: int | None
     links: dict[str, str | None]
+
+    #: What :func:`paginate_cursor` reads from the request, for the OpenAPI document.
+    __openapi_query__: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "The next_cursor of the previous page; none for the first page.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_PER_PAGE},
+        },
+    )
 
     def map(self, func: Callable[[T], U]) -> CursorPage[U]:
         """Return the same page with each item converted."""
