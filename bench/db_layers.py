@@ -35,7 +35,7 @@ from bench.apps.tfb_transom import World  # noqa: E402
 from bench.micro import _loop, asgi_lifespan, asgi_loop  # noqa: E402
 from bench.run import ENDPOINTS_BY_NAME, Endpoint  # noqa: E402
 from transom import Request  # noqa: E402
-from transom.db import Session, get_database  # noqa: E402
+from transom.db import DbSessionDep, get_database  # noqa: E402
 
 app = tfb_transom.app
 _SQL = "SELECT id, randomnumber FROM world WHERE id = $1"
@@ -67,7 +67,7 @@ async def orm(request: Request) -> dict[str, int]:
 
 
 @app.get("/layer/dependency")
-async def with_dependency(session: Session) -> dict[str, int]:
+async def with_dependency(session: DbSessionDep) -> dict[str, int]:
     world = await session.get(World, randint(1, 10000))
     assert world is not None
     return {"id": world.id, "randomNumber": world.randomnumber}
@@ -77,7 +77,7 @@ LAYERS: list[tuple[str, str]] = [
     ("/layer/driver", "Transom route; SQLAlchemy checkout + asyncpg fetchrow + checkin"),
     ("/layer/core", "+ Core: select() executed on the AsyncConnection"),
     ("/layer/orm", "+ ORM: a session made in the handler, session.get(World, id), close"),
-    ("/layer/dependency", "the same, with the session from the Session dependency"),
+    ("/layer/dependency", "the same, with the session from the DbSessionDep dependency"),
     ("/db", "the real endpoint (as /layer/dependency)"),
 ]
 

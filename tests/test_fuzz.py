@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from transom import App, Body, Cookie, File, Form, Header, Settings, UploadFile
-from transom.security import CSRFToken, Security, Sess
+from transom import App, Body, Cookie, File, FormParam, Header, Settings, UploadFile
+from transom.security import CSRFToken, Security, SessionDataDep
 
 settings.register_profile(
     "ci",
@@ -94,9 +94,9 @@ def build_app() -> App:
 
     @app.post("/upload")
     async def upload(
-        title: Annotated[str, Form()],
+        title: Annotated[str, FormParam()],
         doc: Annotated[UploadFile, File()],
-        note: Annotated[str | None, Form()] = None,
+        note: Annotated[str | None, FormParam()] = None,
     ) -> dict[str, Any]:
         content = await doc.read()
         return {"title": title, "filename": doc.filename, "size": len(content), "note": note}
@@ -106,13 +106,15 @@ def build_app() -> App:
         return {"token": csrf}
 
     @app.post("/cart")
-    async def add_to_cart(session: Sess, item: Annotated[str, Form()]) -> dict[str, Any]:
+    async def add_to_cart(
+        session: SessionDataDep, item: Annotated[str, FormParam()]
+    ) -> dict[str, Any]:
         cart = [*session.get("cart", []), item]
         session["cart"] = cart
         return {"cart": cart}
 
     @app.get("/cart")
-    async def show_cart(session: Sess) -> dict[str, Any]:
+    async def show_cart(session: SessionDataDep) -> dict[str, Any]:
         return {"cart": session.get("cart", [])}
 
     @app.get("/whoami")

@@ -39,7 +39,7 @@ STEPS = [
         from sqlalchemy import select
         from sqlalchemy.orm import Mapped, mapped_column
 
-        from transom.db import Model, Session
+        from transom.db import Model, DbSessionDep
 
 
         class Note(Model):
@@ -57,12 +57,12 @@ STEPS = [
 
 
         @app.post("/api/notes", status_code=201)
-        async def add_note(data: NoteIn, db: Session) -> NoteOut:
+        async def add_note(data: NoteIn, db: DbSessionDep) -> NoteOut:
             return await db.save(Note(text=data.text))
 
 
         @app.get("/api/notes")
-        async def list_notes(db: Session) -> list[NoteOut]:
+        async def list_notes(db: DbSessionDep) -> list[NoteOut]:
             return list((await db.scalars(select(Note).order_by(Note.id))).all())
         """,
     ),
@@ -76,7 +76,7 @@ STEPS = [
 
 
         @app.get("/notes")
-        async def notes_page(db: Session):
+        async def notes_page(db: DbSessionDep):
             notes = (await db.scalars(select(Note).order_by(Note.id))).all()
             return render("notes.html", notes=notes)
         """,

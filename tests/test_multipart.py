@@ -1,4 +1,4 @@
-"""Form bodies: urlencoded and multipart parsing, limits, uploads and Form()/File() params."""
+"""Form bodies: urlencoded and multipart parsing, limits, uploads and FormParam()/File() params."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel
 
-from transom import App, File, Form, Request, UploadFile, _multipart
+from transom import App, File, FormParam, Request, UploadFile, _multipart
 from transom._types import Message
 from transom.settings import Settings
 
@@ -324,7 +324,7 @@ def test_form_content_type_is_case_insensitive() -> None:
     assert response.json() == [["a", "1"]]
 
 
-# -- Form() / File() handler parameters ------------------------------------------------------
+# -- FormParam() / File() handler parameters --------------------------------------------------
 
 
 class Signup(BaseModel):
@@ -338,14 +338,14 @@ def params_app() -> App:
 
     @app.post("/fields")
     async def fields(
-        name: Annotated[str, Form(min_length=2)],
-        tags: Annotated[list[str], Form()],
-        note: Annotated[str | None, Form()] = None,
+        name: Annotated[str, FormParam(min_length=2)],
+        tags: Annotated[list[str], FormParam()],
+        note: Annotated[str | None, FormParam()] = None,
     ) -> dict[str, Any]:
         return {"name": name, "tags": tags, "note": note}
 
     @app.post("/model")
-    async def model(data: Annotated[Signup, Form()]) -> Signup:
+    async def model(data: Annotated[Signup, FormParam()]) -> Signup:
         return data
 
     @app.post("/files")
@@ -457,7 +457,7 @@ def test_empty_file_input_counts_as_no_file() -> None:
 
     @app.post("/optional")
     async def optional(
-        t: Annotated[str, Form()], doc: Annotated[UploadFile | None, File()] = None
+        t: Annotated[str, FormParam()], doc: Annotated[UploadFile | None, File()] = None
     ) -> dict[str, Any]:
         return {"t": t, "doc": doc}
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 
-from transom import App, Depends, File, Form, Header, Query, Router, UploadFile
+from transom import App, Depends, File, FormParam, Header, Query, Router, UploadFile
 from transom.settings import Settings
 
 
@@ -51,7 +51,7 @@ def build_app() -> App:
 
     @api.post("/upload")
     async def upload(
-        title: Annotated[str, Form()], file: Annotated[UploadFile, File()]
+        title: Annotated[str, FormParam()], file: Annotated[UploadFile, File()]
     ) -> dict[str, Any]:
         return {}
 

@@ -500,20 +500,20 @@ class Signup(BaseModel):
 
 def test_422_echoes_inputs_that_are_not_json() -> None:
     """An upload where text was expected, or in a whole-form model: a 422, not a 500."""
-    from transom import File, Form
+    from transom import File, FormParam
 
     app = App(Settings(secret_key="test"))
 
     @app.post("/title")
-    async def title(title: Annotated[str, Form()]) -> str:
+    async def title(title: Annotated[str, FormParam()]) -> str:
         return title
 
     @app.post("/signup")
-    async def signup(data: Annotated[Signup, Form()]) -> Signup:
+    async def signup(data: Annotated[Signup, FormParam()]) -> Signup:
         return data
 
     @app.post("/raw")
-    async def raw(size: Annotated[int, Form()], data: Annotated[bytes, File()]) -> int:
+    async def raw(size: Annotated[int, FormParam()], data: Annotated[bytes, File()]) -> int:
         return size
 
     with app.test_client() as client:

@@ -1,4 +1,4 @@
-"""TechEmpower database tests in Transom: ``transom.db`` models and the per-request Session.
+"""TechEmpower database tests in Transom: ``transom.db`` models and the per-request DbSessionDep.
 
 Everything is the battery's defaults but the pool: 15 connections and no overflow, as every
 framework here (with the default 5 + 10 overflow, 64 concurrent requests open and close
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom import App, HTMLResponse, Settings
-from transom.db import DatabaseConfig, Model, Session, setup
+from transom.db import DatabaseConfig, DbSessionDep, Model, setup
 
 from .tfb_common import DATABASE_URL, POOL_SIZE, clamp_queries, render_fortunes
 
@@ -34,34 +34,34 @@ app = App(settings=Settings(secret_key="bench"))
 setup(app, DatabaseConfig(url=DATABASE_URL, pool_size=POOL_SIZE, max_overflow=0))
 
 
-async def _world(session: Session) -> World:
+async def _world(session: DbSessionDep) -> World:
     world = await session.get(World, randint(1, 10000))
     assert world is not None
     return world
 
 
 @app.get("/db")
-async def single_query(session: Session) -> dict[str, int]:
+async def single_query(session: DbSessionDep) -> dict[str, int]:
     world = await _world(session)
     return {"id": world.id, "randomNumber": world.randomnumber}
 
 
 @app.get("/queries")
-async def queries(session: Session, queries: str | None = None) -> list[dict[str, int]]:
+async def queries(session: DbSessionDep, queries: str | None = None) -> list[dict[str, int]]:
     worlds = [await _world(session) for _ in range(clamp_queries(queries))]
     return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
 
 
 @app.get("/fortunes")
-async def fortunes(session: Session) -> HTMLResponse:
+async def fortunes(session: DbSessionDep) -> HTMLResponse:
     rows = [(f.id, f.message) for f in await session.scalars(select(Fortune))]
     return HTMLResponse(render_fortunes(rows))
 
 
 @app.get("/updates")
-async def updates(session: Session, queries: str | None = None) -> list[dict[str, int]]:
+async def updates(session: DbSessionDep, queries: str | None = None) -> list[dict[str, int]]:
     worlds = [await _world(session) for _ in range(clamp_queries(queries))]
     for world in worlds:
         world.randomnumber = randint(1, 10000)
-    # The Session commits (flushing one UPDATE per changed row) before the response is sent.
+    # The DbSessionDep commits (flushing one UPDATE per changed row) before the response is sent.
     return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]

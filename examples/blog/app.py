@@ -29,7 +29,7 @@ from transom import (
 from transom.admin import Admin, ModelAdmin
 from transom.auth import Auth, CurrentUser, User
 from transom.cache import Cache, cached
-from transom.db import Model, Session, to_schema
+from transom.db import DbSessionDep, Model, to_schema
 from transom.forms import Form, Widget, flash
 from transom.security import Security
 from transom.settings import Settings
@@ -156,21 +156,21 @@ def newest_first() -> Select[Post]:
 
 
 @app.get("/", include_in_schema=False)
-async def index(db: Session) -> TemplateResponse:
+async def index(db: DbSessionDep) -> TemplateResponse:
     """The list of posts."""
     posts = (await db.scalars(newest_first())).all()
     return render("index.html", posts=posts)
 
 
 @app.get("/posts/{slug}", name="post", include_in_schema=False)
-async def post_page(slug: str, db: Session) -> TemplateResponse:
+async def post_page(slug: str, db: DbSessionDep) -> TemplateResponse:
     """One post."""
     post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
     return render("post.html", post=post)
 
 
 @app.route("/write", methods=["GET", "POST"], name="new_post", include_in_schema=False)
-async def new_post(request: Request, db: Session, user: CurrentUser) -> Response:
+async def new_post(request: Request, db: DbSessionDep, user: CurrentUser) -> Response:
     """Write a post (logged-in users): the form comes back with its errors until it is valid."""
     form = await PostForm.from_request(request)
     if form.is_valid and await db.scalar(select(Post.id).where(Post.slug == form.data.slug)):
@@ -185,7 +185,7 @@ async def new_post(request: Request, db: Session, user: CurrentUser) -> Response
 
 
 @app.get("/dashboard", name="dashboard", include_in_schema=False)
-async def dashboard(user: CurrentUser, db: Session) -> TemplateResponse:
+async def dashboard(user: CurrentUser, db: DbSessionDep) -> TemplateResponse:
     """Only logged-in users see this page (others are sent to the login page)."""
     mine = (await db.scalars(newest_first().where(Post.author_id == user.id))).all()
     return render("dashboard.html", user=user, posts=mine)
@@ -194,7 +194,7 @@ async def dashboard(user: CurrentUser, db: Session) -> TemplateResponse:
 @api.get("/posts")
 @cached(ttl=60, tags=("posts",))  # anonymous readers share it; a new post invalidates it
 async def list_posts(
-    db: Session,
+    db: DbSessionDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> PostList:
@@ -206,13 +206,13 @@ async def list_posts(
 
 
 @api.get("/posts/{slug}")
-async def get_post(slug: str, db: Session) -> PostOut:
+async def get_post(slug: str, db: DbSessionDep) -> PostOut:
     """Fetch one post."""
     return to_schema(await db.get_one_or_404(Post, slug=slug, detail="No such post"), PostOut)
 
 
 @api.post("/posts", status_code=201)
-async def create_post(data: PostIn, db: Session, user: CurrentUser) -> PostOut:
+async def create_post(data: PostIn, db: DbSessionDep, user: CurrentUser) -> PostOut:
     """Publish a post (a unique slug: a taken one answers 409 naming the field)."""
     post = to_schema(await db.save(Post(**data.model_dump(), author=user)), PostOut)
     await notify_subscribers.enqueue_on_commit(db, post.slug, post.title)  # if the commit happens
@@ -221,7 +221,7 @@ async def create_post(data: PostIn, db: Session, user: CurrentUser) -> PostOut:
 
 
 @api.delete("/posts/{slug}", status_code=204)
-async def delete_post(slug: str, db: Session, user: CurrentUser) -> None:
+async def delete_post(slug: str, db: DbSessionDep, user: CurrentUser) -> None:
     """Delete a post (its author, or a user with the blog.delete_post permission)."""
     post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
     if post.author_id != user.id and not await user.has_perm("blog.delete_post", db):

@@ -2,11 +2,12 @@
 
 from typing import TYPE_CHECKING, Any
 
+from ._deprecation import renamed_names
 from .app import App
 from .datastructures import URL, FormData, Headers, MutableHeaders, QueryParams, State, UploadFile
 from .exceptions import HTTPException, ImproperlyConfigured, RequestValidationError
 from .files import FileResponse
-from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
+from .params import Body, Cookie, Depends, File, FormParam, Header, Path, Query
 from .requests import Request
 from .responses import (
     HTMLResponse,
@@ -22,6 +23,9 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .templating import render
 
+    # The parameter marker's old name, still accepted by type checkers while it is deprecated.
+    Form = FormParam
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -32,8 +36,8 @@ __all__ = [
     "Depends",
     "File",
     "FileResponse",
-    "Form",
     "FormData",
+    "FormParam",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def _lazy(name: str) -> Any:
     # `from transom import render` without the core importing the templating battery
     # until someone asks for it.
     if name == "render":
@@ -69,3 +73,15 @@ def __getattr__(name: str) -> Any:
 
         return render
     raise AttributeError(f"module 'transom' has no attribute {name!r}")
+
+
+# `transom.Form` was the parameter marker; `transom.forms.Form` is the form class.
+# Runtime only: a module __getattr__ seen by type checkers would make them accept any name.
+if not TYPE_CHECKING:
+    __getattr__ = renamed_names(
+        __name__,
+        globals(),
+        {"Form": "FormParam"},
+        hints={"Form": "transom.forms.Form is the form class"},
+        fallback=_lazy,
+    )

@@ -16,9 +16,11 @@ request, and anything else is a query parameter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-__all__ = ["Body", "Cookie", "Depends", "File", "Form", "Header", "Param", "Path", "Query"]
+from ._deprecation import renamed_names
+
+__all__ = ["Body", "Cookie", "Depends", "File", "FormParam", "Header", "Param", "Path", "Query"]
 
 
 class _Required:
@@ -97,8 +99,12 @@ class Body(Param):
         self.embed = embed
 
 
-class Form(Param):
-    """A field of an urlencoded or multipart form (a Pydantic model takes the whole form)."""
+class FormParam(Param):
+    """A field of an urlencoded or multipart form (a Pydantic model takes the whole form).
+
+    Named ``FormParam`` rather than ``Form`` (FastAPI's name) because ``transom.forms.Form`` is
+    the form *class* (Django's name for it); ``transom.Form`` is its deprecated old name.
+    """
 
     location = "form"
 
@@ -126,3 +132,12 @@ class Depends:
     def __repr__(self) -> str:
         name = getattr(self.dependency, "__qualname__", repr(self.dependency))
         return f"Depends({name})"
+
+
+if TYPE_CHECKING:
+    # Type checkers still accept the old name during its deprecation release.
+    Form = FormParam
+
+# Runtime only: a module __getattr__ seen by type checkers would make them accept any name.
+if not TYPE_CHECKING:
+    __getattr__ = renamed_names(__name__, globals(), {"Form": "FormParam"})

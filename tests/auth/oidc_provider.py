@@ -21,7 +21,7 @@ import jwt
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from transom import App, Form, Header, HTTPException, RedirectResponse, Settings
+from transom import App, FormParam, Header, HTTPException, RedirectResponse, Settings
 
 CLIENT_ID = "transom-test-client"
 CLIENT_SECRET = "transom-test-secret"
@@ -110,10 +110,10 @@ class LocalProvider:
 
         @app.post("/token")
         async def token(
-            grant_type: Annotated[str, Form()],
-            code: Annotated[str, Form()],
-            redirect_uri: Annotated[str, Form()],
-            code_verifier: Annotated[str, Form()],
+            grant_type: Annotated[str, FormParam()],
+            code: Annotated[str, FormParam()],
+            redirect_uri: Annotated[str, FormParam()],
+            code_verifier: Annotated[str, FormParam()],
             authorization: Annotated[str, Header()] = "",
         ) -> dict[str, Any]:
             expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()

@@ -21,7 +21,7 @@ from transom.auth import (
     sync_permissions,
 )
 from transom.auth.permissions import app_label, clear_object_rules
-from transom.db import Session, get_database
+from transom.db import DbSessionDep, get_database
 from transom.templating import Templates, render
 
 from .conftest import AppFactory, add_user, log_in
@@ -81,7 +81,7 @@ def _routes(app: App) -> None:
     app.include_router(editors)
 
     @app.post("/articles/{article_id}/delete")
-    async def delete(request: Request, db: Session, article_id: int) -> dict[str, bool]:
+    async def delete(request: Request, db: DbSessionDep, article_id: int) -> dict[str, bool]:
         article = await db.get_or_404(AuthTestArticle, article_id)
         await require_perm(request, db, "blog.delete_authtestarticle", article)
         return {"deleted": True}

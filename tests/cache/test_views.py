@@ -17,7 +17,7 @@ from transom.cache import (
     is_not_modified,
     not_modified,
 )
-from transom.security import Security, Sess
+from transom.security import Security, SessionDataDep
 
 from .conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, CacheFactory, remove_keys
 
@@ -86,7 +86,7 @@ def build(cache: Cache, *, security: bool = False) -> tuple[App, dict[str, int]]
 
     @app.get("/session-write")
     @cached()
-    async def session_write(session: Sess) -> dict[str, int]:
+    async def session_write(session: SessionDataDep) -> dict[str, int]:
         session["seen"] = True
         return {"call": hit("session-write")}
 

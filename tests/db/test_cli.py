@@ -32,7 +32,7 @@ APP_V1 = """\
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom import App
-from transom.db import Model, Session
+from transom.db import Model, DbSessionDep
 
 
 class Article(Model):
@@ -45,7 +45,7 @@ app = App()
 
 
 @app.get("/articles/{slug}")
-async def show(slug: str, db: Session):
+async def show(slug: str, db: DbSessionDep):
     return await db.get_one_or_404(Article, slug=slug)
 """
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from transom import App, Settings
-from transom.db import DEFAULT_DATABASE_URL, Database, DatabaseConfig, Session, get_database
+from transom.db import DEFAULT_DATABASE_URL, Database, DatabaseConfig, DbSessionDep, get_database
 from transom.db.config import async_url, sync_url
 
 
@@ -75,7 +75,7 @@ def test_zero_config_uses_an_sqlite_file(clean_env: pytest.MonkeyPatch, tmp_path
     app = App(Settings(secret_key="test-secret"))
 
     @app.get("/")
-    async def index(db: Session) -> dict[str, int]:
+    async def index(db: DbSessionDep) -> dict[str, int]:
         return {"one": (await db.execute(select(1))).scalar_one()}
 
     with app.test_client() as client:

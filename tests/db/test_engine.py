@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom import App, Settings
-from transom.db import Database, DatabaseConfig, Session, make_base, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep, make_base, setup
 
 from .conftest import Servers
 
@@ -77,14 +77,14 @@ def _app(url: str, **config: Any) -> tuple[App, Database]:
     database = setup(app, DatabaseConfig(url=url, **config), metadata=Base.metadata)
 
     @app.post("/remarks")
-    async def remark(db: Session) -> dict[str, int]:
+    async def remark(db: DbSessionDep) -> dict[str, int]:
         # Read (the signed-in user, say), then write: the pattern that must not fail.
         member = await db.get_or_404(Member, 1)
         saved = await db.save(Remark(member_id=member.id, body="hi"))
         return {"id": saved.id}
 
     @app.get("/members/{member_id}")
-    async def member(member_id: int, db: Session) -> dict[str, str]:
+    async def member(member_id: int, db: DbSessionDep) -> dict[str, str]:
         found = await db.get_or_404(Member, member_id)
         return {"name": found.name}
 

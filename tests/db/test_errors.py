@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, insert, select
 
 from transom import App, Settings
-from transom.db import Database, Session, classify, setup
+from transom.db import Database, DbSessionDep, classify, setup
 
 from .models import Author, Post
 
@@ -20,36 +20,36 @@ def make_app(database: Database) -> App:
     setup(app, database.config, metadata=database.metadatas)
 
     @app.post("/authors")
-    async def create_author(body: dict[str, Any], db: Session) -> dict[str, int]:
+    async def create_author(body: dict[str, Any], db: DbSessionDep) -> dict[str, int]:
         author = Author(**body)
         db.add(author)
         await db.flush()
         return {"id": author.id}
 
     @app.post("/authors-at-commit")
-    async def create_author_lazily(body: dict[str, Any], db: Session) -> None:
+    async def create_author_lazily(body: dict[str, Any], db: DbSessionDep) -> None:
         db.add(Author(**body))  # the violation surfaces at the request's commit
 
     @app.post("/posts")
-    async def create_post(body: dict[str, Any], db: Session) -> None:
+    async def create_post(body: dict[str, Any], db: DbSessionDep) -> None:
         db.add(Post(**body))
         await db.flush()
 
     @app.delete("/authors/{author_id:int}")
-    async def delete_author(author_id: int, db: Session) -> None:
+    async def delete_author(author_id: int, db: DbSessionDep) -> None:
         await db.execute(delete(Author).where(Author.id == author_id))
 
     @app.get("/authors/{author_id:int}")
-    async def get_author(author_id: int, db: Session) -> dict[str, str]:
+    async def get_author(author_id: int, db: DbSessionDep) -> dict[str, str]:
         return {"name": (await db.get_or_404(Author, author_id)).name}
 
     @app.get("/authors/{author_id:int}/posts")
-    async def author_posts(author_id: int, db: Session) -> list[str]:
+    async def author_posts(author_id: int, db: DbSessionDep) -> list[str]:
         rows = await db.execute(select(Post.slug).where(Post.author_id == author_id))
         return list(rows.scalars())
 
     @app.get("/authors")
-    async def find_authors(db: Session, email: str = "") -> list[str]:
+    async def find_authors(db: DbSessionDep, email: str = "") -> list[str]:
         rows = await db.execute(select(Author.name).where(Author.email == email))
         return list(rows.scalars())
 
@@ -138,7 +138,7 @@ async def test_programming_errors_stay_500(database: Database) -> None:
     app = make_app(database)
 
     @app.get("/bad-sql")
-    async def bad_sql(db: Session) -> None:
+    async def bad_sql(db: DbSessionDep) -> None:
         await db.execute(text("SELECT * FROM no_such_table_here"))
 
     async with app.async_test_client() as client:
@@ -237,7 +237,7 @@ async def test_a_data_error_that_is_a_bug_stays_500(database: Database, backend:
     app = make_app(database)
 
     @app.get("/divide")
-    async def divide(db: Session) -> None:
+    async def divide(db: DbSessionDep) -> None:
         await db.execute(text("SELECT 1 / 0"))  # NULL on SQLite and MariaDB
 
     async with app.async_test_client() as client:

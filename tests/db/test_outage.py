@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from _services import TcpProxy
 from transom import App, Settings
-from transom.db import DatabaseConfig, Session, setup
+from transom.db import DatabaseConfig, DbSessionDep, setup
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ async def test_exhausted_pool_gives_503(server_url: str) -> None:
     database = setup(app, config)
 
     @app.get("/ping")
-    async def ping(db: Session) -> dict[str, Any]:
+    async def ping(db: DbSessionDep) -> dict[str, Any]:
         return {"one": (await db.execute(select(1))).scalar_one()}
 
     async with app.async_test_client() as client:
@@ -78,7 +78,7 @@ async def ping_app_behind_proxy(server_url: str, **config: Any) -> tuple[TcpProx
     setup(app, DatabaseConfig(url=url, **{"connect_timeout": 2, **config}))
 
     @app.get("/ping")
-    async def ping(db: Session) -> dict[str, Any]:
+    async def ping(db: DbSessionDep) -> dict[str, Any]:
         return {"one": (await db.execute(select(1))).scalar_one()}
 
     return proxy, app
@@ -148,7 +148,7 @@ async def test_a_slow_statement_answers_503_and_the_pool_stays_usable(server_url
     sleep = "SELECT pg_sleep(5)" if server_url.startswith("postgresql") else "SELECT SLEEP(5)"
 
     @app.get("/slow")
-    async def slow(db: Session) -> None:
+    async def slow(db: DbSessionDep) -> None:
         await db.execute(text(sleep))
 
     with anyio.fail_after(HANG_GUARD):

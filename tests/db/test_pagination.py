@@ -10,7 +10,7 @@ from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
 from transom import App, Settings
-from transom.db import CursorPage, Database, Page, Session, setup, to_dict
+from transom.db import CursorPage, Database, DbSessionDep, Page, setup, to_dict
 from transom.db.pagination import decode_cursor, encode_cursor
 
 from .models import Author, Post
@@ -44,12 +44,12 @@ def make_app(database: Database) -> App:
     setup(app, database.config, metadata=database.metadatas)
 
     @app.get("/posts")
-    async def posts(db: Session) -> dict[str, Any]:
+    async def posts(db: DbSessionDep) -> dict[str, Any]:
         page = await db.paginate(select(Post).order_by(Post.id))
         return page.map(lambda p: to_dict(p, include={"id", "slug"})).__json__()
 
     @app.get("/feed")
-    async def feed(db: Session) -> dict[str, Any]:
+    async def feed(db: DbSessionDep) -> dict[str, Any]:
         stmt = select(Post).order_by(Post.score.desc(), Post.published_at.desc())
         page = await db.paginate_cursor(stmt, count=True)
         return page.map(lambda p: to_dict(p, include={"id", "score"})).__json__()

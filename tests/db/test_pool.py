@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from transom import App, Settings
-from transom.db import Database, DatabaseConfig, Session, make_base, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep, make_base, setup
 
 from .conftest import Servers, require_backend
 
@@ -148,7 +148,7 @@ async def test_a_busy_pool_answers_503_through_the_app(lamps: str) -> None:
     )
 
     @app.get("/lamp")
-    async def show(db: Session) -> dict[str, str]:
+    async def show(db: DbSessionDep) -> dict[str, str]:
         lamp = await db.get_or_404(Lamp, 1)
         return {"name": lamp.name}
 
@@ -267,7 +267,7 @@ async def test_many_gets_on_a_small_pool_answer_and_leave_nothing_behind(
     )
 
     @app.get("/lamps/{lamp_id}")
-    async def show(lamp_id: int, db: Session) -> dict[str, str]:
+    async def show(lamp_id: int, db: DbSessionDep) -> dict[str, str]:
         lamp = await db.get_or_404(Lamp, lamp_id)
         return {"name": lamp.name}
 

@@ -16,10 +16,10 @@ from transom import App, Settings
 from transom.db import (
     Database,
     DatabaseConfig,
-    PrimarySession,
-    Session,
-    SyncSession,
-    session_options,
+    DbSessionDep,
+    PrimaryDbSessionDep,
+    SyncDbSessionDep,
+    db_session_options,
     setup,
 )
 
@@ -54,11 +54,11 @@ async def test_reads_use_the_replica_and_writes_the_primary(routed: Database) ->
     setup(app, routed.config, metadata=routed.metadatas)
 
     @app.get("/authors")
-    async def list_authors(db: Session) -> list[str]:
+    async def list_authors(db: DbSessionDep) -> list[str]:
         return names((await db.scalars(select(Author))).all())
 
     @app.post("/authors")
-    async def create(db: Session) -> dict[str, list[str]]:
+    async def create(db: DbSessionDep) -> dict[str, list[str]]:
         before = names((await db.scalars(select(Author))).all())
         db.add(Author(email="new@x", name="new"))
         await db.flush()  # a write: this session now sticks to the primary
@@ -66,26 +66,26 @@ async def test_reads_use_the_replica_and_writes_the_primary(routed: Database) ->
         return {"before": before, "after": after}
 
     @app.get("/primary")
-    async def from_primary(db: PrimarySession) -> list[str]:
+    async def from_primary(db: PrimaryDbSessionDep) -> list[str]:
         return names((await db.scalars(select(Author))).all())
 
     @app.get("/primary-option")
-    @session_options(primary=True)
-    async def from_primary_option(db: Session) -> list[str]:
+    @db_session_options(primary=True)
+    async def from_primary_option(db: DbSessionDep) -> list[str]:
         return names((await db.scalars(select(Author))).all())
 
     @app.get("/use-primary")
-    async def use_primary(db: Session) -> dict[str, list[str]]:
+    async def use_primary(db: DbSessionDep) -> dict[str, list[str]]:
         with db.use_primary():
             inside = names((await db.scalars(select(Author))).all())
         return {"inside": inside}
 
     @app.get("/for-update")
-    async def for_update(db: Session) -> list[str]:
+    async def for_update(db: DbSessionDep) -> list[str]:
         return names((await db.scalars(select(Author).with_for_update())).all())
 
     @app.get("/sync")
-    def sync_read(db: SyncSession) -> list[str]:
+    def sync_read(db: SyncDbSessionDep) -> list[str]:
         return names(db.scalars(select(Author)).all())
 
     async with app.async_test_client() as client:
@@ -108,20 +108,20 @@ async def test_get_by_primary_key_follows_the_same_routing(routed: Database) -> 
     setup(app, routed.config, metadata=routed.metadatas)
 
     @app.get("/author")
-    async def author(db: Session) -> str:
+    async def author(db: DbSessionDep) -> str:
         return (await db.get_or_404(Author, 1)).name
 
     @app.get("/author/primary")
-    async def author_primary(db: PrimarySession) -> str:
+    async def author_primary(db: PrimaryDbSessionDep) -> str:
         return (await db.get_or_404(Author, 1)).name
 
     @app.get("/author/use-primary")
-    async def author_use_primary(db: Session) -> str:
+    async def author_use_primary(db: DbSessionDep) -> str:
         with db.use_primary():
             return (await db.get_or_404(Author, 1)).name
 
     @app.post("/author/after-write")
-    async def after_write(db: Session) -> str:
+    async def after_write(db: DbSessionDep) -> str:
         db.add(Author(email="writer@x", name="writer"))
         await db.flush()  # the session now sticks to the primary
         return (await db.get_or_404(Author, 1)).name

@@ -14,11 +14,11 @@ from transom.db import (
     Database,
     DatabaseConfig,
     DbSession,
-    ManualSession,
-    Session,
-    SyncSession,
+    DbSessionDep,
+    ManualDbSessionDep,
+    SyncDbSessionDep,
+    db_session_options,
     make_base,
-    session_options,
     setup,
     to_dict,
 )
@@ -44,7 +44,7 @@ async def test_session_is_injected_by_type_and_commits_on_success(database: Data
     app = make_app(database)
 
     @app.post("/authors")
-    async def create(db: Session) -> dict[str, Any]:
+    async def create(db: DbSessionDep) -> dict[str, Any]:
         assert isinstance(db, DbSession)
         author = await db.save(Author(email="a@example.com", name="Ann"))
         return to_dict(author)
@@ -60,13 +60,13 @@ async def test_rollback_on_http_exception_and_on_crash(database: Database) -> No
     app = make_app(database)
 
     @app.post("/refuse")
-    async def refuse(db: Session) -> None:
+    async def refuse(db: DbSessionDep) -> None:
         db.add(Author(email="b@example.com", name="Bob"))
         await db.flush()
         raise HTTPException(400, "no")
 
     @app.post("/crash")
-    async def crash(db: Session) -> None:
+    async def crash(db: DbSessionDep) -> None:
         db.add(Author(email="c@example.com", name="Cy"))
         await db.flush()
         raise RuntimeError("boom")
@@ -81,12 +81,12 @@ async def test_autocommit_off_per_route(database: Database) -> None:
     app = make_app(database)
 
     @app.post("/draft")
-    @session_options(autocommit=False)
-    async def draft(db: Session) -> None:
+    @db_session_options(autocommit=False)
+    async def draft(db: DbSessionDep) -> None:
         db.add(Author(email="d@example.com", name="Di"))
 
     @app.post("/manual")
-    async def manual(db: ManualSession) -> None:
+    async def manual(db: ManualDbSessionDep) -> None:
         db.add(Author(email="e@example.com", name="Ed"))
         await db.commit()
         db.add(Author(email="f@example.com", name="Flo"))  # never committed
@@ -102,8 +102,8 @@ async def test_commit_on_listed_exception(database: Database) -> None:
     app = make_app(database)
 
     @app.post("/then-redirect")
-    @session_options(commit_on=[HTTPException])
-    async def then_redirect(db: Session) -> None:
+    @db_session_options(commit_on=[HTTPException])
+    async def then_redirect(db: DbSessionDep) -> None:
         db.add(Author(email="g@example.com", name="Gil"))
         raise HTTPException(409, "saved, but tell the client something")
 
@@ -116,7 +116,7 @@ async def test_savepoint_rolls_back_only_inner_work(database: Database) -> None:
     app = make_app(database)
 
     @app.post("/nested")
-    async def nested(db: Session) -> dict[str, int]:
+    async def nested(db: DbSessionDep) -> dict[str, int]:
         db.add(Author(email="outer@example.com", name="Outer"))
         await db.flush()
         try:
@@ -138,7 +138,7 @@ async def test_savepoint_rolls_back_only_inner_work(database: Database) -> None:
 seen: list[DbSession] = []
 
 
-async def current_user(db: Session) -> str:
+async def current_user(db: DbSessionDep) -> str:
     seen.append(db)
     return "ann"
 
@@ -148,7 +148,7 @@ async def test_one_session_per_request_shared_with_dependencies(database: Databa
     seen.clear()
 
     @app.get("/who")
-    async def who(user: Annotated[str, Depends(current_user)], db: Session) -> dict[str, bool]:
+    async def who(user: Annotated[str, Depends(current_user)], db: DbSessionDep) -> dict[str, bool]:
         return {"same": seen[0] is db}
 
     async with app.async_test_client() as client:
@@ -159,7 +159,7 @@ async def test_sync_handler_gets_a_blocking_session(database: Database) -> None:
     app = make_app(database)
 
     @app.post("/sync")
-    def create_sync(db: SyncSession) -> dict[str, Any]:
+    def create_sync(db: SyncDbSessionDep) -> dict[str, Any]:
         assert isinstance(db, OrmSession)
         author = Author(email="sync@example.com", name="Syd")
         db.add(author)
@@ -167,7 +167,7 @@ async def test_sync_handler_gets_a_blocking_session(database: Database) -> None:
         return {"id": author.id}
 
     @app.post("/sync-fail")
-    def fail_sync(db: SyncSession) -> None:
+    def fail_sync(db: SyncDbSessionDep) -> None:
         db.add(Author(email="nope@example.com", name="No"))
         db.flush()
         raise HTTPException(400)
@@ -183,11 +183,11 @@ async def test_get_or_404_helpers(database: Database) -> None:
     app = make_app(database)
 
     @app.get("/authors/{author_id:int}")
-    async def by_id(author_id: int, db: Session) -> dict[str, Any]:
+    async def by_id(author_id: int, db: DbSessionDep) -> dict[str, Any]:
         return to_dict(await db.get_or_404(Author, author_id))
 
     @app.get("/authors/by-email/{email}")
-    async def by_email(email: str, db: Session) -> dict[str, Any]:
+    async def by_email(email: str, db: DbSessionDep) -> dict[str, Any]:
         return to_dict(await db.get_one_or_404(Author, email=email))
 
     async with database.session() as s:
@@ -205,7 +205,7 @@ async def test_app_shutdown_disposes_engines(database: Database) -> None:
     app = make_app(database)
 
     @app.get("/ping")
-    async def ping(db: Session) -> dict[str, int]:
+    async def ping(db: DbSessionDep) -> dict[str, int]:
         return {"one": int((await db.execute(select(1))).scalar_one())}
 
     async with app.async_test_client() as client:
@@ -222,7 +222,7 @@ async def test_postgresql_begins_the_transaction_at_the_first_write(database: Da
     txid = select(func.txid_current())
 
     @app.get("/txids")
-    async def txids(db: Session, write: bool = False, lock: bool = False) -> list[int]:
+    async def txids(db: DbSessionDep, write: bool = False, lock: bool = False) -> list[int]:
         ids = [int(await db.scalar(txid) or 0)]
         if lock:
             await db.execute(select(Author).with_for_update())
@@ -253,7 +253,7 @@ async def test_lazy_begin_can_be_turned_off(database: Database) -> None:
     setup(app, config, metadata=database.metadatas)
 
     @app.get("/txids")
-    async def txids(db: Session) -> list[int]:
+    async def txids(db: DbSessionDep) -> list[int]:
         return [int(await db.scalar(select(func.txid_current())) or 0) for _ in range(2)]
 
     async with app.async_test_client() as client:

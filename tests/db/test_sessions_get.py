@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator
 
 from _services import TcpProxy
 from transom import App, Settings
-from transom.db import Database, DatabaseConfig, Session, make_base, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep, make_base, setup
 
 pytestmark = pytest.mark.anyio
 
@@ -225,7 +225,7 @@ async def test_missing_rows_and_404(database: Database) -> None:
     setup(app, database.config, metadata=database.metadatas)
 
     @app.get("/gadgets/{gadget_id}")
-    async def show(gadget_id: int, db: Session) -> dict[str, Any]:
+    async def show(gadget_id: int, db: DbSessionDep) -> dict[str, Any]:
         gadget = await db.get_or_404(Gadget, gadget_id)
         return {"name": gadget.name}
 
@@ -413,7 +413,7 @@ async def test_after_commit_listeners_still_see_a_read_only_request(
     commits: list[str] = []
 
     @app.get("/read/{count}")
-    async def read(db: Session, count: int) -> dict[str, Any]:
+    async def read(db: DbSessionDep, count: int) -> dict[str, Any]:
         event.listen(db.sync_session, "after_commit", lambda _s: commits.append(f"{count}"))
         for ident in range(1, count + 1):
             await db.get(Gadget, ident)
@@ -446,7 +446,7 @@ async def test_an_outage_during_a_get_gives_503_then_recovers(server_url: str) -
     )
 
     @app.get("/gadget")
-    async def show(db: Session) -> dict[str, Any]:
+    async def show(db: DbSessionDep) -> dict[str, Any]:
         gadget = await db.get(Gadget, 1)
         return {"found": gadget is not None}
 

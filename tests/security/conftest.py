@@ -18,10 +18,10 @@ from transom.security import (
     CSRFToken,
     Security,
     SecurityConfig,
-    Sess,
+    SessionDataDep,
     csrf_exempt,
-    login,
-    logout,
+    end_session,
+    start_session,
 )
 
 SECRET = "test-secret-key-for-security-tests"
@@ -35,16 +35,16 @@ def build_app(settings: Settings | None = None, **security: Any) -> App:
     app.install(Security(SecurityConfig(**security)))
 
     @app.get("/session")
-    async def read_session(session: Sess) -> dict[str, Any]:
+    async def read_session(session: SessionDataDep) -> dict[str, Any]:
         return session.to_dict()
 
     @app.get("/set")
-    async def set_value(session: Sess, key: str, value: str) -> dict[str, Any]:
+    async def set_value(session: SessionDataDep, key: str, value: str) -> dict[str, Any]:
         session[key] = value
         return {"key": session.key}
 
     @app.get("/key")
-    async def session_key(session: Sess) -> dict[str, Any]:
+    async def session_key(session: SessionDataDep) -> dict[str, Any]:
         return {"key": session.key, "new": session.new}
 
     @app.get("/token")
@@ -62,20 +62,20 @@ def build_app(settings: Settings | None = None, **security: Any) -> App:
 
     @app.post("/login")
     async def do_login(request: Request) -> dict[str, str]:
-        session = await login(request, "alice")
+        session = await start_session(request, "alice")
         return {"key": session.key}
 
     @app.post("/logout")
     async def do_logout(request: Request) -> None:
-        await logout(request)
+        await end_session(request)
 
     @app.get("/boom")
-    async def boom(session: Sess) -> None:
+    async def boom(session: SessionDataDep) -> None:
         session["written"] = "yes"
         raise RuntimeError("handler failed")
 
     @app.get("/forbidden")
-    async def forbidden(session: Sess) -> None:
+    async def forbidden(session: SessionDataDep) -> None:
         session["written"] = "yes"
         raise HTTPException(403, "no")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from transom import App, Settings
-from transom.security import Security, SecurityConfig, Sess, SessionConfig, limit
+from transom.security import Security, SecurityConfig, SessionConfig, SessionDataDep, limit
 from transom.security.backends.redis import RedisRateLimitBackend, RedisSessionBackend
 
 REDIS_URL = os.environ["TRANSOM_TEST_REDIS_URL"]
@@ -29,11 +29,11 @@ async def limited() -> dict[str, int]:
 
 
 @app.get("/set")
-async def set_value(session: Sess, value: str) -> dict[str, int]:
+async def set_value(session: SessionDataDep, value: str) -> dict[str, int]:
     session["value"] = value
     return {"pid": os.getpid()}
 
 
 @app.get("/get")
-async def get_value(session: Sess) -> dict[str, object]:
+async def get_value(session: SessionDataDep) -> dict[str, object]:
     return {"pid": os.getpid(), "value": session.get("value")}

@@ -9,7 +9,7 @@ import pytest
 
 from transom import Request
 from transom.responses import JSONResponse
-from transom.security import CSRFConfig, CSRFError, Sess, csrf_input
+from transom.security import CSRFConfig, CSRFError, SessionDataDep, csrf_input
 from transom.security.csrf import mask, unmask
 
 from .conftest import AppFactory, fetch_token
@@ -164,7 +164,7 @@ def test_bearer_header_does_not_exempt_a_handler_that_uses_the_cookie_session(
     app = make_app()
 
     @app.post("/cart")
-    async def add_to_cart(request: Request, session: Sess) -> dict[str, Any]:
+    async def add_to_cart(request: Request, session: SessionDataDep) -> dict[str, Any]:
         session["cart"] = "attacker's item"
         return {"ok": True}
 

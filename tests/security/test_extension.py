@@ -9,7 +9,7 @@ import pytest
 
 from transom import App, Request, Settings
 from transom.exceptions import ImproperlyConfigured
-from transom.security import EXTENSION_KEY, CSRFToken, Security, SecurityConfig, Sess
+from transom.security import EXTENSION_KEY, CSRFToken, Security, SecurityConfig, SessionDataDep
 
 from .conftest import SECRET
 
@@ -33,7 +33,7 @@ def test_debug_mode_without_secret_key_uses_a_random_key(
     Security(app)
 
     @app.get("/")
-    async def index(session: Sess) -> dict[str, int]:
+    async def index(session: SessionDataDep) -> dict[str, int]:
         session["n"] = session.get("n", 0) + 1
         return {"n": session["n"]}
 
@@ -69,7 +69,7 @@ def test_sync_handlers_get_the_session() -> None:
     Security(app)
 
     @app.get("/")
-    def index(session: Sess) -> dict[str, int]:
+    def index(session: SessionDataDep) -> dict[str, int]:
         session["n"] = session.get("n", 0) + 1
         return {"n": session["n"]}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from transom import App, Request, Settings
-from transom.security import CSRFToken, Security, SecurityConfig, Sess
+from transom.security import CSRFToken, Security, SecurityConfig, SessionDataDep
 
 from .conftest import SECRET
 
@@ -16,7 +16,7 @@ def make(settings: Settings | None = None) -> tuple[App, list[str]]:
     calls: list[str] = []
 
     @app.get("/reset")
-    async def reset(request: Request, session: Sess) -> dict[str, str]:
+    async def reset(request: Request, session: SessionDataDep) -> dict[str, str]:
         calls.append("reset")
         session["touched"] = "1"
         return {"link": request.url_for("reset")}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from transom import App, Request, Settings
-from transom.security import ProxyHeadersMiddleware, Security, SecurityConfig, Sess, limit
+from transom.security import ProxyHeadersMiddleware, Security, SecurityConfig, SessionDataDep, limit
 
 from .conftest import SECRET
 
@@ -28,7 +28,7 @@ def make(trusted: list[str], **settings: Any) -> App:
         }
 
     @app.get("/login")
-    async def login_page(session: Sess) -> dict[str, bool]:
+    async def login_page(session: SessionDataDep) -> dict[str, bool]:
         session["seen"] = True
         return {"ok": True}
 

@@ -11,8 +11,8 @@ from transom.security import (
     Security,
     csrf_token,
     limit,
-    login,
     parse_rate,
+    start_session,
 )
 from transom.security.ratelimit import RateLimit
 
@@ -44,7 +44,7 @@ def make() -> App:
 
     @app.post("/login")
     async def do_login(request: Request) -> None:
-        await login(request, request.query["user"])
+        await start_session(request, request.query["user"])
 
     api = Router("/api", name="api")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import secrets
 import time
@@ -14,10 +15,12 @@ from itsdangerous.timed import TimestampSigner
 
 from transom import App, Request, Settings
 from transom.security import (
+    CSRFToken,
     MemorySessionBackend,
-    Sess,
+    Security,
     SessionConfig,
     SessionData,
+    SessionDataDep,
     get_session_data,
 )
 
@@ -311,7 +314,7 @@ def test_in_place_mutation_to_unserializable_is_logged_not_fatal(
     app = make_app()
 
     @app.get("/mutate")
-    async def mutate(session: Sess) -> dict[str, bool]:
+    async def mutate(session: SessionDataDep) -> dict[str, bool]:
         session["items"] = []
         session["items"].append(object())
         return {"ok": True}
@@ -361,3 +364,57 @@ def test_store_failure_on_save_is_a_503_not_a_false_success(
     assert response.headers.get_list("set-cookie") == []
     assert response.headers["x-frame-options"] == "DENY"
     assert "Could not save the session" in caplog.text
+
+
+# -- renamed names (deprecated in 0.2): old names still work and warn naming the new one ----
+
+
+@pytest.mark.parametrize("module_name", ["transom.security", "transom.security.sessions"])
+@pytest.mark.parametrize(
+    ("old", "new", "hint"),
+    [
+        ("Sess", "SessionDataDep", ""),
+        ("login", "start_session", "transom.auth.login(request, user)"),
+        ("logout", "end_session", "transom.auth.logout(request)"),
+    ],
+)
+def test_old_session_names_warn_naming_the_new_one(
+    module_name: str, old: str, new: str, hint: str
+) -> None:
+    module = importlib.import_module(module_name)
+    with pytest.warns(DeprecationWarning, match=rf"{module_name}\.{old} is deprecated") as w:
+        value = getattr(module, old)
+    assert value is getattr(module, new)
+    message = str(w[0].message)
+    assert f"use {module_name}.{new} instead" in message
+    assert hint in message
+    assert w[0].filename == __file__
+
+
+def test_old_login_logout_and_sess_still_work() -> None:
+    with pytest.warns(DeprecationWarning, match="is deprecated"):
+        from transom.security import Sess, login, logout
+    app = App(Settings(secret_key=SECRET))
+    app.install(Security())
+
+    @app.get("/token")
+    async def token(csrf: CSRFToken) -> dict[str, str]:
+        return {"token": csrf}
+
+    @app.get("/session")
+    async def read(session: Sess) -> dict[str, Any]:
+        return dict(session)
+
+    @app.post("/login")
+    async def do_login(request: Request) -> dict[str, str]:
+        return {"key": (await login(request, 7)).key}
+
+    @app.post("/logout")
+    async def do_logout(request: Request) -> None:
+        await logout(request)
+
+    with app.test_client() as client:
+        client.post("/login", headers={"X-CSRF-Token": fetch_token(client)})
+        assert client.get("/session").json()["_auth_user_id"] == "7"
+        client.post("/logout", headers={"X-CSRF-Token": fetch_token(client)})
+        assert "_auth_user_id" not in client.get("/session").json()

@@ -1,7 +1,7 @@
 """The admin's backend for :mod:`transom.auth` (used when that battery is installed).
 
 It relies on what any user system built on :mod:`transom.security` shares: the session holds
-the user id under ``_auth_user_id`` (set by :func:`transom.security.login`), and the user
+the user id under ``_auth_user_id`` (set by :func:`transom.security.start_session`), and the user
 model has ``is_active``, ``is_staff``, ``is_superuser``, ``check_password``, ``set_password``
 and ``has_perm``. Module-level helpers of ``transom.auth`` (``authenticate``, ``login``,
 ``logout``, ``has_perm``) are preferred when they exist.

@@ -225,14 +225,14 @@ class SessionAuth(AuthBackend):
         await check_password(self._dummy, password)
 
     async def login(self, request: Request, user: Any) -> None:
-        from transom.security import login
+        from transom.security import start_session
 
-        await login(request, self.user_id(user))
+        await start_session(request, self.user_id(user))
 
     async def logout(self, request: Request) -> None:
-        from transom.security import logout
+        from transom.security import end_session
 
-        await logout(request)
+        await end_session(request)
 
 
 def default_backend() -> AuthBackend | None:

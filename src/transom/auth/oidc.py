@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from transom.auth.models import SocialAccount
 from transom.auth.redirects import safe_next
-from transom.db import DbSession, Session
+from transom.db import DbSession, DbSessionDep
 from transom.exceptions import HTTPException
 from transom.requests import Request
 from transom.responses import RedirectResponse, Response
@@ -333,7 +333,7 @@ def build_social_router(auth: Auth) -> Router:
         return RedirectResponse(url, 303)
 
     @router.get("/oauth/{provider}/callback", name="oauth_callback")
-    async def oauth_callback(request: Request, db: Session, provider: str) -> Response:
+    async def oauth_callback(request: Request, db: DbSessionDep, provider: str) -> Response:
         from transom.auth.web import login
 
         chosen = provider_named(provider)

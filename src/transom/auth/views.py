@@ -27,7 +27,7 @@ from transom.auth.web import (
     logout,
     update_session_auth,
 )
-from transom.db import Session, get_database
+from transom.db import DbSessionDep, get_database
 from transom.exceptions import HTTPException
 from transom.forms import Form, Widget, flash
 from transom.params import Depends
@@ -186,7 +186,7 @@ def build_router(auth: Auth) -> Router:
     model = auth.user_model
 
     @router.route("/login", methods=["GET", "POST"], name="login")
-    async def login_view(request: Request, db: Session) -> Response:
+    async def login_view(request: Request, db: DbSessionDep) -> Response:
         form = await LoginForm.from_request(
             request, initial={"next": request.query.get("next", "")}
         )
@@ -208,7 +208,7 @@ def build_router(auth: Auth) -> Router:
         )
 
     @router.route("/logout", methods=["GET", "POST"], name="logout")
-    async def logout_view(request: Request, db: Session) -> Response:
+    async def logout_view(request: Request, db: DbSessionDep) -> Response:
         if request.method == "POST":
             await logout(request, db)
             return RedirectResponse(auth.logout_redirect, 303)
@@ -217,7 +217,7 @@ def build_router(auth: Auth) -> Router:
     if auth.signup:
 
         @router.route("/signup", methods=["GET", "POST"], name="signup")
-        async def signup_view(request: Request, db: Session) -> Response:
+        async def signup_view(request: Request, db: DbSessionDep) -> Response:
             form = await SignupForm.from_request(request)
             if form.is_valid:
                 data = form.data
@@ -245,7 +245,7 @@ def build_router(auth: Auth) -> Router:
             )
 
     @router.route("/password/change", methods=["GET", "POST"], name="password_change")
-    async def password_change(request: Request, db: Session, user: CurrentUser) -> Response:
+    async def password_change(request: Request, db: DbSessionDep, user: CurrentUser) -> Response:
         form = await PasswordChangeForm.from_request(request)
         if form.is_valid:
             data = form.data
@@ -295,7 +295,7 @@ def build_router(auth: Auth) -> Router:
         return RedirectResponse(auth.url("password_reset_set"), 303)
 
     @router.route("/password/reset/set", methods=["GET", "POST"], name="password_reset_set")
-    async def password_reset_set(request: Request, db: Session) -> Response:
+    async def password_reset_set(request: Request, db: DbSessionDep) -> Response:
         session = await get_session_data(request)
         token = str(session.get(_RESET_SESSION_KEY, ""))
         user_id = auth.tokens.user_id("reset", token, auth.reset_max_age) if token else None
@@ -327,7 +327,7 @@ def build_router(auth: Auth) -> Router:
         return RedirectResponse(auth.login_redirect, 303)
 
     @router.get("/email/verify/{token}", name="verify_email")
-    async def verify_email(request: Request, db: Session, token: str) -> Response:
+    async def verify_email(request: Request, db: DbSessionDep, token: str) -> Response:
         user_id = auth.tokens.user_id("verify", token, auth.verify_max_age)
         user = await _load(db, model, user_id) if user_id else None
         if user is None or not auth.tokens.check("verify", token, user, auth.verify_max_age):
@@ -358,7 +358,7 @@ def _pages_need_sessions(request: Request) -> None:
 def _token_routes(router: Router, auth: Auth) -> None:
     @router.post("/token", name="token")
     @csrf_exempt
-    async def token(request: Request, db: Session, body: Credentials) -> dict[str, Any]:
+    async def token(request: Request, db: DbSessionDep, body: Credentials) -> dict[str, Any]:
         user = await authenticate(request, db, body.username, body.password)
         if user is None:
             raise HTTPException(401, "Invalid credentials")
@@ -367,7 +367,7 @@ def _token_routes(router: Router, auth: Auth) -> None:
 
     @router.post("/token/refresh", name="token_refresh")
     @csrf_exempt
-    async def refresh(db: Session, body: RefreshIn) -> dict[str, Any]:
+    async def refresh(db: DbSessionDep, body: RefreshIn) -> dict[str, Any]:
         try:
             pair = await auth.jwt.refresh(db, body.refresh_token)
         except JWTError as exc:
@@ -377,7 +377,7 @@ def _token_routes(router: Router, auth: Auth) -> None:
 
     @router.post("/token/revoke", name="token_revoke")
     @csrf_exempt
-    async def revoke(db: Session, body: RefreshIn) -> JSONResponse:
+    async def revoke(db: DbSessionDep, body: RefreshIn) -> JSONResponse:
         try:
             await auth.jwt.revoke(db, body.refresh_token)
         except JWTError as exc:

@@ -29,7 +29,7 @@ from transom.auth.extension import Auth, get_auth
 from transom.auth.jwt import JWTError
 from transom.auth.models import RevokedToken, User
 from transom.auth.tokens import authenticate_api_token, fingerprint, fingerprint_matches
-from transom.db import DbSession, Session, get_database
+from transom.db import DbSession, DbSessionDep, get_database
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
@@ -37,9 +37,13 @@ from transom.routing import Router
 from transom.security._context import CONTEXT_KEY, RequestContext
 from transom.security.csrf import AMBIENT_AUTH_SCHEMES
 from transom.security.logins import check_credentials
-from transom.security.sessions import AUTH_USER_KEY, build_cookie, get_session_data
-from transom.security.sessions import login as session_login
-from transom.security.sessions import logout as session_logout
+from transom.security.sessions import (
+    AUTH_USER_KEY,
+    build_cookie,
+    end_session,
+    get_session_data,
+    start_session,
+)
 
 __all__ = [
     "CurrentUser",
@@ -136,7 +140,7 @@ async def login(request: Request, user: Any, *, remember: bool = False) -> None:
             the session has expired.
     """
     auth = get_auth(request.app)
-    session = await session_login(request, user.id)
+    session = await start_session(request, user.id)
     session[HASH_KEY] = session_hash(auth, user)
     session[SID_KEY] = secrets.token_urlsafe(16)
     user.last_login = dt.datetime.now(dt.UTC)
@@ -192,7 +196,7 @@ async def logout(request: Request, db: DbSession | None = None) -> None:
         await _revoke(db, request, f"r:{remembered[2]}", auth.remember_days * 86400)
     if request.cookies.get(_cookie_name(request)):
         _set_cookie(request, "", 0)
-    await session_logout(request)
+    await end_session(request)
     request.scope[USER_SCOPE_KEY] = None
 
 
@@ -309,7 +313,7 @@ async def _resolve(request: Request, db: DbSession) -> Any:
     return user
 
 
-async def get_current_user(request: Request, db: Session) -> Any:
+async def get_current_user(request: Request, db: DbSessionDep) -> Any:
     """Dependency: the authenticated user, or ``None`` (loaded once per request)."""
     if USER_SCOPE_KEY not in request.scope:
         request.scope[USER_SCOPE_KEY] = await _resolve(request, db)
@@ -328,7 +332,7 @@ def _login_needed(request: Request) -> HTTPException:
     return HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": scheme})
 
 
-async def require_user(request: Request, db: Session) -> Any:
+async def require_user(request: Request, db: DbSessionDep) -> Any:
     """Dependency: the authenticated user; browsers are sent to the login page, APIs get 401."""
     user = await get_current_user(request, db)
     if user is None:
@@ -362,7 +366,7 @@ def login_required(target: T) -> T:
         ... async def account(user: CurrentUser): ...
     """
 
-    async def guard(request: Request, db: Session) -> None:
+    async def guard(request: Request, db: DbSessionDep) -> None:
         await require_user(request, db)
 
     return _attach(target, guard)
@@ -391,7 +395,7 @@ def requires(*perms: str) -> Callable[[T], T]:
     """
 
     def decorate(target: T) -> T:
-        async def guard(request: Request, db: Session) -> None:
+        async def guard(request: Request, db: DbSessionDep) -> None:
             for perm in perms:
                 await require_perm(request, db, perm)
 

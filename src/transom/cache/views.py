@@ -99,7 +99,7 @@ def cached(
     Example:
         >>> @cached(ttl=60, tags=("posts",))  # doctest: +SKIP
         ... @app.get("/posts")
-        ... async def posts(db: Session) -> list[PostOut]: ...
+        ... async def posts(db: DbSessionDep) -> list[PostOut]: ...
     """
     policy = _Policy(ttl, tuple(h.lower() for h in vary), vary_on_user, tuple(tags))
 

@@ -2,26 +2,30 @@
 
 Example:
     >>> from sqlalchemy.orm import Mapped, mapped_column
-    >>> from transom.db import Model, Session
+    >>> from transom.db import DbSessionDep, Model
     >>> class Article(Model):
     ...     id: Mapped[int] = mapped_column(primary_key=True)
     ...     slug: Mapped[str] = mapped_column(unique=True)
     ...     title: Mapped[str]
 """
 
+from typing import TYPE_CHECKING
+
+from transom._deprecation import renamed_names
 from transom.db.config import DEFAULT_DATABASE_URL, DatabaseConfig
 from transom.db.engine import EXTENSION_KEY, Database, get_database, setup
 from transom.db.errors import DatabaseProblem, classify, to_http_exception
 from transom.db.lifecycle import (
-    ManualSession,
-    PrimarySession,
-    Session,
-    SessionOptions,
-    SyncSession,
-    get_session,
-    get_sync_session,
-    session_dependency,
-    session_options,
+    RENAMES,
+    DbSessionDep,
+    DbSessionOptions,
+    ManualDbSessionDep,
+    PrimaryDbSessionDep,
+    SyncDbSessionDep,
+    db_session_dependency,
+    db_session_options,
+    get_db_session,
+    get_sync_db_session,
 )
 from transom.db.models import NAMING_CONVENTION, Model, TimestampMixin, make_base, to_dict
 from transom.db.pagination import CursorPage, Page, paginate, paginate_cursor
@@ -38,30 +42,65 @@ __all__ = [
     "DatabaseConfig",
     "DatabaseProblem",
     "DbSession",
-    "ManualSession",
+    "DbSessionDep",
+    "DbSessionOptions",
+    "ManualDbSessionDep",
     "Model",
     "Page",
-    "PrimarySession",
+    "PrimaryDbSessionDep",
     "RoutingSession",
-    "Session",
-    "SessionOptions",
-    "SyncSession",
+    "SyncDbSessionDep",
     "TimestampMixin",
     "UTCDateTime",
     "classify",
+    "db_session_dependency",
+    "db_session_options",
     "from_schema",
     "get_database",
-    "get_session",
-    "get_sync_session",
+    "get_db_session",
+    "get_sync_db_session",
     "make_base",
     "paginate",
     "paginate_cursor",
     "schema_for",
-    "session_dependency",
-    "session_options",
     "setup",
     "to_dict",
     "to_http_exception",
     "to_schema",
     "update_from",
 ]
+
+if TYPE_CHECKING:
+    # The old names, still accepted by type checkers while they are deprecated.
+    from transom.db.lifecycle import (
+        ManualSession as ManualSession,
+    )
+    from transom.db.lifecycle import (
+        PrimarySession as PrimarySession,
+    )
+    from transom.db.lifecycle import (
+        Session as Session,
+    )
+    from transom.db.lifecycle import (
+        SessionOptions as SessionOptions,
+    )
+    from transom.db.lifecycle import (
+        SyncSession as SyncSession,
+    )
+    from transom.db.lifecycle import (
+        get_session as get_session,
+    )
+    from transom.db.lifecycle import (
+        get_sync_session as get_sync_session,
+    )
+    from transom.db.lifecycle import (
+        session_dependency as session_dependency,
+    )
+    from transom.db.lifecycle import (
+        session_options as session_options,
+    )
+
+# `from transom.db import Session` warns: see lifecycle.RENAMES and docs/deprecations.md.
+# Runtime only: a module __getattr__ seen by type checkers would make them accept any name.
+if not TYPE_CHECKING:
+    __getattr__ = renamed_names(__name__, globals(), RENAMES)

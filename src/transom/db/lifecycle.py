@@ -1,8 +1,12 @@
 """The request lifecycle: one session per request, committed on success, rolled back on error.
 
-``Session`` (and its variants) is a dependency: it opens a :class:`~transom.db.DbSession`
+``DbSessionDep`` (and its variants) is a dependency: it opens a :class:`~transom.db.DbSession`
 from the app's :class:`~transom.db.Database`, hands it to the handler and every dependency
 of the same request, and ends it after the handler: commit (or rollback) and close.
+
+The names say what each thing is: ``DbSession`` is the session *class*, ``...Dep`` names are
+``Annotated`` aliases that inject one, ``get_...`` names are the dependency functions behind
+them. The old names (``Session``, ``get_session``...) are deprecated aliases.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from sqlalchemy.orm import Session as OrmSession
 
+from transom._deprecation import renamed_names
 from transom.db.engine import get_database
 from transom.db.sessions import FORCE_PRIMARY_KEY, REQUEST_KEY, DbSession, RoutingSession
 from transom.exceptions import HTTPException
@@ -23,15 +28,15 @@ if TYPE_CHECKING:
     from transom.db.engine import Database
 
 __all__ = [
-    "ManualSession",
-    "PrimarySession",
-    "Session",
-    "SessionOptions",
-    "SyncSession",
-    "get_session",
-    "get_sync_session",
-    "session_dependency",
-    "session_options",
+    "DbSessionDep",
+    "DbSessionOptions",
+    "ManualDbSessionDep",
+    "PrimaryDbSessionDep",
+    "SyncDbSessionDep",
+    "db_session_dependency",
+    "db_session_options",
+    "get_db_session",
+    "get_sync_db_session",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,8 +45,8 @@ _OPTIONS_ATTR = "__transom_db_options__"
 
 
 @dataclass(frozen=True)
-class SessionOptions:
-    """How the per-request session behaves for one route.
+class DbSessionOptions:
+    """How the per-request database session behaves for one route.
 
     Attributes:
         autocommit: Commit when the handler succeeds (rollback on any exception regardless).
@@ -56,23 +61,23 @@ class SessionOptions:
     commit_on: tuple[type[BaseException], ...] = ()
 
 
-_DEFAULT_OPTIONS = SessionOptions()
+_DEFAULT_OPTIONS = DbSessionOptions()
 
 
-def session_options(
+def db_session_options(
     *,
     autocommit: bool = True,
     primary: bool = False,
     commit_on: Sequence[type[BaseException]] = (),
 ) -> Callable[[F], F]:
-    """Decorate a handler to change how its injected session commits.
+    """Decorate a handler to change how its injected database session commits.
 
     Example:
         >>> @app.post("/import")  # doctest: +SKIP
-        ... @session_options(autocommit=False)
-        ... async def bulk_import(db: Session): ...
+        ... @db_session_options(autocommit=False)
+        ... async def bulk_import(db: DbSessionDep): ...
     """
-    options = SessionOptions(autocommit=autocommit, primary=primary, commit_on=tuple(commit_on))
+    options = DbSessionOptions(autocommit=autocommit, primary=primary, commit_on=tuple(commit_on))
 
     def decorate(func: F) -> F:
         setattr(func, _OPTIONS_ATTR, options)
@@ -81,13 +86,13 @@ def session_options(
     return decorate
 
 
-def _route_options(request: Request, override: SessionOptions | None) -> SessionOptions:
+def _route_options(request: Request, override: DbSessionOptions | None) -> DbSessionOptions:
     if override is not None:
         return override
     route = getattr(request, "route", None)
     endpoint = getattr(route, "endpoint", None)
     options = getattr(endpoint, _OPTIONS_ATTR, None)
-    return options if isinstance(options, SessionOptions) else _DEFAULT_OPTIONS
+    return options if isinstance(options, DbSessionOptions) else _DEFAULT_OPTIONS
 
 
 def _translate(exc: BaseException, database: Database) -> HTTPException | None:
@@ -118,17 +123,18 @@ async def _end_async(session: DbSession, commit: bool) -> None:
         await session.run_sync(_end, commit)
 
 
-def _wants_commit(options: SessionOptions, exc: BaseException | None) -> bool:
+def _wants_commit(options: DbSessionOptions, exc: BaseException | None) -> bool:
     return options.autocommit and (exc is None or isinstance(exc, options.commit_on))
 
 
-def session_dependency(
-    options: SessionOptions | None = None,
+def db_session_dependency(
+    options: DbSessionOptions | None = None,
 ) -> Callable[[Request], AsyncIterator[DbSession]]:
-    """Build a session dependency with fixed options (default: read them from the route).
+    """Build a database session dependency with fixed options (default: from the route).
 
-    ``Session`` is ``Annotated[DbSession, Depends(get_session)]``; make your own variant with
-    ``Annotated[DbSession, Depends(session_dependency(SessionOptions(autocommit=False)))]``.
+    ``DbSessionDep`` is ``Annotated[DbSession, Depends(get_db_session)]``; make your own
+    variant with
+    ``Annotated[DbSession, Depends(db_session_dependency(DbSessionOptions(autocommit=False)))]``.
     """
 
     async def dependency(request: Request) -> AsyncIterator[DbSession]:
@@ -157,26 +163,28 @@ def session_dependency(
             if not ended:  # _end failed part-way (or never ran): make sure nothing is held
                 await session.close()
 
-    dependency.__name__ = "get_session" if options is None else "session_dependency"
+    dependency.__name__ = "get_db_session" if options is None else "db_session_dependency"
     dependency.__doc__ = "Yield the request's database session (commit on success)."
     return dependency
 
 
-#: The dependency behind :data:`Session`; override it in tests with ``app.dependency_overrides``.
-get_session = session_dependency()
-_manual = session_dependency(SessionOptions(autocommit=False))
-_primary = session_dependency(SessionOptions(primary=True))
+#: The dependency behind :data:`DbSessionDep`; override it in tests with
+#: ``app.dependency_overrides``.
+get_db_session = db_session_dependency()
+_manual = db_session_dependency(DbSessionOptions(autocommit=False))
+_primary = db_session_dependency(DbSessionOptions(primary=True))
 
-#: The request's async session. Commits when the handler succeeds, rolls back on any exception.
-Session = Annotated[DbSession, Depends(get_session)]
-#: Like :data:`Session` but never commits by itself: call ``await db.commit()``.
-ManualSession = Annotated[DbSession, Depends(_manual)]
-#: Like :data:`Session` but reads from the primary even when replicas are configured.
-PrimarySession = Annotated[DbSession, Depends(_primary)]
+#: Inject the request's :class:`DbSession`. Commits when the handler succeeds, rolls back on
+#: any exception.
+DbSessionDep = Annotated[DbSession, Depends(get_db_session)]
+#: Like :data:`DbSessionDep` but never commits by itself: call ``await db.commit()``.
+ManualDbSessionDep = Annotated[DbSession, Depends(_manual)]
+#: Like :data:`DbSessionDep` but reads from the primary even when replicas are configured.
+PrimaryDbSessionDep = Annotated[DbSession, Depends(_primary)]
 
 
-def get_sync_session(request: Request) -> Iterator[OrmSession]:
-    """Yield a blocking session for sync handlers (same commit/rollback rules as ``Session``).
+def get_sync_db_session(request: Request) -> Iterator[OrmSession]:
+    """Yield a blocking session for sync handlers (same rules as ``DbSessionDep``).
 
     The core runs a sync generator dependency in its thread pool, so the blocking commit never
     stalls the event loop.
@@ -208,5 +216,36 @@ def get_sync_session(request: Request) -> Iterator[OrmSession]:
         session.close()
 
 
-#: A blocking ``sqlalchemy.orm.Session`` for sync (``def``) handlers.
-SyncSession = Annotated[RoutingSession, Depends(get_sync_session)]
+#: Inject a blocking ``sqlalchemy.orm.Session`` (a :class:`RoutingSession`) into sync
+#: (``def``) handlers.
+SyncDbSessionDep = Annotated[RoutingSession, Depends(get_sync_db_session)]
+
+#: Old name -> new name (also served by :mod:`transom.db`). ``Session`` read as SQLAlchemy's
+#: class but was an ``Annotated`` alias; every name now says which session and what kind of thing.
+RENAMES = {
+    "Session": "DbSessionDep",
+    "ManualSession": "ManualDbSessionDep",
+    "PrimarySession": "PrimaryDbSessionDep",
+    "SyncSession": "SyncDbSessionDep",
+    "SessionOptions": "DbSessionOptions",
+    "session_options": "db_session_options",
+    "session_dependency": "db_session_dependency",
+    "get_session": "get_db_session",
+    "get_sync_session": "get_sync_db_session",
+}
+
+if TYPE_CHECKING:
+    # The old names, still accepted by type checkers while they are deprecated.
+    Session = DbSessionDep
+    ManualSession = ManualDbSessionDep
+    PrimarySession = PrimaryDbSessionDep
+    SyncSession = SyncDbSessionDep
+    SessionOptions = DbSessionOptions
+    session_options = db_session_options
+    session_dependency = db_session_dependency
+    get_session = get_db_session
+    get_sync_session = get_sync_db_session
+
+# Runtime only: a module __getattr__ seen by type checkers would make them accept any name.
+if not TYPE_CHECKING:
+    __getattr__ = renamed_names(__name__, globals(), RENAMES)

@@ -6,16 +6,19 @@ is an explicit argument. See ``docs/security.md``.
 
 Example:
     >>> from transom import App, Settings
-    >>> from transom.security import Security, SecurityConfig, Sess, limit
+    >>> from transom.security import Security, SecurityConfig, SessionDataDep, limit
     >>> app = App(Settings(secret_key="change-me"))
     >>> security = app.install(Security(SecurityConfig()))
     >>> @app.post("/cart")
     ... @limit("30/minute")
-    ... async def add(session: Sess) -> dict[str, int]:
+    ... async def add(session: SessionDataDep) -> dict[str, int]:
     ...     session["items"] = session.get("items", 0) + 1
     ...     return {"items": session["items"]}
 """
 
+from typing import TYPE_CHECKING
+
+from transom._deprecation import renamed_names
 from transom.security._context import StoreUnavailable, security_logger
 from transom.security.cors import CORSConfig, CORSMiddleware
 from transom.security.csrf import (
@@ -49,16 +52,24 @@ from transom.security.ratelimit import (
     parse_rate,
 )
 from transom.security.sessions import (
+    RENAME_HINTS,
+    RENAMES,
     MemorySessionBackend,
-    Sess,
     SessionBackend,
     SessionConfig,
     SessionData,
+    SessionDataDep,
     SignedCookieBackend,
+    end_session,
     get_session_data,
-    login,
-    logout,
+    start_session,
 )
+
+if TYPE_CHECKING:
+    # The old names, still accepted by type checkers while they are deprecated.
+    Sess = SessionDataDep
+    login = start_session
+    logout = end_session
 
 __all__ = [
     "DEFAULT_CSP",
@@ -78,22 +89,26 @@ __all__ = [
     "Security",
     "SecurityConfig",
     "SecurityMiddleware",
-    "Sess",
     "SessionBackend",
     "SessionConfig",
     "SessionData",
+    "SessionDataDep",
     "SignedCookieBackend",
     "StoreUnavailable",
     "csp_nonce",
     "csrf_exempt",
     "csrf_input",
     "csrf_token",
+    "end_session",
     "get_session_data",
     "limit",
-    "login",
-    "logout",
     "parse_rate",
     "rotate_csrf_secret",
     "security_headers",
     "security_logger",
+    "start_session",
 ]
+
+# Runtime only: a module __getattr__ seen by type checkers would make them accept any name.
+if not TYPE_CHECKING:
+    __getattr__ = renamed_names(__name__, globals(), RENAMES, hints=RENAME_HINTS)

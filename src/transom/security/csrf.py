@@ -203,7 +203,7 @@ def csrf_input(token: str, field_name: str = "csrf_token") -> str:
 
 
 async def rotate_csrf_secret(request: Request) -> None:
-    """Replace the secret (tokens issued before stop working); done by ``login()``."""
+    """Replace the secret (tokens issued before stop working); done by ``start_session()``."""
     ctx = get_context(request)
     ctx.csrf_cookie = None
     await _store_secret(ctx, _b64(secrets.token_bytes(_SECRET_BYTES)))

@@ -23,10 +23,11 @@ import re
 import secrets
 import time
 from collections.abc import Iterator, MutableMapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
+from transom._deprecation import renamed_names
 from transom.params import Depends
 from transom.requests import Request
 from transom.security._context import (
@@ -39,14 +40,14 @@ from transom.security._context import (
 
 __all__ = [
     "MemorySessionBackend",
-    "Sess",
     "SessionBackend",
     "SessionConfig",
     "SessionData",
+    "SessionDataDep",
     "SignedCookieBackend",
+    "end_session",
     "get_session_data",
-    "login",
-    "logout",
+    "start_session",
 ]
 
 #: Session keys the battery itself uses (underscore-prefixed so they don't collide with yours).
@@ -441,12 +442,17 @@ async def get_session_data(request: Request) -> SessionData:
     return await load_session(get_context(request))
 
 
-#: Inject the session: ``async def handler(session: Sess): session["cart"] = [...]``.
-Sess = Annotated[SessionData, Depends(get_session_data)]
+#: Inject the session: ``async def handler(session: SessionDataDep): session["cart"] = [...]``.
+SessionDataDep = Annotated[SessionData, Depends(get_session_data)]
 
 
-async def login(request: Request, user_id: str | int) -> SessionData:
-    """Record a login: a new session key (fixation) and a new CSRF secret, then the user id.
+async def start_session(request: Request, user_id: str | int) -> SessionData:
+    """Start a session for ``user_id``: a new session key (fixation) and CSRF secret, the id.
+
+    The session step of a login, for a user system of your own. With :mod:`transom.auth`
+    call :func:`transom.auth.login` instead: it calls this and also stores the password
+    fingerprint that ends the session when the password changes (without it
+    ``transom.auth`` treats the session as logged out).
 
     Data of an anonymous session (a cart, say) is kept; a session that belonged to another
     user is emptied first.
@@ -472,7 +478,26 @@ async def login(request: Request, user_id: str | int) -> SessionData:
     return session
 
 
-async def logout(request: Request) -> None:
-    """Forget everything in the session and its key."""
+async def end_session(request: Request) -> None:
+    """Forget everything in the session and its key (with :mod:`transom.auth`, call
+    :func:`transom.auth.logout`, which also ends "remember me" and revokes the session)."""
     session = await get_session_data(request)
     session.flush()
+
+
+if TYPE_CHECKING:
+    # The old names, still accepted by type checkers while they are deprecated.
+    Sess = SessionDataDep
+    login = start_session
+    logout = end_session
+
+# Also served by transom.security. `login`/`logout` were a second login next to
+# transom.auth's (which adds the password fingerprint): the names now say what they do.
+RENAMES = {"Sess": "SessionDataDep", "login": "start_session", "logout": "end_session"}
+RENAME_HINTS = {
+    "login": "to log a user of transom.auth in, call transom.auth.login(request, user)",
+    "logout": "with transom.auth, call transom.auth.logout(request)",
+}
+# Runtime only: a module __getattr__ seen by type checkers would make them accept any name.
+if not TYPE_CHECKING:
+    __getattr__ = renamed_names(__name__, globals(), RENAMES, hints=RENAME_HINTS)
