@@ -255,9 +255,9 @@ def test_db_layers_script() -> None:
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| `")]
     assert [row[1].strip(" `") for row in rows] == [
         "raw asyncpg (floor)",
-        "/layer/pool",
-        "/layer/session",
-        "/layer/instance",
+        "/layer/driver",
+        "/layer/core",
+        "/layer/orm",
         "/layer/dependency",
         "/db",
     ]
