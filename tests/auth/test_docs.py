@@ -24,3 +24,17 @@ def test_page_covers_the_battery() -> None:
     text = PAGE.read_text()
     for heading in ("## Web login", "## Permissions", "## API tokens", "## Social login"):
         assert heading in text
+
+
+def test_own_user_model_section_runs(
+    auth_databases: AuthDatabases, backend: str, tmp_path: Path
+) -> None:
+    """ "Your own user model" runs as a script of its own: a project that never imports the
+    built-in user (the page's main script does), with a model named ``User``."""
+    text = PAGE.read_text()
+    section = text[text.index("## Your own user model") :]
+    section = section[: section.index("\n## ")]
+    page = tmp_path / "own-user-model.md"
+    page.write_text(section.replace("<!-- not run -->\n", ""))
+    url = auth_databases.servers.url(backend, fresh=True)
+    run_page(page, tmp_path, database_url=url)

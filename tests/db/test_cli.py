@@ -249,10 +249,11 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
     # database) and the project's first migration depends on it: article points at users.
     made = project.run("db", "makemigrations", "-m", "add article").stdout
     assert "Running upgrade  -> auth_0001" in made
+    assert "Running upgrade auth_0001 -> auth_0002" in made
     assert "Detected added table 'article'" in made
     assert "Detected added table 'transom_auth_user'" not in made  # the battery's, not ours
     script = next((project.root / "migrations" / "versions").glob("0001_*.py")).read_text()
-    assert 'depends_on: str | Sequence[str] | None = "auth_0001"' in script
+    assert 'depends_on: str | Sequence[str] | None = "auth_0002"' in script
 
     assert "Running upgrade  -> 0001_" in project.run("db", "migrate").stdout
     assert "up to date" in project.run("db", "current").stdout
@@ -263,7 +264,7 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
 
     # `downgrade` steps back along the project's own migrations, leaving the battery's.
     project.run("db", "downgrade")
-    assert project.run("db", "current").stdout.startswith("auth_0001 ")
+    assert project.run("db", "current").stdout.startswith("auth_0002 ")
     tables = project.python(TABLES)
     assert "'article'" not in tables
     assert "'transom_auth_user'" in tables

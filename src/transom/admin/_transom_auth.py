@@ -32,13 +32,18 @@ class TransomAuth(SessionAuth):
 
     def __init__(self) -> None:
         self.module: Any = importlib.import_module("transom.auth")
-        user_model = self.module.User
-        super().__init__(
-            user_model,
-            username_field=getattr(user_model, "USERNAME_FIELD", "username"),
-            password_field=getattr(user_model, "PASSWORD_FIELD", "password"),
-            group_model=getattr(self.module, "Group", None),
-        )
+        # The user model is the Auth battery's (``AuthConfig.user_model``), known once the app
+        # is built: importing the built-in one here would map it in projects that replace it.
+        # Until then the unmapped AbstractUser stands in: any use of it fails loudly.
+        super().__init__(self.module.AbstractUser, group_model=getattr(self.module, "Group", None))
+        self.user_model = None
+
+    def use_user_model(self, user_model: type[Any]) -> None:
+        """Serve ``user_model``, the app's ``Auth`` battery's (called by the admin site)."""
+        self.user_model = user_model
+        self._model = user_model
+        self.username_field = getattr(user_model, "USERNAME_FIELD", "username")
+        self.password_field = getattr(user_model, "PASSWORD_FIELD", "password")
 
     async def authenticate(
         self, request: Request, db: DbSession, username: str, password: str

@@ -153,6 +153,7 @@ class Admin(Battery):
         app.include_router(router)
         app.mount(f"{self.prefix}/static", StaticFiles(STATIC_DIR), name="admin_static")
         app.add_check(self._check)
+        self._use_auth_user_model(early=True)
 
     # -- registration ----------------------------------------------------------------------------
     @overload
@@ -222,6 +223,23 @@ class Admin(Battery):
         self.registry.pop(admin.model, None)
         self._by_key.pop((str(admin.app_label), admin.model_name), None)
 
+    def _use_auth_user_model(self, *, early: bool = False) -> None:
+        # The default backend serves the Auth battery's user model (AuthConfig.user_model),
+        # known once the app is built: every battery is installed by then.
+        from transom.admin._transom_auth import TransomAuth
+        from transom.auth.extension import Auth
+
+        if not (self._default_auth and isinstance(self.auth, TransomAuth)):
+            return
+        if self.auth.user_model is not None:
+            return
+        auth = self.app.batteries.find(Auth) if early else Auth.of(self.app)
+        if auth is None:  # installed later: the app's build binds it
+            return
+        self.auth.use_user_model(auth.user_model)
+        if self.config.register_auth_models:
+            self._register_auth_models()
+
     def _register_auth_models(self) -> None:
         from transom.admin.users import GroupAdmin, UserAdmin
 
@@ -250,6 +268,7 @@ class Admin(Battery):
 
         from transom.db import get_database
 
+        self._use_auth_user_model()
         auth = self.auth
         if auth is None or auth.user_model is None:
             raise ImproperlyConfigured("the admin's auth backend has no user model")
@@ -325,6 +344,7 @@ class Admin(Battery):
                 "transom.admin needs users: install transom.auth or pass "
                 "AdminConfig(auth=SessionAuth(User))"
             )
+        self._use_auth_user_model()
 
     def _wrap(self, view: View, *, staff: bool = True) -> Callable[[Request], Awaitable[Response]]:
         from transom.db import get_database

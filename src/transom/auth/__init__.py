@@ -10,7 +10,13 @@ Example:
     >>> @app.get("/account")
     ... async def account(user: CurrentUser) -> dict[str, str]:
     ...     return {"username": user.username}
+
+The built-in :class:`User` is imported (and so mapped, with its tables) on first use of
+``transom.auth.User``; a project with its own model (``AuthConfig(user_model=Account)``) never
+gets it.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from transom.auth.email import (
     ConsoleBackend,
@@ -28,7 +34,6 @@ from transom.auth.models import (
     Group,
     Permission,
     PermissionsMixin,
-    User,
     auth_tables,
 )
 from transom.auth.permissions import model_permissions, object_rule, sync_permissions
@@ -48,6 +53,9 @@ from transom.auth.web import (
     requires,
     update_session_auth,
 )
+
+if TYPE_CHECKING:
+    from transom.auth.user import User
 
 __all__ = [
     "EXTENSION_KEY",
@@ -89,3 +97,12 @@ __all__ = [
     "update_session_auth",
     "validate_password",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The built-in user is mapped on first use only, like ``transom.auth.models.User``.
+    if name == "User":
+        from transom.auth.user import User
+
+        return User
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,6 @@ from transom._types import ASGIApp, Receive, Scope, Send
 from transom.auth.email import ConsoleBackend, EmailBackend
 from transom.auth.hashers import PasswordHashers, use_hashers
 from transom.auth.jwt import JWTConfig, JWTManager
-from transom.auth.models import User
 from transom.auth.tokens import SignedTokens
 from transom.auth.validators import DEFAULT_VALIDATORS, PasswordValidator
 from transom.batteries import Battery, split_arguments
@@ -45,8 +44,11 @@ class AuthConfig:
     """The settings of :class:`Auth`.
 
     Attributes:
-        user_model: The user class (:class:`~transom.auth.User`, a subclass, or your own
-            model built on :class:`~transom.auth.AbstractUser`).
+        user_model: The user class, like Django's ``AUTH_USER_MODEL``: ``None`` (default) for
+            the built-in :class:`~transom.auth.User` (or a subclass of it), or your own model
+            built on :class:`~transom.auth.AbstractUser`; then the built-in user is never
+            imported, so neither its class nor its tables exist (see "Your own user model"
+            in ``docs/auth.md``).
         prefix: Where the login/logout/account pages and the JSON token endpoints live;
             ``None`` adds no routes (and then Auth needs no templates).
         hashers: Password hashers of this app (default argon2id, older formats upgraded on
@@ -80,7 +82,7 @@ class AuthConfig:
         social_create_users: Create a local user on a first social login.
     """
 
-    user_model: type[Any] = User
+    user_model: type[Any] | None = None
     prefix: str | None = "/auth"
     hashers: PasswordHashers | None = None
     validators: Sequence[PasswordValidator] = DEFAULT_VALIDATORS
@@ -139,7 +141,8 @@ class Auth(Battery):
         super().__init__()
         app, config = split_arguments(Auth, AuthConfig, (first, second), options)
         self.config = config
-        self.user_model = config.user_model
+        #: The user model in effect (``config.user_model`` or the built-in one).
+        self.user_model: type[Any] = config.user_model or _builtin_user()
         self.prefix = config.prefix
         self.hashers = config.hashers or PasswordHashers()
         self.validators = tuple(config.validators)
@@ -314,6 +317,13 @@ class Auth(Battery):
             return
         if created:
             logger.info("Created %d permissions", len(created))
+
+
+def _builtin_user() -> type[Any]:
+    # Imported here, not at the top: importing maps it, which only projects using it want.
+    from transom.auth.user import User
+
+    return User
 
 
 class _HashersMiddleware:

@@ -3,6 +3,10 @@
 Every table is named ``transom_auth_*`` and created by the battery's own migrations. Tables
 that point at "a user" (tokens, social accounts) store the user's primary key as text without
 a foreign key, so they work unchanged with a project's own user model.
+
+The built-in :class:`User` is mapped only when something imports it (``from transom.auth
+import User``, or ``AuthConfig()`` without a ``user_model``): a project with its own user
+model (Django's ``AUTH_USER_MODEL``) gets neither its class in the registry nor its tables.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from transom.auth.hashers import PasswordHashers, current_hashers, make_unusable
 from transom.db import Model, UTCDateTime
 
 if TYPE_CHECKING:
+    from transom.auth.user import User
     from transom.db import DbSession
 
 __all__ = [
@@ -165,6 +170,10 @@ class PermissionsMixin:
 class AbstractUser:
     """Columns and behaviour of a user; mix into your own model to replace :class:`User`.
 
+    Pass that model as ``AuthConfig(user_model=...)``. To log in by email, make the email
+    column unique and name it the :attr:`USERNAME_FIELD` (see "Your own user model" in
+    ``docs/auth.md``).
+
     Example:
         >>> class Member(AbstractUser, PermissionsMixin, Model):  # doctest: +SKIP
         ...     __tablename__ = "member"
@@ -243,25 +252,6 @@ class AbstractUser:
         return self.get_username()
 
 
-class User(AbstractUser, PermissionsMixin, Model):
-    """The built-in user. Extend it with a subclass that adds columns (same table)::
-
-    class Member(User):
-        bio: Mapped[str | None] = mapped_column(default=None)
-    """
-
-    __app_label__ = "auth"
-
-    @declared_attr.directive
-    @classmethod
-    def __tablename__(cls) -> str | None:
-        # A subclass adds its columns to this table (single-table inheritance), no new table.
-        inherited = any("__table__" in vars(base) for base in cls.__mro__[1:])
-        return None if inherited else "transom_auth_user"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-
-
 class APIToken(Model):
     """A long-lived API token; only a SHA-256 digest of it is stored."""
 
@@ -317,5 +307,18 @@ class SocialAccount(Model):
 
 
 def auth_tables() -> list[Table]:
-    """The battery's tables (for ``create_all(tables=...)`` in tests and scripts)."""
+    """The battery's tables (for ``create_all(tables=...)`` in tests and scripts).
+
+    The built-in user's tables are among them once it is in use (imported); a project's own
+    user model's tables (``account``, ``account_groups``...) are the project's.
+    """
     return [t for name, t in Model.metadata.tables.items() if name.startswith("transom_auth_")]
+
+
+def __getattr__(name: str) -> Any:
+    # The built-in user is mapped on first use only (see the module docstring).
+    if name == "User":
+        from transom.auth.user import User
+
+        return User
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

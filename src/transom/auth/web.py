@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -27,7 +27,7 @@ from sqlalchemy import select
 from transom._concurrency import run_sync
 from transom.auth.extension import Auth, get_auth
 from transom.auth.jwt import JWTError
-from transom.auth.models import RevokedToken, User
+from transom.auth.models import AbstractUser, RevokedToken
 from transom.auth.tokens import authenticate_api_token, fingerprint, fingerprint_matches
 from transom.db import DbSession, DbSessionDep, get_database
 from transom.exceptions import HTTPException
@@ -340,10 +340,17 @@ async def require_user(request: Request, db: DbSessionDep) -> Any:
     return user
 
 
+if TYPE_CHECKING:
+    from transom.auth.user import User as _User
+else:
+    # Importing the built-in model would map it (and its tables) in projects that replace it;
+    # the dependency returns whichever model ``AuthConfig.user_model`` names.
+    _User = AbstractUser
+
 #: The logged-in user (login required): ``async def page(user: CurrentUser): ...``.
-CurrentUser = Annotated[User, Depends(require_user)]
+CurrentUser = Annotated[_User, Depends(require_user)]
 #: The logged-in user or ``None``.
-OptionalUser = Annotated[User | None, Depends(get_current_user)]
+OptionalUser = Annotated[_User | None, Depends(get_current_user)]
 
 
 def _attach(target: T, guard: Callable[..., Any]) -> T:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -15,12 +16,14 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
     func,
     inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, declared_attr, mapped_column
 
 from transom.db.types import UTCDateTime
+from transom.exceptions import ImproperlyConfigured
 
 __all__ = ["NAMING_CONVENTION", "Model", "TimestampMixin", "make_base", "to_dict"]
 
@@ -61,6 +64,15 @@ def _inherits_mapped_table(cls: type) -> bool:
     return any("__table__" in vars(base) for base in cls.__mro__[1:] if base is not cls)
 
 
+#: The indexes :func:`_index_foreign_keys` added to each table, so that a model opting out with
+#: ``__index_foreign_keys__ = False`` can take them back. (Not in ``Table.info``: Alembic
+#: renders that into migrations.)
+_ADDED_INDEXES: weakref.WeakKeyDictionary[Table, list[Index]] = weakref.WeakKeyDictionary()
+
+#: Metadata of Transom's bases: their tables, mapped or plain, get foreign-key indexes.
+_TRANSOM_METADATA: weakref.WeakSet[MetaData] = weakref.WeakSet()
+
+
 def _index_foreign_keys(table: Table) -> None:
     """Give every foreign key an index of its own unless one has exactly its columns.
 
@@ -72,11 +84,51 @@ def _index_foreign_keys(table: Table) -> None:
     covering = [list(index.columns) for index in table.indexes]
     covering += [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
     covering.append(list(table.primary_key.columns))
+    added = _ADDED_INDEXES.setdefault(table, [])
     for fk in table.foreign_key_constraints:
         cols = list(fk.columns)
         if cols not in covering:
-            Index(None, *cols)  # attaches itself to the table; named by the convention
+            added.append(Index(None, *cols))  # attaches itself; named by the convention
             covering.append(cols)
+
+
+def _drop_foreign_key_indexes(table: Table) -> None:
+    for index in _ADDED_INDEXES.pop(table, []):
+        table.indexes.discard(index)
+
+
+@event.listens_for(Table, "after_parent_attach")
+def _index_new_table(table: Table, parent: Any) -> None:
+    # Every table joining a Transom metadata, a model's or a plain ``Table`` (a many-to-many
+    # association table), is complete here: its columns and foreign keys are attached. Doing
+    # it in the metadata itself means create_all, autogenerate and `db check` all see them.
+    if isinstance(parent, MetaData) and parent in _TRANSOM_METADATA:
+        _index_foreign_keys(table)
+
+
+def _refuse_name_clash(cls: type[Any]) -> None:
+    """Refuse a second mapped class of the same name in one registry, before it is mapped.
+
+    SQLAlchemy resolves every string reference (``Mapped["User"]``, ``relationship("User")``)
+    by class name in the registry, so two ``User`` classes only fail at the first query
+    ("Multiple classes found for path 'User'"), after migrations and checks passed.
+    """
+    name = cls.__name__
+    for mapper in cls.registry.mappers:
+        other = mapper.class_
+        # The same module again is a redefinition (a reload), which SQLAlchemy replaces.
+        if other.__name__ == name and other.__module__ != cls.__module__:
+            hint = ""
+            if other.__module__.startswith("transom.") or cls.__module__.startswith("transom."):
+                hint = (
+                    " (to replace the built-in user, pass AuthConfig(user_model=YourModel) and "
+                    "do not import transom.auth.User)"
+                )
+            raise ImproperlyConfigured(
+                f"two models named {name!r} in one registry: {other.__module__}.{name} and "
+                f"{cls.__module__}.{name}; string references such as Mapped[{name!r}] could "
+                f"not tell them apart. Rename one of them{hint}"
+            )
 
 
 class _ModelMixin:
@@ -87,10 +139,13 @@ class _ModelMixin:
     __index_foreign_keys__: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        if not cls.__dict__.get("__abstract__", False):
+            _refuse_name_clash(cls)
         super().__init_subclass__(**kwargs)  # maps the class (DeclarativeBase)
         table = cls.__dict__.get("__table__")
-        if isinstance(table, Table) and cls.__index_foreign_keys__:
-            _index_foreign_keys(table)
+        if isinstance(table, Table) and not cls.__index_foreign_keys__:
+            # The table got its indexes when it joined the metadata; this model opts out.
+            _drop_foreign_key_indexes(table)
 
     @declared_attr.directive
     @classmethod
@@ -126,6 +181,7 @@ def make_base(metadata: MetaData | None = None, name: str = "Model") -> type[Dec
         name: The class name (shown in reprs).
     """
     md = metadata if metadata is not None else MetaData(naming_convention=NAMING_CONVENTION)
+    _TRANSOM_METADATA.add(md)
     namespace = {
         "__abstract__": True,
         "metadata": md,
@@ -156,6 +212,9 @@ class Model(_ModelMixin, DeclarativeBase):
     __abstract__ = True
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+_TRANSOM_METADATA.add(Model.metadata)
 
 
 class TimestampMixin:

@@ -1,5 +1,7 @@
 """The auth battery's tables: users, groups, permissions, API and refresh tokens.
 
+The built-in user's tables only when the project uses it (not its own ``user_model``).
+
 Revision ID: auth_0001
 Branch: auth (applied with the project's migrations by ``transom db migrate``)
 """
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import transom.db.types
+from transom.auth.migrations import builtin_user_in_use
 
 revision: str = "auth_0001"
 down_revision: str | None = None
@@ -112,6 +115,28 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "transom_auth_group_permissions",
+        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("permission_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["transom_auth_group.id"],
+            name=op.f("fk_transom_auth_group_permissions_group_id_transom_auth_group"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["permission_id"],
+            ["transom_auth_permission.id"],
+            name=op.f("fk_transom_auth_group_permissions_permission_id_transom_auth_permission"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "group_id", "permission_id", name=op.f("pk_transom_auth_group_permissions")
+        ),
+    )
+    if not builtin_user_in_use():
+        return  # the project's own user model: its migrations create its tables
+    op.create_table(
         "transom_auth_user",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=150), nullable=False),
@@ -135,26 +160,6 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_transom_auth_user_email"), "transom_auth_user", ["email"], unique=False
-    )
-    op.create_table(
-        "transom_auth_group_permissions",
-        sa.Column("group_id", sa.Integer(), nullable=False),
-        sa.Column("permission_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["transom_auth_group.id"],
-            name=op.f("fk_transom_auth_group_permissions_group_id_transom_auth_group"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["permission_id"],
-            ["transom_auth_permission.id"],
-            name=op.f("fk_transom_auth_group_permissions_permission_id_transom_auth_permission"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint(
-            "group_id", "permission_id", name=op.f("pk_transom_auth_group_permissions")
-        ),
     )
     op.create_table(
         "transom_auth_user_groups",
@@ -197,11 +202,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("transom_auth_user_permissions")
-    op.drop_table("transom_auth_user_groups")
+    if builtin_user_in_use():
+        op.drop_table("transom_auth_user_permissions")
+        op.drop_table("transom_auth_user_groups")
+        op.drop_index(op.f("ix_transom_auth_user_email"), table_name="transom_auth_user")
+        op.drop_table("transom_auth_user")
     op.drop_table("transom_auth_group_permissions")
-    op.drop_index(op.f("ix_transom_auth_user_email"), table_name="transom_auth_user")
-    op.drop_table("transom_auth_user")
     op.drop_index(
         op.f("ix_transom_auth_social_account_user_id"), table_name="transom_auth_social_account"
     )
