@@ -244,3 +244,33 @@ def test_the_old_folders_argument_warns(tmp_path: Path) -> None:
         templates = Templates(app, [tmp_path / "old"])
     assert Templates.of(app) is templates
     assert templates.get_template("x.html").filename == str(tmp_path / "old" / "x.html")
+
+
+def test_bytecode_cache_is_private_to_the_user_and_never_in_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+    import stat
+    import tempfile
+
+    import jinja2
+
+    from transom.templating.engine import _bytecode_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = _bytecode_cache()
+    assert isinstance(cache, jinja2.FileSystemBytecodeCache)
+    folder = tmp_path / "cache" / "transom" / "jinja"
+    assert cache.directory == str(folder)
+    assert not cache.directory.startswith(tempfile.gettempdir() + os.sep + "transom-jinja")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # A folder others can write to (planted, or loosened by hand) is not used.
+    folder.chmod(0o777)
+    with caplog.at_level("WARNING", logger="transom.templating"):
+        assert _bytecode_cache() is None
+    assert "not private to this user" in caplog.text
+    # Nowhere to write: compiled in memory only, no error.
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert _bytecode_cache() is None

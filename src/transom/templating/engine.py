@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import getpass
+import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,10 +33,30 @@ def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(_UNESCAPED_SUFFIXES)
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache:
-    # One folder per user: a shared /tmp must not let another account plant bytecode.
-    folder = Path(tempfile.gettempdir()) / f"transom-jinja-{getpass.getuser()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+logger = logging.getLogger("transom.templating")
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Jinja's compiled templates on disk, in this user's cache folder, or none at all.
+
+    Never in a shared temporary folder: bytecode read from disk is executed, so a folder that
+    another account could create first (``/tmp/...`` is predictable) would let it plant code.
+    The folder is ``$XDG_CACHE_HOME/transom/jinja`` (``~/.cache/...``), made private to the
+    user; when it can't be made, or is not private (owned by someone else, writable by
+    others), templates are compiled in memory only.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "transom" / "jinja"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        logger.warning(
+            "Not caching compiled templates in %s: it is not private to this user", folder
+        )
+        return None
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
