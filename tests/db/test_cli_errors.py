@@ -177,7 +177,7 @@ def test_each_extra_installs_the_drivers_its_urls_need(url: str) -> None:
         assert module in {_dist(r) for r in extras["dev"]}  # the suite tests every engine
         assert module not in base
     assert {"postgres", "mysql", "redis"} <= set(extras)
-    assert extras["all"] == ["transom[postgres,mysql,redis,auth]"]
+    assert extras["all"] == ["transom[postgres,mysql,redis,auth,tasks]"]
 
 
 def _dist(requirement: str) -> str:
