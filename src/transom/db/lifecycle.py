@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from sqlalchemy.orm import Session as OrmSession
 
-from transom.db.engine import get_database
+from transom.db.engine import Database, get_database
 from transom.db.sessions import FORCE_PRIMARY_KEY, REQUEST_KEY, DbSession, RoutingSession
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
-
-if TYPE_CHECKING:
-    from transom.db.engine import Database
 
 __all__ = [
     "ManualSession",
@@ -157,6 +154,9 @@ def session_dependency(
             if not ended:  # _end failed part-way (or never ran): make sure nothing is held
                 await session.close()
 
+    # Declares the battery it needs: a handler taking a session makes the app install a
+    # Database (with its defaults if none was installed) when it is built.
+    dependency.__transom_requires__ = (Database,)  # type: ignore[attr-defined]
     dependency.__name__ = "get_session" if options is None else "session_dependency"
     dependency.__doc__ = "Yield the request's database session (commit on success)."
     return dependency
@@ -207,6 +207,8 @@ def get_sync_session(request: Request) -> Iterator[OrmSession]:
     finally:
         session.close()
 
+
+get_sync_session.__transom_requires__ = (Database,)  # type: ignore[attr-defined]
 
 #: A blocking ``sqlalchemy.orm.Session`` for sync (``def``) handlers.
 SyncSession = Annotated[RoutingSession, Depends(get_sync_session)]
