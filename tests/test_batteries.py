@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 import pytest
 
-from transom import App
+from transom import App, Depends, Request
 from transom.batteries import Battery
 from transom.exceptions import ImproperlyConfigured
 
@@ -120,3 +121,100 @@ def test_subclasses_count_as_their_base() -> None:
     app.build()
     assert isinstance(Store.of(app), BigStore)
     assert len(app.batteries) == 2
+
+
+# -- batteries declared by dependencies (__transom_requires__) -------------------------------
+
+
+def store_size(request: Request) -> int:
+    assert request.app is not None
+    return Store.of(request.app).config.size
+
+
+store_size.__transom_requires__ = (Store,)  # type: ignore[attr-defined]
+
+
+def doubled(size: Annotated[int, Depends(store_size)]) -> int:
+    return 2 * size
+
+
+class Pages(Battery):
+    """Its route declares Store through a dependency: installing Pages (itself declared by
+    a route) must bring Store too."""
+
+    name = "test.pages"
+
+    def setup(self, app: App) -> None:
+        @app.get("/pages")
+        def pages(size: Annotated[int, Depends(store_size)]) -> dict[str, int]:
+            return {"size": size}
+
+
+def pages_needed(request: Request) -> None:
+    return None
+
+
+pages_needed.__transom_requires__ = (Pages,)  # type: ignore[attr-defined]
+
+
+def test_a_dependency_declares_the_battery_it_needs() -> None:
+    app = App()
+
+    @app.get("/double")
+    def double(size: Annotated[int, Depends(doubled)]) -> dict[str, int]:  # nested dependency
+        return {"double": size}
+
+    assert app.batteries.find(Store) is None
+    with app.test_client() as client:
+        assert client.get("/double").json() == {"double": 20}
+    store = Store.of(app)
+    assert app.batteries.was_required(store)  # came with its defaults
+
+
+def test_an_explicit_install_wins_over_the_declared_defaults() -> None:
+    app = App()
+
+    @app.get("/guarded", dependencies=[Depends(store_size)])  # declared by a route guard
+    def guarded() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.install(Store(StoreConfig(size=3)))
+    app.build()
+    assert Store.of(app).config.size == 3
+    assert not app.batteries.was_required(Store.of(app))
+
+
+def test_of_before_build_finds_what_routes_declare() -> None:
+    app = App()
+
+    @app.get("/double")
+    def double(size: Annotated[int, Depends(doubled)]) -> dict[str, int]:
+        return {"double": size}
+
+    assert Store.of(app).config.size == 10  # before build: installed as declared
+    assert not app.is_built
+
+
+def test_batteries_declared_by_routes_a_battery_adds_are_installed_too() -> None:
+    app = App()
+
+    @app.get("/", dependencies=[Depends(pages_needed)])
+    def home() -> dict[str, str]:
+        return {"home": "yes"}
+
+    with app.test_client() as client:
+        assert client.get("/pages").json() == {"size": 10}
+    assert [type(b).__name__ for b in app.batteries] == ["Pages", "Store"]
+
+
+def test_an_app_whose_routes_declare_nothing_gets_nothing() -> None:
+    app = App()
+
+    @app.get("/")
+    def home() -> dict[str, str]:
+        return {"home": "yes"}
+
+    app.build()
+    assert len(app.batteries) == 0
+    with pytest.raises(ImproperlyConfigured, match="Store is not installed on this app"):
+        Store.of(app)

@@ -8,7 +8,7 @@ import inspect
 import logging
 import pkgutil
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -90,6 +90,7 @@ class App(Router):
         self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
         self._asgi: ASGIApp | None = None
         self._table: tuple[Trie[Route], list[Mount], dict[str, Route | Mount]] | None = None
+        self._compiled: list[Route] = []  # the routes of _table
         self._override_cache: dict[Callable[..., Any], Dependant] = {}
         self._limits = (10, 10, 10, 10, 10, 10)
         self._default_raw: list[tuple[bytes, bytes]] = []
@@ -181,15 +182,18 @@ class App(Router):
             trie: Trie[Route] = Trie()
             mounts: list[Mount] = []
             names: dict[str, Route | Mount] = {}
+            compiled: list[Route] = []
             for item in self.iter_routes():
                 if isinstance(item, Mount):
                     mounts.append(item)
                 else:
                     item.compile()
+                    compiled.append(item)
                     trie.insert(item.path, item.methods, item)
                 if item.name:
                     names.setdefault(item.name, item)
             mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+            self._compiled = compiled
             self._table = (trie, mounts, names)
         return self._table
 
@@ -224,11 +228,35 @@ class App(Router):
         # The hot path checks this flag before `_asgi`: it must not skip the rebuild.
         self._direct_http = False
 
+    def route_requirements(self) -> list[type[Battery]]:
+        """The battery classes the app's routes declare through their dependencies
+        (``__transom_requires__``, see :mod:`transom.batteries`)."""
+        found: list[type[Battery]] = []
+        if self._table is not None:
+            routes: Iterable[Route] = self._compiled
+        else:  # not built: look at the routes without building the table (no side effects)
+            routes = (item for item in self.iter_routes() if isinstance(item, Route))
+        for route in routes:
+            try:
+                declared = route.required_batteries()
+            except Exception:
+                continue
+            found.extend(b for b in declared if b not in found)
+        return found
+
     def _build(self) -> ASGIApp:
         if self._asgi is None:
             self.batteries.install_requirements()
             settings = self.settings
             settings.check()
+            # What the routes' dependencies declare; installing it may add routes (Auth's
+            # pages) that declare more, hence the loop.
+            while True:
+                self._route_table()
+                missing = [b for b in self.route_requirements() if not self.batteries.find(b)]
+                if not missing:
+                    break
+                self.batteries.install_requirements(missing)
             for check in self._checks:
                 check()
             configure_thread_pool(settings.thread_pool_size)

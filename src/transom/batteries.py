@@ -30,6 +30,11 @@ The rules, the same for every battery:
   installed with its defaults when the app is built (before it serves, or when ``X.of(app)``
   first asks for it), so ``Admin(app)`` alone works, and an explicit
   ``Security(app, config)`` before or after it is the one used.
+- **Dependencies declare batteries too.** A dependency callable with an attribute
+  ``__transom_requires__ = (Database,)`` (the database ``Session`` has one) makes every route
+  that uses it, directly or through other dependencies, require those batteries: the app
+  installs them with their defaults when it is built, so a handler taking ``Session`` is
+  enough to get a database.
 - **State lives on the app**, never in the process: two apps in one process each have their own.
 """
 
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from .exceptions import ImproperlyConfigured
@@ -115,6 +120,11 @@ class Battery:
             app.batteries.install_requirements()
             battery = app.batteries.find(cls)
         if battery is None:
+            # Before the app is built, a route's dependencies may declare it (a handler
+            # taking the database ``Session``): what build() would install, install now.
+            app.batteries.install_requirements(app.route_requirements())
+            battery = app.batteries.find(cls)
+        if battery is None:
             raise ImproperlyConfigured(
                 f"{cls.__name__} is not installed on this app: call "
                 f"app.install({cls.__name__}(...)) (or {cls.__name__}(app)) before serving"
@@ -152,19 +162,30 @@ class Batteries:
         """Whether ``battery`` was installed with its defaults because another required it."""
         return id(battery) in self._required
 
-    def install_requirements(self) -> None:
+    def install_requirements(self, declared: Iterable[type[Battery]] = ()) -> None:
         """Install, with their defaults, the batteries that installed ones require and the app
-        lacks (and theirs, in turn)."""
+        lacks (and theirs, in turn).
+
+        Args:
+            declared: More battery classes to install the same way when missing: the ones
+                the app's routes declare (see :meth:`transom.App.route_requirements`).
+        """
+        for needed in declared:
+            self._require(needed)
         changed = True
         while changed:
             changed = False
             for battery in list(self._installed):
                 for needed in battery.requirements():
-                    if self.find(needed) is None:
-                        added = needed()
-                        self._required.add(id(added))
-                        added.install(self._app)
-                        changed = True
+                    changed = self._require(needed) or changed
+
+    def _require(self, needed: type[Battery]) -> bool:
+        if self.find(needed) is not None:
+            return False
+        added = needed()
+        self._required.add(id(added))
+        added.install(self._app)
+        return True
 
 
 def split_arguments(

@@ -101,6 +101,21 @@ class Route:
             raise TypeError(f"handler {self.name!r} is a generator; return a StreamingResponse")
         self._output = output_adapter(self.endpoint, self.response_model)
 
+    def required_batteries(self) -> list[type[Any]]:
+        """The battery classes this route's dependencies declare with an attribute
+        ``__transom_requires__`` (a tuple of classes) on the dependency callable, however
+        deep; the route is compiled first if it was not."""
+        if self.dependant is None:
+            self.compile()
+        assert self.dependant is not None
+        found: list[type[Any]] = []
+        for root in (self.dependant, *self._guards):
+            for dependant in root.walk():
+                for battery in getattr(dependant.call, "__transom_requires__", ()):
+                    if battery not in found:
+                        found.append(battery)
+        return found
+
     def _check_path_params(self, names: frozenset[str]) -> None:
         """Refuse a path parameter that nothing takes: a misspelt argument would otherwise
         silently become a required query parameter, and every request would get 422."""

@@ -14,8 +14,6 @@ from transom import App, Settings
 from transom.admin import Admin, AdminConfig, ModelAdmin, SessionAuth, action
 from transom.admin.history import LogEntry
 from transom.db import Database, DatabaseConfig
-from transom.db.engine import EXTENSION_KEY
-from transom.db.handlers import install_handlers
 from transom.security import Security
 from transom.testing import AsyncTestClient
 
@@ -69,8 +67,7 @@ class ArticleAdmin(ModelAdmin):
 def build_app(database: Database) -> tuple[App, Admin]:
     app = App(Settings(debug=True))
     app.install(Security())
-    app.extensions[EXTENSION_KEY] = database
-    install_handlers(app)  # as setup() does: database errors outside a view's own handling
+    app.install(database)  # the test's own Database (tests listen to its engine)
     admin = app.install(Admin(AdminConfig(auth=SessionAuth(User))))
     admin.register(Author, AuthorAdmin)
     admin.register(Article, ArticleAdmin)

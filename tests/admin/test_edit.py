@@ -217,13 +217,13 @@ async def test_delete_blocked_by_related_rows(database: Database, root: Browser)
 async def test_users_password_is_set_through_a_form(database: Database, browser: Browser) -> None:
     from transom import App, Settings
     from transom.admin import AdminConfig, SessionAuth
-    from transom.db.engine import EXTENSION_KEY
+    from transom.db import Database
     from transom.security import Security
     from transom.testing import AsyncTestClient
 
     app = App(Settings(debug=True))
     Security(app)
-    app.extensions[EXTENSION_KEY] = database
+    app.install(Database(database.config, metadata=database.metadatas))
 
     class Auth(SessionAuth):
         def validate_password(self, raw: str, user: Any = None) -> list[str]:
@@ -314,13 +314,13 @@ async def test_groups_are_managed_and_grant_permissions(
 ) -> None:
     from transom import App, Settings
     from transom.admin import AdminConfig, SessionAuth
-    from transom.db.engine import EXTENSION_KEY
+    from transom.db import Database
     from transom.security import Security
     from transom.testing import AsyncTestClient
 
     app = App(Settings(debug=True))
     Security(app)
-    app.extensions[EXTENSION_KEY] = database
+    app.install(Database(database.config, metadata=database.metadatas))
     site = app.install(Admin(AdminConfig(auth=SessionAuth(User, group_model=Group))))
     site.register(Tag)
     await make_user(database, "root", superuser=True)

@@ -276,6 +276,27 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
     assert "add article" in project.run("db", "history").stdout
 
 
+APP_ONLY_AUTH = """\
+from transom import App, Settings
+from transom.auth import Auth
+
+app = App(Settings(secret_key="test"))
+Auth(app)
+"""
+
+
+def test_migrate_applies_the_batteries_without_project_migrations(project: Project) -> None:
+    # An app that uses only the batteries' tables has no migration of its own: `migrate`
+    # still creates them (as Django's does for contrib apps in a fresh project).
+    project.write_app(APP_ONLY_AUTH)
+    migrated = project.run("db", "migrate").stdout
+    assert "Running upgrade  -> auth_0001" in migrated
+    assert "Database is at auth_0001" in migrated
+    assert not (project.root / "migrations").exists()  # nothing written into the project
+    assert "'transom_auth_user'" in project.python(TABLES)
+    assert "up to date" in project.run("db", "current").stdout
+
+
 def test_an_app_without_auth_gets_no_auth_tables(project: Project) -> None:
     project.write_app(APP_V1)
     project.run("db", "makemigrations", "-m", "add article")

@@ -192,3 +192,78 @@ def test_the_busy_timeout_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         ).sqlite_busy_timeout
         == 0
     )
+
+
+# -- the database battery: installed like every battery -----------------------------------------
+
+
+def _sqlite(tmp_path: Path) -> DatabaseConfig:
+    return DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'battery.db'}")
+
+
+def test_database_installs_like_every_battery(tmp_path: Path) -> None:
+    from transom.db import get_database
+
+    app = App()
+    database = app.install(Database(_sqlite(tmp_path)))
+    assert Database.of(app) is database is get_database(app)
+    assert app.extensions["transom.db"] is database
+    with pytest.raises(Exception, match="Database is already installed on this app"):
+        app.install(Database(_sqlite(tmp_path)))
+    shorthand = App()
+    installed = Database(shorthand, _sqlite(tmp_path))
+    assert Database.of(shorthand) is installed
+
+
+def test_a_handler_taking_session_gets_a_database_with_its_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'env.db'}")
+    app = App()
+
+    @app.get("/one")
+    async def one(db: DbSessionDep) -> int:
+        return int((await db.execute(text("select 1"))).scalar_one())
+
+    with app.test_client() as client:
+        assert client.get("/one").json() == 1
+    database = Database.of(app)
+    assert app.batteries.was_required(database)
+    assert str(database.engine.url).endswith("env.db")
+
+
+def test_the_defaults_read_the_apps_settings(tmp_path: Path) -> None:
+    class MySettings(Settings):
+        database_url: str = f"sqlite+aiosqlite:///{tmp_path / 'mine.db'}"
+
+    app = App(MySettings())
+
+    @app.get("/one")
+    async def one(db: DbSessionDep) -> int:
+        return 1
+
+    app.build()
+    assert str(Database.of(app).engine.url).endswith("mine.db")
+
+
+def test_setup_is_deprecated_but_still_replaces(tmp_path: Path) -> None:
+    app = App()
+    with pytest.warns(DeprecationWarning, match=r"app\.install\(Database\(config, metadata="):
+        first = setup(app, _sqlite(tmp_path))
+    other = DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
+    with pytest.warns(DeprecationWarning, match="is deprecated"):
+        second = setup(app, other)
+    assert second is first is Database.of(app)
+    assert str(second.engine.url).endswith("other.db")
+
+
+def test_get_database_on_an_app_that_declares_none_installs_defaults_and_warns() -> None:
+    from transom.db import get_database
+
+    app = App()
+    with pytest.raises(Exception, match=r"Database is not installed on this app"):
+        Database.of(app)
+    with pytest.warns(DeprecationWarning, match=r"app\.install\(Database\(DatabaseConfig"):
+        database = get_database(app)
+    assert Database.of(app) is database
+    assert app.batteries.was_required(database)

@@ -138,14 +138,15 @@ class Admin(Battery):
             self.install(app)
 
     def requirements(self) -> tuple[type[Battery], ...]:
+        from transom.db import Database
         from transom.security.extension import Security
         from transom.templating.engine import Templates
 
         if self._default_auth and self.auth is not None:
             from transom.auth.extension import Auth
 
-            return (Security, Templates, Auth)
-        return (Security, Templates)
+            return (Security, Templates, Database, Auth)
+        return (Security, Templates, Database)
 
     def setup(self, app: App) -> None:
         router = Router(self.prefix, name="admin", include_in_schema=False)

@@ -188,13 +188,14 @@ class Auth(Battery):
             self.install(app)
 
     def requirements(self) -> tuple[type[Battery], ...]:
+        from transom.db import Database
         from transom.security.extension import Security
 
         if self.prefix is None:
-            return (Security,)
+            return (Security, Database)
         from transom.templating.engine import Templates
 
-        return (Security, Templates)
+        return (Security, Templates, Database)
 
     def setup(self, app: App) -> None:
         # Every request (and the lifespan, where start-up hooks run) of this app hashes with

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy.engine import URL, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -19,11 +20,14 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.sql.schema import MetaData
 
+from transom.batteries import Battery
 from transom.db.cli_errors import driver_required
 from transom.db.config import DatabaseConfig, async_url, engine_kwargs, is_memory_sqlite, sync_url
 from transom.db.hooks import install_hooks
+from transom.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
+    from transom.app import App
     from transom.db.sessions import DbSession
 
 __all__ = ["EXTENSION_KEY", "Database", "get_database", "setup"]
@@ -53,27 +57,85 @@ def make_async_engine(
     return engine
 
 
-class Database:
-    """Everything one app needs to talk to its databases: engines, pools and session factories.
+class Database(Battery):
+    """The database battery: everything one app needs to talk to its databases (engines,
+    pools, session factories), its error handlers, and a start-up check of its migrations.
 
-    Created lazily per app (see :func:`get_database`); tests and scripts may build one
-    directly: ``Database(DatabaseConfig(url="sqlite+aiosqlite://"))``.
+    Install it like every battery (:mod:`transom.batteries`)::
+
+        app.install(Database(DatabaseConfig(url="postgresql+asyncpg://...")))
+        Database(app)            # shorthand: installs at once, config from the app's settings
+        Database.of(app)         # the installed one
+
+    Anything that needs it declares it (``Auth``, ``Admin``, and the ``Session`` /
+    ``SyncSession`` dependencies), so an app that only uses ``Session`` in a handler gets one
+    with its defaults when it is built. Tests and scripts may also use one standalone, never
+    installed: ``Database(DatabaseConfig(url="sqlite+aiosqlite://"))``.
 
     Args:
-        config: Connection settings; read from the environment when omitted.
+        config: Connection settings. When omitted: the app's ``settings.database_url`` if
+            the project's Settings has one (once installed), else the environment.
         metadata: Model metadata for error mapping and migrations (default ``Model.metadata``).
     """
 
+    name = EXTENSION_KEY
+
+    @overload
     def __init__(
         self,
         config: DatabaseConfig | None = None,
+        /,
+        *,
+        metadata: MetaData | Sequence[MetaData] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        app: App,
+        config: DatabaseConfig | None = None,
+        /,
+        *,
+        metadata: MetaData | Sequence[MetaData] | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        first: Any = None,
+        second: Any = None,
+        /,
         *,
         metadata: MetaData | Sequence[MetaData] | None = None,
     ) -> None:
+        from transom.batteries import split_arguments
+
+        super().__init__()
+        app, config = split_arguments(Database, DatabaseConfig, (first, second), {})
+        # Without a config of its own, an installed Database reads the app's settings.
+        self._config_given = any(
+            arg is not None and isinstance(arg, DatabaseConfig) for arg in (first, second)
+        )
+        self._metadata_argument = metadata
+        self.configure(config, metadata=metadata)
+        if app is not None:
+            self.install(app)
+
+    def configure(
+        self,
+        config: DatabaseConfig,
+        *,
+        metadata: MetaData | Sequence[MetaData] | None = None,
+    ) -> None:
+        """(Re)create the engines and session factories for ``config``.
+
+        Used when the battery is set up from the app's settings, and by the deprecated
+        :func:`setup`, whose second call replaced the configuration. Engines connect lazily,
+        so replacing ones that never served costs nothing.
+        """
         from transom.db.models import Model
         from transom.db.sessions import DbSession, RoutingSession
 
-        self.config = config if config is not None else DatabaseConfig()
+        self.config = config
         if metadata is None:
             self.metadatas: list[MetaData] = [Model.metadata]
         elif isinstance(metadata, MetaData):
@@ -96,6 +158,20 @@ class Database:
             info={"transom.db": self},
         )
         self._sync_sessionmaker: sessionmaker[RoutingSession] | None = None
+
+    def setup(self, app: App) -> None:
+        """Register the database error handlers, close the pools on shutdown, and check at
+        build time that the migrations are applied (see :mod:`transom.db.migrations.status`)."""
+        from transom.db.handlers import install_handlers
+        from transom.db.migrations.status import check_migrations
+
+        if not self._config_given:
+            url = _settings_url(app)
+            if url is not None:
+                self.configure(DatabaseConfig(url=url), metadata=self._metadata_argument)
+        install_handlers(app)
+        app.on_shutdown(self.dispose)
+        app.add_check(lambda: check_migrations(self, debug=app.settings.debug))
 
     @property
     def metadata(self) -> MetaData:
@@ -197,63 +273,71 @@ class Database:
         return f"<Database {self.engine.url.render_as_string(hide_password=True)}>"
 
 
-def _config_from_app(app: Any) -> DatabaseConfig:
+def _settings_url(app: Any) -> str | None:
     # A project may put `database_url` on its own Settings subclass; honour it, else env/.env.
-    settings = getattr(app, "settings", None)
-    url = getattr(settings, "database_url", None)
-    if url:
-        return DatabaseConfig(url=str(url))
-    return DatabaseConfig()
+    url = getattr(getattr(app, "settings", None), "database_url", None)
+    return str(url) if url else None
 
 
 def setup(
-    app: Any,
+    app: App,
     config: DatabaseConfig | None = None,
     *,
     metadata: MetaData | Sequence[MetaData] | None = None,
 ) -> Database:
-    """Attach the database battery to ``app`` explicitly (optional: it attaches itself).
+    """Deprecated: write ``app.install(Database(config, metadata=...))``.
 
-    Registers the error handlers and closes the pools on shutdown. Calling it again replaces
-    the configuration.
-
-    Args:
-        app: The Transom app.
-        config: Connection settings; default read from ``app.settings`` and the environment.
-        metadata: Model metadata (default ``Model.metadata``).
+    Kept for one release. As before, a second call replaces the configuration (of the same
+    :class:`Database`, which stays installed).
 
     Returns:
         The app's :class:`Database`.
     """
-    from transom.db.handlers import install_handlers
-
-    database = Database(config or _config_from_app(app), metadata=metadata)
-    previous = app.extensions.get(EXTENSION_KEY)
-    app.extensions[EXTENSION_KEY] = database
-    if previous is None:
-        install_handlers(app)
-
-        async def _dispose() -> None:
-            current = app.extensions.get(EXTENSION_KEY)
-            if isinstance(current, Database):
-                await current.dispose()
-
-        app.on_shutdown(_dispose)
-    return database
+    warnings.warn(
+        "transom.db.setup(app, config, metadata=...) is deprecated: write "
+        "app.install(Database(config, metadata=...))",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    existing: Database | None = app.batteries.find(Database)
+    if existing is None:
+        installed: Database = app.install(Database(config, metadata=metadata))
+        return installed
+    url = _settings_url(app)
+    existing.configure(
+        config or (DatabaseConfig(url=url) if url else DatabaseConfig()), metadata=metadata
+    )
+    return existing
 
 
 _setup_lock = threading.Lock()
 
 
 def get_database(app: Any) -> Database:
-    """Return the app's :class:`Database`, creating it from settings on first use."""
-    database = app.extensions.get(EXTENSION_KEY)
-    if database is None:
-        # Sync handlers resolve their session in worker threads: create the Database once.
-        with _setup_lock:
-            database = app.extensions.get(EXTENSION_KEY)
-            if database is None:
-                database = setup(app)
-    if not isinstance(database, Database):
-        raise TypeError(f"app.extensions[{EXTENSION_KEY!r}] is {database!r}, not a Database")
-    return database
+    """The app's :class:`Database`: an alias of ``Database.of(app)``.
+
+    One difference, so code written when the database attached itself on first use keeps
+    working (scripts and test fixtures that call ``get_database(app).create_all()`` on an app
+    that never installed one): on an app where nothing installed or declared a Database, it
+    installs one with its defaults and warns (``DeprecationWarning``) instead of raising.
+    """
+    database = app.extensions.get(EXTENSION_KEY)  # the hot path: one dict lookup
+    if isinstance(database, Database):
+        return database
+    # Sync handlers resolve their session in worker threads: install the Database once.
+    with _setup_lock:
+        try:
+            found: Database = Database.of(app)
+            return found
+        except ImproperlyConfigured:
+            pass
+        warnings.warn(
+            "get_database(app) installed a Database with its defaults because nothing "
+            "installed or declared one: write app.install(Database(DatabaseConfig(...))); "
+            "a later release raises like Database.of(app)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        app.batteries.install_requirements((Database,))
+        installed: Database = Database.of(app)
+        return installed

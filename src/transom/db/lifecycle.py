@@ -18,14 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from sqlalchemy.orm import Session as OrmSession
 
 from transom._deprecation import renamed_names
-from transom.db.engine import get_database
+from transom.db.engine import Database, get_database
 from transom.db.sessions import FORCE_PRIMARY_KEY, REQUEST_KEY, DbSession, RoutingSession
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
-
-if TYPE_CHECKING:
-    from transom.db.engine import Database
 
 __all__ = [
     "DbSessionDep",
@@ -163,6 +160,9 @@ def db_session_dependency(
             if not ended:  # _end failed part-way (or never ran): make sure nothing is held
                 await session.close()
 
+    # Declares the battery it needs: a handler taking a session makes the app install a
+    # Database (with its defaults if none was installed) when it is built.
+    dependency.__transom_requires__ = (Database,)  # type: ignore[attr-defined]
     dependency.__name__ = "get_db_session" if options is None else "db_session_dependency"
     dependency.__doc__ = "Yield the request's database session (commit on success)."
     return dependency
@@ -215,6 +215,8 @@ def get_sync_db_session(request: Request) -> Iterator[OrmSession]:
     finally:
         session.close()
 
+
+get_sync_db_session.__transom_requires__ = (Database,)  # type: ignore[attr-defined]
 
 #: Inject a blocking ``sqlalchemy.orm.Session`` (a :class:`RoutingSession`) into sync
 #: (``def``) handlers.

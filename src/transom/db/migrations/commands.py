@@ -190,20 +190,33 @@ class Migrations:
         shutil.copy(TEMPLATE_DIR / "script.py.mako", self.directory / "script.py.mako")
         return True
 
+    @property
+    def has_own(self) -> bool:
+        """Whether the project has a migrations directory of its own."""
+        return (self.directory / "env.py").exists()
+
     def config(self) -> Config:
         """The Alembic :class:`~alembic.config.Config` for this project."""
-        if not (self.directory / "env.py").exists():
+        if self.has_own:
+            location = self.directory
+        elif self.batteries:
+            # No migration of the project's own (an app using only the batteries' tables):
+            # like Django's `migrate` in a fresh project, apply the batteries' branches,
+            # with Transom's template env.py (the same two lines a project gets).
+            location = TEMPLATE_DIR
+        else:
             raise MigrationError(
                 f"no migrations in {self.directory}; create the first one with "
                 '`transom db makemigrations -m "initial"`'
             )
         cfg = Config(stdout=cast(TextIO, self.stdout))
-        cfg.set_main_option("script_location", str(self.directory))
+        cfg.set_main_option("script_location", str(location))
         # ConfigParser interpolation: a literal % is written %%.
         cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
         cfg.set_main_option("truncate_slug_length", "40")
         cfg.set_main_option("path_separator", "os")
-        locations = [str(self.versions), *(str(b.versions) for b in self.batteries)]
+        own = [str(self.versions)] if self.has_own else []
+        locations = [*own, *(str(b.versions) for b in self.batteries)]
         cfg.set_main_option("version_locations", os.pathsep.join(locations))
         if importlib.util.find_spec("ruff") is not None:
             # Alembic writes its own quoting and wrapping; a project whose CI runs
