@@ -2,14 +2,22 @@
 
 from typing import TYPE_CHECKING, Any
 
-from ._deprecation import renamed_names
-from .app import App
-from .datastructures import URL, FormData, Headers, MutableHeaders, QueryParams, State, UploadFile
-from .exceptions import HTTPException, ImproperlyConfigured, RequestValidationError
-from .files import FileResponse
-from .params import Body, Cookie, Depends, File, FormParam, Header, Path, Query
-from .requests import Request
-from .responses import (
+from transom._deprecation import renamed_names
+from transom.app import App
+from transom.datastructures import (
+    URL,
+    FormData,
+    Headers,
+    MutableHeaders,
+    QueryParams,
+    State,
+    UploadFile,
+)
+from transom.exceptions import HTTPException, ImproperlyConfigured, RequestValidationError
+from transom.files import FileResponse
+from transom.params import Body, Cookie, Depends, File, FormParam, Header, Path, Query
+from transom.requests import Request
+from transom.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
@@ -17,11 +25,11 @@ from .responses import (
     Response,
     StreamingResponse,
 )
-from .routing import Mount, Route, Router
-from .settings import Settings
+from transom.routing import Mount, Route, Router
+from transom.settings import Settings
 
 if TYPE_CHECKING:
-    from .templating import render
+    from transom.templating import render
 
     # The parameter marker's old name, still accepted by type checkers while it is deprecated.
     Form = FormParam
@@ -69,7 +77,7 @@ def _lazy(name: str) -> Any:
     # `from transom import render` without the core importing the templating battery
     # until someone asks for it.
     if name == "render":
-        from .templating import render
+        from transom.templating import render
 
         return render
     raise AttributeError(f"module 'transom' has no attribute {name!r}")

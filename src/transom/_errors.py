@@ -10,9 +10,9 @@ import traceback
 import uuid
 from typing import Any
 
-from .exceptions import HTTPException, RequestValidationError
-from .requests import Request
-from .responses import HTMLResponse, JSONResponse, Response
+from transom.exceptions import HTTPException, RequestValidationError
+from transom.requests import Request
+from transom.responses import HTMLResponse, JSONResponse, Response
 
 logger = logging.getLogger("transom.error")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

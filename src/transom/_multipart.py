@@ -9,11 +9,11 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartState, parse_options_header
 
-from .datastructures import FormData, Headers, UploadFile
-from .exceptions import HTTPException
+from transom.datastructures import FormData, Headers, UploadFile
+from transom.exceptions import HTTPException
 
 if TYPE_CHECKING:
-    from .requests import Request
+    from transom.requests import Request
 
 # A non-file field larger than this is refused: text fields have no business being huge.
 MAX_FIELD_SIZE = 1024 * 1024

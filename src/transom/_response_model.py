@@ -14,7 +14,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .responses import Response
+from transom.responses import Response
 
 _SKIP = (dict, list, str, bytes, type(None))
 

@@ -18,11 +18,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from ._concurrency import run_sync
-from .datastructures import UploadFile
-from .exceptions import HTTPException
-from .params import REQUIRED, Body, Depends, Param
-from .requests import Request, parse_json
+from transom._concurrency import run_sync
+from transom.datastructures import UploadFile
+from transom.exceptions import HTTPException
+from transom.params import REQUIRED, Body, Depends, Param
+from transom.requests import Request, parse_json
 
 Extractor = Callable[[Request, dict[str, Any]], Any]
 _JSON_TYPES = ("application/json",)

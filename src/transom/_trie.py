@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .converters import Converter, get_converter
+from transom.converters import Converter, get_converter
 
 T = TypeVar("T")
 

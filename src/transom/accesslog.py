@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from ._types import ASGIApp, Message, Receive, Scope, Send
+from transom._types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["DEFAULT_FORMAT", "AccessLog", "check_format", "install_default_handler", "logger"]
 

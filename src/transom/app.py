@@ -12,24 +12,24 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from . import _errors
-from ._concurrency import configure_thread_pool, run_sync
-from ._hosts import AllowedHosts
-from ._signature import Dependant, Invalid, SolveContext, compile_dependant
-from ._trie import Trie
-from ._types import ASGIApp, Receive, Scope, Send
-from .accesslog import AccessLog, install_default_handler
-from .batteries import Batteries, Battery
-from .datastructures import MutableHeaders, State
-from .exceptions import ClientDisconnect, HTTPException, RequestValidationError
-from .requests import Request
-from .responses import RedirectResponse, Response, to_response
-from .routing import Mount, Route, Router
-from .settings import Settings
-from .staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
+from transom import _errors
+from transom._concurrency import configure_thread_pool, run_sync
+from transom._hosts import AllowedHosts
+from transom._signature import Dependant, Invalid, SolveContext, compile_dependant
+from transom._trie import Trie
+from transom._types import ASGIApp, Receive, Scope, Send
+from transom.accesslog import AccessLog, install_default_handler
+from transom.batteries import Batteries, Battery
+from transom.datastructures import MutableHeaders, State
+from transom.exceptions import ClientDisconnect, HTTPException, RequestValidationError
+from transom.requests import Request
+from transom.responses import RedirectResponse, Response, to_response
+from transom.routing import Mount, Route, Router
+from transom.settings import Settings
+from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
 
 if TYPE_CHECKING:
-    from .testing import AsyncTestClient, TestClient
+    from transom.testing import AsyncTestClient, TestClient
 
 __all__ = ["App"]
 
@@ -175,7 +175,7 @@ class App(Router):
     # -- build -----------------------------------------------------------------------------------
     def _route_table(self) -> tuple[Trie[Route], list[Mount], dict[str, Route | Mount]]:
         if self._table is None:
-            from .openapi import install_openapi_routes
+            from transom.openapi import install_openapi_routes
 
             install_openapi_routes(self)
             self._install_static()
@@ -597,7 +597,7 @@ class App(Router):
         app.run()``): the server's workers import that script by name. ``reload`` defaults to
         debug mode, ``server`` to ``settings.server``. See :mod:`transom.serving`.
         """
-        from . import serving
+        from transom import serving
 
         self.build()  # fail fast on bad settings, before a server forks workers
         serving.serve(

@@ -45,10 +45,10 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
-from .exceptions import ImproperlyConfigured
+from transom.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .app import App
+    from transom.app import App
 
 __all__ = ["Batteries", "Battery", "split_arguments"]
 
@@ -203,7 +203,7 @@ def split_arguments(
         TypeError: too many positional arguments, a config of the wrong class, options the
             config does not have, or a config and options together.
     """
-    from .app import App  # the app module imports this one
+    from transom.app import App  # the app module imports this one
 
     rest = [arg for arg in args if arg is not None]
     app = rest.pop(0) if rest and isinstance(rest[0], App) else None

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import serving
-from .serving import AppLocation, AppNotFound, serve
+from transom import serving
+from transom.serving import AppLocation, AppNotFound, serve
 
 if TYPE_CHECKING:
-    from .app import App
+    from transom.app import App
 
 __all__ = ["AppLocation", "load_app", "locate_app", "main", "serve"]
 
@@ -101,7 +101,7 @@ def explain_error(exc: BaseException, ctx: click.Context | None = None) -> str:
 
 def _explain(exc: BaseException, ctx: click.Context | None) -> tuple[str, bool]:
     """The paragraph, and whether it explains the error (False: a bare unexpected exception)."""
-    from .exceptions import ImproperlyConfigured
+    from transom.exceptions import ImproperlyConfigured
 
     for entry in importlib.metadata.entry_points(group="transom.cli_errors"):
         try:
@@ -181,7 +181,7 @@ def run(
 @click.pass_context
 def routes(ctx: click.Context, target: str | None) -> None:
     """Print the route table."""
-    from .routing import Mount
+    from transom.routing import Mount
 
     app = locate_app(target or ctx.find_root().params.get("app")).load()
     app.route_table  # noqa: B018 (compiles the routes: a broken handler fails here)
@@ -203,7 +203,7 @@ def routes(ctx: click.Context, target: str | None) -> None:
 @click.pass_context
 def collectstatic(ctx: click.Context, no_compress: bool) -> None:
     """Copy static files to static_root with fingerprinted names and a manifest."""
-    from .staticfiles import collect_static
+    from transom.staticfiles import collect_static
 
     app = load_app(ctx)
     settings = app.settings

@@ -302,14 +302,14 @@ class UploadFile:
         if self.in_memory:
             self._write_sync(data)
         else:
-            from ._concurrency import run_sync
+            from transom._concurrency import run_sync
 
             await run_sync(self._write_sync, data)
 
     async def read(self, size: int = -1) -> bytes:
         if self.in_memory:
             return self.file.read(size)
-        from ._concurrency import run_sync
+        from transom._concurrency import run_sync
 
         return await run_sync(self.file.read, size)
 

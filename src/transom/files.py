@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
 
-from ._concurrency import run_sync
-from ._types import Scope, Send
-from .datastructures import Headers
-from .responses import RawHeaders, Response
+from transom._concurrency import run_sync
+from transom._types import Scope, Send
+from transom.datastructures import Headers
+from transom.responses import RawHeaders, Response
 
 __all__ = ["FileResponse", "parse_range"]
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal, get_origin
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
-from ._signature import Dependant, ParamSpec
-from .requests import Request
-from .responses import HTMLResponse, JSONResponse, Response, json_dumps
-from .routing import Route
+from transom._signature import Dependant, ParamSpec
+from transom.requests import Request
+from transom.responses import HTMLResponse, JSONResponse, Response, json_dumps
+from transom.routing import Route
 
 if TYPE_CHECKING:
-    from .app import App
+    from transom.app import App
 
 __all__ = ["install_openapi_routes", "openapi_document"]
 
@@ -383,7 +383,7 @@ def install_openapi_routes(app: App) -> None:
     async def docs_asset(name: str) -> Response:
         media_type = _DOCS_FILES.get(name)
         if media_type is None:
-            from .exceptions import HTTPException
+            from transom.exceptions import HTTPException
 
             raise HTTPException(404)
         return Response(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._deprecation import renamed_names
+from transom._deprecation import renamed_names
 
 __all__ = ["Body", "Cookie", "Depends", "File", "FormParam", "Header", "Param", "Path", "Query"]
 

@@ -8,14 +8,14 @@ from urllib.parse import quote, unquote
 
 import orjson
 
-from ._hosts import parse_host
-from ._types import Message, Receive, Scope
-from .datastructures import URL, FormData, Headers, QueryParams, State
-from .exceptions import ClientDisconnect, HTTPException
+from transom._hosts import parse_host
+from transom._types import Message, Receive, Scope
+from transom.datastructures import URL, FormData, Headers, QueryParams, State
+from transom.exceptions import ClientDisconnect, HTTPException
 
 if TYPE_CHECKING:
-    from .app import App
-    from .routing import Route
+    from transom.app import App
+    from transom.routing import Route
 
 __all__ = ["Request", "parse_cookie_header", "parse_json"]
 
@@ -232,7 +232,7 @@ class Request:
     async def form(self) -> FormData:
         """Parse an urlencoded or multipart body (files spooled to disk past a size)."""
         if self._form is None:
-            from ._multipart import parse_form
+            from transom._multipart import parse_form
 
             max_body, max_upload, max_fields, max_files, _, spool = self._limits()
             self._form = await parse_form(self, max_body, max_upload, max_fields, max_files, spool)

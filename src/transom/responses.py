@@ -17,9 +17,9 @@ from urllib.parse import quote
 import orjson
 from pydantic import BaseModel
 
-from ._concurrency import iterate_in_threadpool
-from ._types import Message, Receive, Scope, Send
-from .datastructures import MutableHeaders
+from transom._concurrency import iterate_in_threadpool
+from transom._types import Message, Receive, Scope, Send
+from transom.datastructures import MutableHeaders
 
 __all__ = [
     "HTMLResponse",

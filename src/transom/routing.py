@@ -8,16 +8,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from ._signature import Dependant, SolveContext, compile_dependant
-from ._signature import where as signature_where
-from ._trie import Segment, parse_template
-from ._types import ASGIApp
-from .params import Depends
-from .responses import Response, to_response
+from transom._signature import Dependant, SolveContext, compile_dependant
+from transom._signature import where as signature_where
+from transom._trie import Segment, parse_template
+from transom._types import ASGIApp
+from transom.params import Depends
+from transom.responses import Response, to_response
 
 if TYPE_CHECKING:
-    from ._response_model import Output
-    from .requests import Request
+    from transom._response_model import Output
+    from transom.requests import Request
 
 __all__ = ["Mount", "Route", "Router"]
 
@@ -82,7 +82,7 @@ class Route:
 
     def compile(self) -> None:
         """Analyse the handler once; called by the app before it serves the first request."""
-        from ._response_model import output_adapter
+        from transom._response_model import output_adapter
 
         names = frozenset(self.param_names)
         self.dependant = compile_dependant(self.endpoint, names, self.localns)
@@ -160,7 +160,7 @@ class Route:
             if self._is_async:
                 result = await self.endpoint(**kwargs)
             else:
-                from ._concurrency import run_sync
+                from transom._concurrency import run_sync
 
                 result = await run_sync(self.endpoint, **kwargs)
             return self._respond(result)
@@ -171,7 +171,7 @@ class Route:
             if self._is_async:
                 result = await self.endpoint(**kwargs)
             else:
-                from ._concurrency import run_sync
+                from transom._concurrency import run_sync
 
                 result = await run_sync(self.endpoint, **kwargs)
             response = self._respond(result)
@@ -183,7 +183,7 @@ class Route:
 
     def _respond(self, result: Any) -> Response:
         if self._output is not None and not isinstance(result, Response):
-            from ._response_model import render_output
+            from transom._response_model import render_output
 
             return render_output(self._output, result, self.status_code)
         return to_response(result, self.status_code)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from .app import App
+    from transom.app import App
 
 __all__ = [
     "SERVER_URL_ENV",
@@ -60,7 +60,7 @@ class AppLocation:
 
     def load(self) -> App:
         """Import the module and return the app (calling the factory if it is one)."""
-        from .app import App
+        from transom.app import App
 
         module = importlib.import_module(self.module)
         obj = getattr(module, self.attr)
@@ -77,7 +77,7 @@ def locate_app(spec: str | None = None) -> AppLocation:
     Raises:
         AppNotFound: with a message that says what was looked for.
     """
-    from .app import App
+    from transom.app import App
 
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -141,7 +141,7 @@ def location_of(app: App) -> AppLocation:
 def main_app() -> App:
     """The app named by ``$TRANSOM_MAIN_APP`` in this process's ``__main__`` (see
     :func:`location_of`); servers call it in their worker processes."""
-    from .app import App
+    from transom.app import App
 
     attr = os.environ.get(MAIN_APP_ENV, "")
     app = getattr(sys.modules.get("__main__"), attr, None) if attr else None

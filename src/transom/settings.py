@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .accesslog import DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT
-from .exceptions import ImproperlyConfigured
+from transom.accesslog import DEFAULT_FORMAT as DEFAULT_ACCESS_LOG_FORMAT
+from transom.exceptions import ImproperlyConfigured
 
 __all__ = ["Settings"]
 
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     @field_validator("access_log_format")
     @classmethod
     def _check_access_log_format(cls, value: str) -> str:
-        from .accesslog import check_format
+        from transom.accesslog import check_format
 
         check_format(value)
         return value

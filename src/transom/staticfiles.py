@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._concurrency import run_sync
-from ._types import Receive, Scope, Send
-from .datastructures import Headers
-from .files import FileResponse
-from .responses import PlainTextResponse
+from transom._concurrency import run_sync
+from transom._types import Receive, Scope, Send
+from transom.datastructures import Headers
+from transom.files import FileResponse
+from transom.responses import PlainTextResponse
 
 __all__ = ["MANIFEST_NAME", "StaticFiles", "collect_static", "fingerprint_name"]
 

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httpx
 
 if TYPE_CHECKING:
-    from .app import App
+    from transom.app import App
 
 __all__ = ["AsyncTestClient", "TestClient"]
 

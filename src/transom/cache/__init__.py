@@ -18,11 +18,17 @@ See ``docs/cache.md``.
 
 from __future__ import annotations
 
-from .backends import Backend, CacheUnavailable, DummyBackend, MemoryBackend, RedisBackend
-from .config import CacheConfig, Identity
-from .core import Cache, CacheStats
-from .templates import CacheFragmentExtension
-from .views import cache_control, cached, etag_for, is_not_modified, not_modified
+from transom.cache.backends import (
+    Backend,
+    CacheUnavailable,
+    DummyBackend,
+    MemoryBackend,
+    RedisBackend,
+)
+from transom.cache.config import CacheConfig, Identity
+from transom.cache.core import Cache, CacheStats
+from transom.cache.templates import CacheFragmentExtension
+from transom.cache.views import cache_control, cached, etag_for, is_not_modified, not_modified
 
 __all__ = [
     "Backend",

@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from transom.cache.config import CacheConfig
 from transom.exceptions import ImproperlyConfigured
-
-from .config import CacheConfig
 
 __all__ = [
     "Backend",

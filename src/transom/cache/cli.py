@@ -18,10 +18,9 @@ def cache() -> None:
 @click.pass_context
 def clear(ctx: click.Context) -> None:
     """Remove every entry of the app's cache (its key prefix only: other data stays)."""
+    from transom.cache.config import CacheConfig
+    from transom.cache.core import Cache
     from transom.cli import load_app
-
-    from .config import CacheConfig
-    from .core import Cache
 
     try:
         target = Cache.of(load_app(ctx))

@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from transom.batteries import Battery
-
-from .backends import Backend, CacheUnavailable, backend_from_config
-from .config import CacheConfig
-from .serialization import Envelope, dumps, loads, pack, unpack
+from transom.cache.backends import Backend, CacheUnavailable, backend_from_config
+from transom.cache.config import CacheConfig
+from transom.cache.serialization import Envelope, dumps, loads, pack, unpack
 
 if TYPE_CHECKING:
     from transom.app import App
@@ -95,7 +94,7 @@ class Cache(Battery):
             self.install(app)
 
     def setup(self, app: App) -> None:
-        from .views import install_views
+        from transom.cache.views import install_views
 
         app.on_shutdown(self.close)
         install_views(self, app)
@@ -103,7 +102,7 @@ class Cache(Battery):
     def configure_templates(self, templates: Templates) -> None:
         """Give the app's templates the ``{% cache %}`` fragment tag (the templates battery
         calls this when it is there)."""
-        from .templates import register_fragment_tag
+        from transom.cache.templates import register_fragment_tag
 
         register_fragment_tag(self, templates)
 

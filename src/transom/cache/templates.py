@@ -15,9 +15,8 @@ from jinja2.parser import Parser
 from markupsafe import Markup
 
 if TYPE_CHECKING:
+    from transom.cache.core import Cache
     from transom.templating import Templates
-
-    from .core import Cache
 
 __all__ = ["CacheFragmentExtension", "register_fragment_tag"]
 

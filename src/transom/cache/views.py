@@ -27,16 +27,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import orjson
 
 from transom._types import ASGIApp, Message, Receive, Scope, Send
+from transom.cache.backends import match_any
+from transom.cache.config import Identity
 from transom.requests import Request
 from transom.responses import Response
 
-from .backends import match_any
-from .config import Identity
-
 if TYPE_CHECKING:
     from transom.app import App
-
-    from .core import Cache
+    from transom.cache.core import Cache
 
 __all__ = [
     "cache_control",

@@ -18,8 +18,8 @@
 
 from __future__ import annotations
 
-from .base import BoundForm, Form
-from .fields import BoundField, Widget
-from .messages import flash, get_flashed_messages
+from transom.forms.base import BoundForm, Form
+from transom.forms.fields import BoundField, Widget
+from transom.forms.messages import flash, get_flashed_messages
 
 __all__ = ["BoundField", "BoundForm", "Form", "Widget", "flash", "get_flashed_messages"]

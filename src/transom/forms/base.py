@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
-from ..datastructures import FormData, UploadFile
-from ..requests import Request
-from .fields import BoundField, FieldSpec, widget_for
+from transom.datastructures import FormData, UploadFile
+from transom.forms.fields import BoundField, FieldSpec, widget_for
+from transom.requests import Request
 
 __all__ = ["BoundForm", "Form"]
 
@@ -154,11 +154,11 @@ class BoundForm(Generic[M]):
 
     async def with_csrf(self) -> BoundForm[M]:
         """Fetch the CSRF hidden field when the security battery protects this app."""
-        from ..security.extension import Security
+        from transom.security.extension import Security
 
         app = self.request.app
         if app is not None and app.batteries.find(Security) is not None:
-            from ..security.csrf import csrf_input, csrf_token
+            from transom.security.csrf import csrf_input, csrf_token
 
             self.csrf_html = Markup(csrf_input(await csrf_token(self.request)))
         return self

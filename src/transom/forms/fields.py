@@ -14,7 +14,7 @@ from markupsafe import Markup
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from ..datastructures import UploadFile
+from transom.datastructures import UploadFile
 
 __all__ = ["BoundField", "Widget", "widget_for"]
 

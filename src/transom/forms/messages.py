@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..requests import Request
+from transom.requests import Request
 
 __all__ = ["flash", "get_flashed_messages"]
 
@@ -18,8 +18,8 @@ FLASH_KEY = "_flashes"
 
 async def _session(request: Request) -> Any:
     app = request.app
-    from ..security.extension import Security
-    from ..security.sessions import get_session_data
+    from transom.security.extension import Security
+    from transom.security.sessions import get_session_data
 
     if app is None or app.batteries.find(Security) is None:
         raise RuntimeError(

@@ -17,9 +17,9 @@ Built on taskiq's brokers and receiver; see ``docs/tasks.md``.
 
 from __future__ import annotations
 
-from .battery import Tasks, TasksStats, current_tasks
-from .config import TasksConfig
-from .core import (
+from transom.tasks.battery import Tasks, TasksStats, current_tasks
+from transom.tasks.config import TasksConfig
+from transom.tasks.core import (
     BrokerUnavailable,
     InvalidTaskArguments,
     ResultUnavailable,
@@ -29,8 +29,8 @@ from .core import (
     TaskStatus,
     task,
 )
-from .outbox import OutboxEntry
-from .transports import DeadLetter
+from transom.tasks.outbox import OutboxEntry
+from transom.tasks.transports import DeadLetter
 
 __all__ = [
     "BrokerUnavailable",

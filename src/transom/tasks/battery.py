@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, overload
 
 from transom.batteries import Battery
 from transom.exceptions import ImproperlyConfigured
-
-from .config import TasksConfig
-from .core import (
+from transom.tasks.config import TasksConfig
+from transom.tasks.core import (
     BrokerUnavailable,
     Task,
     TaskResult,
@@ -26,8 +25,8 @@ from .core import (
     new_task_id,
     registry,
 )
-from .store import MemoryStore, NoStore, RedisStore, StateStore, StoreUnavailable
-from .transports import (
+from transom.tasks.store import MemoryStore, NoStore, RedisStore, StateStore, StoreUnavailable
+from transom.tasks.transports import (
     AmqpTransport,
     DeadLetter,
     EagerTransport,
@@ -275,7 +274,7 @@ class Tasks(Battery):
                 raise
             self._started = True
         if self._relay is None and self._app is not None and self.config.backend != "eager":
-            from .outbox import Relay
+            from transom.tasks.outbox import Relay
 
             self._relay = Relay.for_app(self)
             if self._relay is not None:
@@ -357,7 +356,7 @@ class Tasks(Battery):
         self, task: Task[Any, Any], session: Any, arguments: dict[str, Any]
     ) -> str:
         """Send ``task`` when ``session`` commits (never when it rolls back)."""
-        from .outbox import enqueue_on_commit
+        from transom.tasks.outbox import enqueue_on_commit
 
         return await enqueue_on_commit(self, task, session, arguments)
 

@@ -12,8 +12,7 @@ __all__ = ["scheduler", "worker"]
 
 def _tasks(ctx: click.Context) -> object:
     from transom.cli import load_app
-
-    from .battery import Tasks
+    from transom.tasks.battery import Tasks
 
     app = load_app(ctx)
     app.batteries.install_requirements()
@@ -29,8 +28,8 @@ def _tasks(ctx: click.Context) -> object:
 @click.pass_context
 def worker(ctx: click.Context, queues: tuple[str, ...], concurrency: int, grace: float) -> None:
     """Run the app's tasks from the broker (TRANSOM_TASKS_BROKER_URL)."""
-    from .battery import Tasks
-    from .worker import run_worker
+    from transom.tasks.battery import Tasks
+    from transom.tasks.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     tasks = _tasks(ctx)
@@ -44,8 +43,8 @@ def worker(ctx: click.Context, queues: tuple[str, ...], concurrency: int, grace:
 @click.pass_context
 def scheduler(ctx: click.Context) -> None:
     """Send the app's cron and interval tasks at their ticks (one run per tick)."""
-    from .battery import Tasks
-    from .schedule import run_scheduler
+    from transom.tasks.battery import Tasks
+    from transom.tasks.schedule import run_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     tasks = _tasks(ctx)

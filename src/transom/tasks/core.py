@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from transom.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .battery import Tasks
+    from transom.tasks.battery import Tasks
 
 __all__ = [
     "BrokerUnavailable",
@@ -135,7 +135,7 @@ class Task(Generic[P, R]):
         }
         self._returns: TypeAdapter[Any] = TypeAdapter(hints.get("return", Any))
         if cron is not None:
-            from .schedule import validate_cron
+            from transom.tasks.schedule import validate_cron
 
             validate_cron(cron, tz)
         if (cron or every) and any(
@@ -214,7 +214,7 @@ class Task(Generic[P, R]):
 
     # -- sending ----------------------------------------------------------------------------------
     def _tasks(self) -> Tasks:
-        from .battery import current_tasks
+        from transom.tasks.battery import current_tasks
 
         return current_tasks()
 

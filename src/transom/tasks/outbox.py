@@ -26,14 +26,12 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom.db import Model, UTCDateTime
-
-from .core import Task, new_task_id
-from .transports import Envelope
+from transom.tasks.core import Task, new_task_id
+from transom.tasks.transports import Envelope
 
 if TYPE_CHECKING:
     from transom.db import Database
-
-    from .battery import Tasks
+    from transom.tasks.battery import Tasks
 
 __all__ = ["OutboxEntry", "Relay", "enqueue_on_commit"]
 
@@ -61,7 +59,7 @@ async def enqueue_on_commit(
     tasks: Tasks, task: Task[Any, Any], session: Any, arguments: dict[str, Any]
 ) -> str:
     """Send ``task`` when ``session`` commits; returns the task id (see the module doc)."""
-    from .battery import request_id_var
+    from transom.tasks.battery import request_id_var
 
     options = task.options
     delay = options.delay_seconds()

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 from transom.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .battery import Tasks
-    from .core import Task
+    from transom.tasks.battery import Tasks
+    from transom.tasks.core import Task
 
 __all__ = ["next_tick", "run_scheduler", "validate_cron"]
 

@@ -16,11 +16,11 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .core import registry
-from .transports import AmqpTransport, Envelope, RedisTransport
+from transom.tasks.core import registry
+from transom.tasks.transports import AmqpTransport, Envelope, RedisTransport
 
 if TYPE_CHECKING:
-    from .battery import Tasks
+    from transom.tasks.battery import Tasks
 
 __all__ = ["run_worker"]
 
@@ -90,7 +90,7 @@ async def run_worker(
     pump: asyncio.Task[None] | None = None
     if isinstance(transport, RedisTransport):
         pump = loop.create_task(_pump(transport, stop))
-    from .outbox import Relay
+    from transom.tasks.outbox import Relay
 
     relay = Relay.for_app(tasks)
     with ThreadPoolExecutor(max_workers=concurrency) as executor:

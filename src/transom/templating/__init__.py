@@ -9,6 +9,6 @@ template file and line on the debug page) instead of an empty string.
 
 from __future__ import annotations
 
-from .engine import TemplateResponse, Templates, TemplatesConfig, render
+from transom.templating.engine import TemplateResponse, Templates, TemplatesConfig, render
 
 __all__ = ["TemplateResponse", "Templates", "TemplatesConfig", "render"]

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, overload
 
 import jinja2
 
-from ..batteries import Battery, split_arguments
-from ..requests import Request
-from ..responses import HTMLResponse, Response
+from transom.batteries import Battery, split_arguments
+from transom.requests import Request
+from transom.responses import HTMLResponse, Response
 
 if TYPE_CHECKING:
-    from ..app import App
+    from transom.app import App
 
 __all__ = ["TemplateResponse", "Templates", "TemplatesConfig", "render"]
 
@@ -231,16 +231,16 @@ def _battery_context(request: Request) -> dict[str, Any]:
 
     Async callables are awaited by Jinja's async mode: ``{{ csrf_input() }}``.
     """
-    from ..security.extension import Security
+    from transom.security.extension import Security
 
     app = request.app
     if app is None or app.batteries.find(Security) is None:
         return {}
     from markupsafe import Markup
 
-    from ..forms.messages import get_flashed_messages
-    from ..security.csrf import csrf_input, csrf_token
-    from ..security.headers import csp_nonce
+    from transom.forms.messages import get_flashed_messages
+    from transom.security.csrf import csrf_input, csrf_token
+    from transom.security.headers import csp_nonce
 
     async def token() -> str:
         return await csrf_token(request)
