@@ -78,6 +78,11 @@ class Battery:
             )
         return self._app
 
+    @property
+    def installed(self) -> bool:
+        """Whether the battery is installed on an app (``app`` then returns it)."""
+        return self._app is not None
+
     def install(self, app: App) -> Self:
         """Install on ``app`` (once per app and battery class); returns the battery itself."""
         if self._app is not None:

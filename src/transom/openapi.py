@@ -179,7 +179,7 @@ def _declared_query(route: Route, taken: set[str]) -> list[dict[str, Any]]:
     A type says so with a class attribute ``__openapi_query__`` (a list of OpenAPI parameter
     objects): the core learns what a battery's type reads without importing the battery.
     """
-    output = route._output
+    output = route.output
     if output is None:
         return []
     model = output.model
@@ -296,9 +296,9 @@ def _responses(
 ) -> dict[str, Any]:
     status = str(route.status_code or 200)
     success: dict[str, Any] = {"description": "Successful response"}
-    if route._output is not None:
+    if route.output is not None:
         media: dict[str, Any] = {}
-        collector.want(route._output.adapter, "serialization", media, "schema")
+        collector.want(route.output.adapter, "serialization", media, "schema")
         success["content"] = {"application/json": media}
     else:
         annotation = inspect.signature(route.endpoint).return_annotation

@@ -116,6 +116,12 @@ class Route:
                         found.append(battery)
         return found
 
+    @property
+    def output(self) -> Output | None:
+        """The declared response type and its adapter (``None``: the result is sent as it is);
+        known once the route is compiled."""
+        return self._output
+
     def _check_path_params(self, names: frozenset[str]) -> None:
         """Refuse a path parameter that nothing takes: a misspelt argument would otherwise
         silently become a required query parameter, and every request would get 422."""

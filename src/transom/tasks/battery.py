@@ -273,7 +273,7 @@ class Tasks(Battery):
                     raise BrokerUnavailable(f"cannot reach the task broker: {exc!r}") from exc
                 raise
             self._started = True
-        if self._relay is None and self._app is not None and self.config.backend != "eager":
+        if self._relay is None and self.installed and self.config.backend != "eager":
             from transom.tasks.outbox import Relay
 
             self._relay = Relay.for_app(self)

@@ -145,9 +145,9 @@ class Relay:
         """The relay of the app's database, if the app has one attached."""
         from transom.db import EXTENSION_KEY, get_database
 
-        if tasks._app is None or EXTENSION_KEY not in tasks._app.extensions:
+        if not tasks.installed or EXTENSION_KEY not in tasks.app.extensions:
             return None
-        return cls.get(tasks, get_database(tasks._app))
+        return cls.get(tasks, get_database(tasks.app))
 
     def start(self) -> None:
         if self._loop is None or self._loop.done():
