@@ -18,6 +18,7 @@ machine's speed drifts within minutes.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -27,6 +28,10 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH.parent / "src")]
+# Before the bench app is imported (its Settings read the environment when it is built): as
+# bench/micro.py and bench/run.py, no access log, or every row would pay for writing one.
+os.environ.setdefault("TRANSOM_SECRET_KEY", "bench")
+os.environ.setdefault("TRANSOM_ACCESS_LOG", "0")
 
 from sqlalchemy import select  # noqa: E402
 

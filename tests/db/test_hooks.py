@@ -10,7 +10,7 @@ import sqlalchemy.event.registry
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Engine
 
-from transom.db import Database
+from transom.db import Database, hooks
 from transom.db.hooks import locks_rows
 
 from .models import Author
@@ -35,7 +35,10 @@ async def _begun_after(database: Database, stmt: Any) -> bool:
     async with database.session() as s:
         await s.execute(stmt)
         raw = await (await s.connection()).get_raw_connection()
-        return bool(raw.driver_connection.in_transaction)  # type: ignore[union-attr]
+        driver: Any = raw.driver_connection
+        if database.engine.dialect.name == "postgresql":
+            return bool(driver.is_in_transaction())  # asyncpg's
+        return bool(driver.in_transaction)  # sqlite3's (aiosqlite's)
 
 
 async def test_sqlite_begins_at_the_first_write_or_locking_read(database: Database) -> None:
@@ -45,6 +48,32 @@ async def test_sqlite_begins_at_the_first_write_or_locking_read(database: Databa
     assert not await _begun_after(database, select(Author))
     assert await _begun_after(database, select(Author).with_for_update())
     assert await _begun_after(database, delete(Author).where(Author.id == -1))
+
+
+async def test_statement_kind_is_read_once_per_compiled_statement(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lazy BEGIN looks at a statement's structure once, not before every execution.
+
+    SQLAlchemy's compiled cache hands back the same compiled statement for the same query, so
+    the walk over its children (``locks_rows``) runs once; a locking read is still told
+    apart from the plain one it resembles, and still begins the transaction.
+    """
+    if database.engine.dialect.name not in {"postgresql", "sqlite"}:
+        pytest.skip("the lazy BEGIN is PostgreSQL's (asyncpg) and SQLite's")
+    walks: list[Any] = []
+
+    def counting(statement: Any) -> bool:
+        walks.append(statement)
+        return locks_rows(statement)
+
+    monkeypatch.setattr(hooks, "locks_rows", counting)
+    for _ in range(5):
+        assert not await _begun_after(database, select(Author).where(Author.id == 1))
+    assert len(walks) == 1
+    for _ in range(3):
+        assert await _begun_after(database, select(Author).where(Author.id == 1).with_for_update())
+    assert len(walks) == 2
 
 
 async def test_no_listener_registry_patched_and_nothing_stored_on_engines(

@@ -8,8 +8,10 @@ installed process-wide, and nothing is stored on SQLAlchemy's objects except in 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
+import weakref
 from typing import Any
 
 from sqlalchemy import Select, event
@@ -36,11 +38,28 @@ def locks_rows(statement: ClauseElement) -> bool:
     return any(isinstance(child, ForUpdateArg) for child in statement.get_children())
 
 
+# Compiled statement -> "a plain SELECT?". The lazy BEGIN asks before every statement, and
+# the answer depends only on the statement's structure, which is what SQLAlchemy's compiled
+# cache keys on: a cached Compiled comes back for every execution of the same query, so the
+# walk over its children runs once per distinct statement instead of once per execution.
+# Weak keys: an entry leaves with the Compiled (evicted from SQLAlchemy's LRU cache, or an
+# uncached one-off), so this never outgrows SQLAlchemy's own cache.
+_PLAIN_SELECT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
 def _is_plain_select(context: Any) -> bool:
     # ExecutionContext.compiled: None for exec_driver_sql(), which then counts as a write.
     compiled = getattr(context, "compiled", None)
-    statement = getattr(compiled, "statement", None)
-    return isinstance(statement, Select) and not locks_rows(statement)
+    if compiled is None:
+        return False
+    plain = _PLAIN_SELECT.get(compiled)
+    if plain is None:
+        statement = getattr(compiled, "statement", None)
+        plain = isinstance(statement, Select) and not locks_rows(statement)
+        # A Compiled class without weak references is asked again next time.
+        with contextlib.suppress(TypeError):
+            _PLAIN_SELECT[compiled] = plain
+    return plain
 
 
 def _autocommits(connection: Any) -> bool:
