@@ -291,7 +291,7 @@ def test_migrate_applies_the_batteries_without_project_migrations(project: Proje
     project.write_app(APP_ONLY_AUTH)
     migrated = project.run("db", "migrate").stdout
     assert "Running upgrade  -> auth_0001" in migrated
-    assert "Database is at auth_0001" in migrated
+    assert "Database is at auth_0002" in migrated
     assert not (project.root / "migrations").exists()  # nothing written into the project
     assert "'transom_auth_user'" in project.python(TABLES)
     assert "up to date" in project.run("db", "current").stdout

@@ -12,6 +12,7 @@ migrations folder, or the migration branches of batteries whose tables the model
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,17 @@ def check_migrations(database: Database, *, debug: bool) -> None:
     url = make_url(database.config.url)
     if is_memory_sqlite(url):
         return  # a fresh database every connection: nothing was migrated, by design
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        # Built inside a running event loop (a server worker's start-up, a test client): the
+        # check is a blocking query, which would stall the loop, and deadlock it when the
+        # database is reached through something that loop serves. `transom run`, `app.run()`
+        # and `app.build()` in a script build before any loop runs, and check there.
+        logger.debug("Migration check skipped: the app is built inside a running event loop")
+        return
     try:
         problem = migration_status(database)
     except Exception as exc:
