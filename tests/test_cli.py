@@ -48,6 +48,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("app", "pkg", "pkg.factory"):  # another test's app.py must not answer
+        sys.modules.pop(name, None)
     yield tmp_path
     for name in ("app", "pkg", "pkg.factory"):
         sys.modules.pop(name, None)

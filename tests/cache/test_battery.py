@@ -57,13 +57,20 @@ def test_the_core_never_imports_the_cache() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def SLOW_OK(prefix: str) -> CacheConfig:
+    # The default 0.25 s timeouts treat a slow Redis as down (reads miss, writes are skipped):
+    # right for a site, wrong for a test on a machine loaded by the rest of the suite.
+    return CacheConfig(url=REDIS_URL, key_prefix=prefix, socket_timeout=5, connect_timeout=5)
+
+
 def test_cache_clear_command(tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from _services import require_service
 
     require_service("Redis", REDIS_HOST, REDIS_PORT)
     (tmp_path / "app.py").write_text(
         "from transom import App\nfrom transom.cache import Cache, CacheConfig\n"
-        f"app = App()\nCache(app, CacheConfig(url={REDIS_URL!r}, key_prefix={prefix!r}))\n"
+        f"app = App()\nCache(app, CacheConfig(url={REDIS_URL!r}, key_prefix={prefix!r}, "
+        "socket_timeout=5, connect_timeout=5))\n"
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -72,12 +79,12 @@ def test_cache_clear_command(tmp_path: Path, prefix: str, monkeypatch: pytest.Mo
     monkeypatch.delitem(sys.modules, "app", raising=False)
 
     async def fill() -> None:
-        cache = Cache(CacheConfig(url=REDIS_URL, key_prefix=prefix))
+        cache = Cache(SLOW_OK(prefix))
         await cache.set_many({"a": 1, "b": 2})
         await cache.close()
 
     async def left() -> int:
-        cache = Cache(CacheConfig(url=REDIS_URL, key_prefix=prefix))
+        cache = Cache(SLOW_OK(prefix))
         found = len(await cache.get_many(["a", "b"]))
         await cache.close()
         return found
