@@ -113,6 +113,21 @@ class App(Router):
         self._table = None
         super().include_router(router, prefix)
 
+    def include(self, item: Any, prefix: str = "") -> None:
+        """Serve a router, or anything that builds one, under ``prefix``.
+
+        ``item`` is a :class:`Router` or an object with ``__transom_router__(app) -> Router``
+        (a REST resource class: ``app.include(Posts)``); the core learns what a battery's
+        class serves without importing the battery.
+        """
+        if isinstance(item, Router):
+            self.include_router(item, prefix)
+            return
+        build = getattr(item, "__transom_router__", None)
+        if build is None:
+            raise TypeError(f"app.include() takes a Router or a resource, not {item!r}")
+        self.include_router(build(self), prefix)
+
     def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
         self._table = None
         super().mount(prefix, app, name)
