@@ -9,15 +9,14 @@ from pydantic import TypeAdapter
 
 from transom.batteries import Battery
 from transom.rest.errors import ErrorFormat, error_schemas
+from transom.routing import Route
 
 if TYPE_CHECKING:
     from transom.app import App
-    from transom.rest.resource import ModelResource
 
 __all__ = ["EXTENSION_KEY", "Rest", "RestConfig"]
 
 EXTENSION_KEY: Final = "transom.rest"
-RESOURCES_KEY: Final = "transom.rest.resources"
 _REF = "#/components/schemas/{model}"
 
 
@@ -66,36 +65,35 @@ class Rest(Battery):
     def setup(self, app: App) -> None:
         app.openapi_hook(self._openapi)
 
-    def resources(self) -> list[ModelResource]:
-        """The resources included in the app, in order."""
-        return list(self.app.extensions.get(RESOURCES_KEY, ()))
-
     def _openapi(self, document: dict[str, Any]) -> None:
         """Add what the generic handlers read by themselves: bodies, query and path
-        parameters, and the error schema."""
-        operations: dict[str, dict[str, Any]] = {}
-        for path_item in document.get("paths", {}).values():
-            for operation in path_item.values():
-                if isinstance(operation, dict) and "operationId" in operation:
-                    operations[operation["operationId"]] = operation
+        parameters, and the error schema. Found by route, so a resource included twice
+        (``/v1``, ``/v2``) is documented at both places."""
         inputs: list[tuple[int, Literal["validation"], TypeAdapter[Any]]] = []
         targets: list[dict[str, Any]] = []
-        for resource in self.resources():
-            for op in resource.operations_doc():
-                operation = operations.get(op.operation_id)
+        paths = document.get("paths", {})
+        for route in self.app.iter_routes():
+            doc = getattr(getattr(route, "endpoint", None), "__transom_rest_doc__", None)
+            if doc is None or not isinstance(route, Route):
+                continue
+            template = "/" + "/".join(
+                f"{{{s.param}}}" if s.param else s.text for s in route.segments
+            )
+            for method in route.methods:
+                operation = paths.get(template, {}).get(method.lower())
                 if operation is None:
                     continue  # left out of the schema
-                if op.parameters:
+                if doc.parameters:
                     taken = {p["name"] for p in operation.get("parameters", [])}
-                    extra = [p for p in op.parameters if p["name"] not in taken]
+                    extra = [p for p in doc.parameters if p["name"] not in taken]
                     operation["parameters"] = [*operation.get("parameters", []), *extra]
-                if op.body is not None:
+                if doc.body is not None:
                     media: dict[str, Any] = {}
                     operation["requestBody"] = {
                         "required": True,
                         "content": {"application/json": media},
                     }
-                    inputs.append((len(inputs), "validation", TypeAdapter(op.body)))
+                    inputs.append((len(inputs), "validation", TypeAdapter(doc.body)))
                     targets.append(media)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         if inputs:

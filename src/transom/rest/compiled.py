@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, create_model
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import configure_mappers, joinedload, selectinload
+from sqlalchemy.orm import configure_mappers, joinedload, lazyload, load_only, selectinload
 from sqlalchemy.sql import ColumnElement
 
 from transom.rest.battery import RestConfig
@@ -28,7 +28,6 @@ __all__ = ["Compiled", "OperationDoc", "list_parameters", "scalar_schema"]
 class OperationDoc:
     """What the OpenAPI hook adds to one operation (the handlers read these themselves)."""
 
-    operation_id: str
     parameters: list[dict[str, Any]]
     body: type[BaseModel] | None
 
@@ -63,7 +62,8 @@ class Compiled:
         if lookup not in self.fields or self.fields[lookup].kind != "column":
             raise ValueError(f"{cls.__name__}: lookup {lookup!r} is not a column field")
         self.lookup = self.fields[lookup]
-        title = model.__name__
+        # Schema names: two resources of one model (a v1 and a v2) must not share them.
+        title = cls.schema_prefix or cls.__name__
         # Nested relations: their read schema and the conversion of one related object.
         nested_schemas: dict[str, Any] = {}
         nested_getters: dict[str, Callable[[Any], Any]] = {}
@@ -76,7 +76,7 @@ class Compiled:
                     inner = target()._compiled_for(config)
                     nested_schemas[name] = inner.read_model
                     nested_getters[name] = inner.to_data
-                    inner_loads = inner.loads
+                    inner_loads = [*inner.loads, lazyload("*")]
                 elif isinstance(target, type) and issubclass(target, BaseModel):
                     nested_schemas[name] = target
                     nested_getters[name] = lambda obj: obj  # read with from_attributes
@@ -86,7 +86,11 @@ class Compiled:
                     columns = model_fields(spec.target, list(target), ())
                     nested_schemas[name] = read_schema(f"{title}{name.title()}", columns, {})
                     nested_getters[name] = serializer(columns, {})
-                    inner_loads = []
+                    # Its other relations are never read: not even a mapper's lazy="selectin".
+                    inner_loads = [
+                        load_only(*[getattr(spec.target, c.attr) for c in columns.values()]),
+                        lazyload("*"),
+                    ]
                 else:
                     raise TypeError(
                         f"{cls.__name__}.nested[{name!r}]: give a resource class, a Pydantic "
@@ -97,6 +101,14 @@ class Compiled:
                 self.loads.append(option.options(*inner_loads) if inner_loads else option)
             elif spec.kind == "collection":
                 self.loads.append(selectinload(relation))
+        if cls.read_schema is not None:
+            # An override reads attributes itself: load the relations it names.
+            for field_name in cls.read_schema.model_fields:
+                if field_name in mapper.relationships and field_name not in named:
+                    self.loads.append(selectinload(getattr(model, field_name)))
+        else:
+            # Only the relations above are read: none by a mapper default (lazy="selectin").
+            self.loads.append(lazyload("*"))
         readable = {n: s for n, s in self.fields.items() if n not in cls.write_only}
         self.read_model: type[BaseModel] = cls.read_schema or read_schema(
             f"{title}Read", readable, nested_schemas
@@ -117,7 +129,7 @@ class Compiled:
         )
         if cls.pagination == "cursor":
             self.list_model: type[BaseModel] = create_model(
-                f"{title}CursorList",
+                f"{title}Page",
                 items=(list[self.read_model], ...),  # type: ignore[name-defined]
                 limit=(int, ...),
                 next_cursor=(str | None, ...),
@@ -126,7 +138,7 @@ class Compiled:
             )
         else:
             self.list_model = create_model(
-                f"{title}List",
+                f"{title}Page",
                 items=(list[self.read_model], ...),  # type: ignore[name-defined]
                 total=(int | None, ...),
                 limit=(int, ...),

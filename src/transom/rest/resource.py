@@ -31,7 +31,7 @@ from transom.db.errors import to_http_exception
 from transom.exceptions import HTTPException
 from transom.requests import Request
 from transom.responses import Response
-from transom.rest.battery import EXTENSION_KEY, RESOURCES_KEY, Rest, RestConfig
+from transom.rest.battery import EXTENSION_KEY, Rest, RestConfig
 from transom.rest.compiled import Compiled, OperationDoc, list_parameters, scalar_schema
 from transom.rest.context import Context, _Action, extensions_of
 from transom.rest.errors import ErrorFormat, Problem, error_schemas, problem_response
@@ -100,6 +100,9 @@ class ModelResource:
     #: A rate limit for every route of the resource (``"100/minute"``, Security battery).
     throttle: ClassVar[str | None] = None
     tags: ClassVar[Sequence[str] | None] = None
+    #: Names of the generated schemas: ``<prefix>Read``, ``Create``, ``Patch``, ``Page``
+    #: (default: the class name).
+    schema_prefix: ClassVar[str | None] = None
 
     def __init_subclass__(
         cls, *, model: type[Any] | None = None, prefix: str | None = None, **kwargs: Any
@@ -113,7 +116,6 @@ class ModelResource:
     def __init__(self) -> None:
         self._compiled: Compiled | None = None
         self._config: RestConfig | None = None
-        self._docs: list[OperationDoc] = []
 
     # -- hooks ------------------------------------------------------------------------------
     def query(self, ctx: Context) -> Select[Any]:
@@ -141,8 +143,9 @@ class ModelResource:
     # -- building -----------------------------------------------------------------------------
     @classmethod
     def resource_name(cls) -> str:
-        """Route names (``posts.list``) and operationIds (``post_list``) start with it."""
-        return cls.name or cls.model.__name__.lower()
+        """Route names (``posts.list``) and operationIds (``posts_list``) start with it: the
+        ``name`` attribute, else the class name in lower case."""
+        return cls.name or cls.__name__.lower()
 
     def fields_by_name(self) -> dict[str, FieldSpec]:
         """The public fields of the resource (after ``fields``/``exclude``)."""
@@ -169,13 +172,10 @@ class ModelResource:
         return cls().router(app)
 
     def router(self, app: Any) -> Router:
-        """Build the routes and register the resource for the OpenAPI document."""
+        """Build the routes (each carries what the OpenAPI document needs)."""
         cls = type(self)
         if not hasattr(cls, "model") or not hasattr(cls, "prefix"):
             raise TypeError(f"{cls.__name__} needs model= and prefix= (class keywords)")
-        registered: list[ModelResource] = app.extensions.setdefault(RESOURCES_KEY, [])
-        if self not in registered:
-            registered.append(self)
         # Installed now with its defaults unless the app installed it first: the routes are
         # built from its settings (a later app.install(Rest(...)) fails loudly).
         battery = app.batteries.find(Rest) or app.install(Rest())
@@ -205,7 +205,6 @@ class ModelResource:
             "partial_update": (item, "PATCH", self._partial_update, 200, compiled.read_model),
             "destroy": (item, "DELETE", self._destroy, 204, None),
         }
-        self._docs = []
         statuses = {
             "list": (401, 403, 422),
             "create": (401, 403, 409, 422),
@@ -236,8 +235,8 @@ class ModelResource:
                     responses={c: {"description": _phrase(c), **error} for c in (401, 403, 404)},
                     dependencies=self._throttle(),
                 )
-                self._docs.append(
-                    OperationDoc(op_id, [path_param] if declared.detail else [], None)
+                endpoint.__transom_rest_doc__ = OperationDoc(  # type: ignore[attr-defined]
+                    [path_param] if declared.detail else [], None
                 )
         for op in cls.operations:
             if op not in std:
@@ -275,7 +274,7 @@ class ModelResource:
             body = {"create": compiled.create_model, "update": compiled.create_model}.get(op)
             if op == "partial_update":
                 body = compiled.update_model
-            self._docs.append(OperationDoc(op_id, params, body))
+            endpoint.__transom_rest_doc__ = OperationDoc(params, body)  # type: ignore[attr-defined]
         return router
 
     def _throttle(self) -> list[Any]:
@@ -285,10 +284,6 @@ class ModelResource:
         from transom.security.ratelimit import limit
 
         return [limit(rate)]
-
-    def operations_doc(self) -> list[OperationDoc]:
-        """What the OpenAPI hook adds to this resource's operations."""
-        return self._docs
 
     # -- the generic handler ------------------------------------------------------------------
     def _endpoint(

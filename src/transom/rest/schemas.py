@@ -192,12 +192,13 @@ def write_schema(
         annotation = _typed(spec, spec.annotation)
         if spec.nullable:
             annotation = annotation | None
-        if partial:
-            fields[spec.name] = (annotation, Field(default=None))
+        if partial or (spec.generated and spec.default is ...):
+            # Optional, and never used when not sent (only sent fields are applied): a
+            # factory keeps a ``null`` default of a non-nullable field out of the schema.
+            fields[spec.name] = (annotation, Field(default_factory=_none))
         elif spec.default is not ...:
             fields[spec.name] = (annotation, Field(default=spec.default))
-        elif spec.nullable or spec.generated:
-            # Not sent: the column's default (or NULL) applies; the value is never used.
+        elif spec.nullable:
             fields[spec.name] = (annotation, Field(default=None))
         else:
             fields[spec.name] = (annotation, ...)
@@ -205,6 +206,10 @@ def write_schema(
         name, __config__=ConfigDict(extra=unknown_fields), **fields
     )
     return model
+
+
+def _none() -> None:
+    return None
 
 
 Getter = Callable[[Any], Any]
