@@ -146,18 +146,20 @@ class Compiled:
                 links=(dict[str, str | None], ...),
             )
         self.list_adapter: TypeAdapter[Any] = TypeAdapter(self.list_model)
-        self.filters: list[Filter] = compile_filters(cls.filters, self.fields)
+        # Filters, ordering and search may use any field of the model, shown or not.
+        every = {**model_fields(model, None, (), collections=True), **self.fields}
+        self.filters: list[Filter] = compile_filters(cls.filters, every)
         self.order_columns: dict[str, ColumnElement[Any]] = {}
         for entry in cls.ordering:
             key = entry.removeprefix("-")
-            found = self.fields.get(key)
+            found = every.get(key)
             if found is None or found.kind == "collection":
                 raise ValueError(f"{cls.__name__}: cannot order by {key!r}")
             self.order_columns[key] = getattr(model, found.attr)
         self.default_order = list(cls.ordering)
         self.search_columns = []
         for name in cls.search:
-            found = self.fields.get(name)
+            found = every.get(name)
             if found is None or found.kind != "column" or found.annotation is not str:
                 raise ValueError(f"{cls.__name__}: search field {name!r} is not a text column")
             self.search_columns.append(getattr(model, found.attr))

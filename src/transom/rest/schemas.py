@@ -91,10 +91,15 @@ def _column_spec(name: str, attr: str, column: Column[Any], kind: Kind) -> Field
 
 
 def model_fields(
-    model: type[Any], fields: Sequence[str] | None, exclude: Iterable[str]
+    model: type[Any],
+    fields: Sequence[str] | None,
+    exclude: Iterable[str],
+    *,
+    collections: bool = False,
 ) -> dict[str, FieldSpec]:
     """The public fields of ``model``: columns and many-to-one relations by default
-    (collections only when named in ``fields``), minus ``exclude``."""
+    (collections only when named in ``fields``, or all with ``collections``), minus
+    ``exclude``."""
     mapper = sa_inspect(model)
     skipped = set(exclude)
     specs: dict[str, FieldSpec] = {}
@@ -125,7 +130,7 @@ def model_fields(
                 spec = _column_spec(key, fk_attr, local, "fk")  # type: ignore[arg-type]
                 spec.relationship = prop
                 specs[key] = spec
-            elif prop.uselist and (wanted is not None and key in wanted):
+            elif prop.uselist and (collections or (wanted is not None and key in wanted)):
                 specs[key] = FieldSpec(
                     name=key,
                     kind="collection",
