@@ -91,21 +91,26 @@ def db_url(rest_databases: RestDatabases, backend: str) -> Iterator[str]:
 AppFactory = Callable[..., App]
 
 
+def build_app(url: str, *resources: Any, rest: RestConfig | None = None, **database: Any) -> App:
+    """An app with Security, Auth (JWT) and Rest on ``url``, serving ``resources``."""
+    app = App(Settings(secret_key=SECRET))
+    app.install(Database(DatabaseConfig(url=url, **database)))
+    app.install(Security(SecurityConfig()))
+    app.install(
+        Auth(AuthConfig(prefix=None, hashers=CHEAP, jwt=JWTConfig(), sync_permissions=False))
+    )
+    app.install(Rest(rest or RestConfig()))
+    for resource in resources:
+        app.include(resource)
+    return app
+
+
 @pytest.fixture
 def make_app(db_url: str) -> AppFactory:
-    """An app with Security, Auth (JWT) and Rest on the test database, serving ``resources``."""
+    """:func:`build_app` on the test database."""
 
     def build(*resources: Any, rest: RestConfig | None = None) -> App:
-        app = App(Settings(secret_key=SECRET))
-        app.install(Database(DatabaseConfig(url=db_url)))
-        app.install(Security(SecurityConfig()))
-        app.install(
-            Auth(AuthConfig(prefix=None, hashers=CHEAP, jwt=JWTConfig(), sync_permissions=False))
-        )
-        app.install(Rest(rest or RestConfig()))
-        for resource in resources:
-            app.include(resource)
-        return app
+        return build_app(db_url, *resources, rest=rest)
 
     return build
 

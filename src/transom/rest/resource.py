@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, select
 
 from transom.db import DbSessionDep, paginate_cursor, paginate_offset
-from transom.db.errors import to_http_exception
+from transom.db.errors import is_unstorable_value, to_http_exception
 from transom.exceptions import HTTPException
 from transom.requests import Request
 from transom.responses import Response
@@ -213,6 +213,7 @@ class ModelResource:
             "partial_update": (401, 403, 404, 409, 412, 422),
             "destroy": (401, 403, 404, 409, 412),
         }
+        throttle = self._throttle()  # one budget for every route of the resource
         # Custom actions first: a static segment (``/drafts``) before ``/{id}``.
         for attr in dir(cls):
             declared = getattr(getattr(cls, attr, None), "__transom_action__", None)
@@ -233,7 +234,7 @@ class ModelResource:
                     operation_id=op_id,
                     summary=declared.summary or f"{declared.name.replace('_', ' ').capitalize()}",
                     responses={c: {"description": _phrase(c), **error} for c in (401, 403, 404)},
-                    dependencies=self._throttle(),
+                    dependencies=throttle,
                 )
                 endpoint.__transom_rest_doc__ = OperationDoc(  # type: ignore[attr-defined]
                     [path_param] if declared.detail else [], None
@@ -256,7 +257,7 @@ class ModelResource:
                 operation_id=op_id,
                 summary=f"{_phrase_op(op)} {cls.model.__name__}",
                 responses={c: {"description": _phrase(c), **error} for c in statuses[op]},
-                dependencies=self._throttle(),
+                dependencies=throttle,
             )
             params: list[dict[str, Any]] = [path_param] if path == item else []
             if op == "list":
@@ -354,7 +355,14 @@ class ModelResource:
         value = ctx.request.path_params[compiled.lookup.name]
         column = getattr(self.model, compiled.lookup.attr)
         stmt = self._statement(ctx).where(column == value)
-        obj = (await ctx.db.execute(stmt)).unique().scalar_one_or_none()
+        try:
+            obj = (await ctx.db.execute(stmt)).unique().scalar_one_or_none()
+        except Exception as exc:
+            # A key the column cannot even hold (an id beyond 64 bits) names no object; the
+            # driver refused it before sending, so the transaction is untouched.
+            if not is_unstorable_value(exc):
+                raise
+            obj = None
         if obj is None:
             raise Problem(404, f"{self.model.__name__} not found")
         return obj
