@@ -7,12 +7,13 @@
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
+# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy, PostgreSQL (~4 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-rest
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -38,3 +39,6 @@ bench-cache:
 bench-tasks:
 	$(BENCH_PYTHON) -m pip install -q -e '.[tasks]'
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
+
+bench-rest: bench-deps
+	$(BENCH_PYTHON) bench/rest.py $(BENCH_ARGS)

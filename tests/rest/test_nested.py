@@ -6,7 +6,7 @@ import pytest
 
 from transom.rest import ModelResource
 
-from .conftest import AppFactory, QueryCounter
+from .conftest import AppFactory, QueryCounter, add_user
 from .models import Story
 from .resources import Labels
 from .test_list import seed
@@ -37,6 +37,20 @@ async def test_nested_relations_are_loaded_without_n_plus_1(make_app: AppFactory
         assert "password" not in many.text
         # The page (authors joined), the labels of all its stories (one IN query), the count.
         assert len(large.selects) == len(small.selects) == 3, "\n\n".join(large.selects)
+        _, auth = await add_user(app, "carol")
+        created = await client.post(
+            "/api/nested",
+            json={
+                "slug": "new",
+                "title": "New",
+                "author": items[0]["author"]["id"],
+                "labels": [items[0]["labels"][0]["id"]],
+            },
+            headers=auth,
+        )
+        assert created.status_code == 201, created.text  # nested relations written by id
+        assert created.json()["author"]["username"] == "alice"
+        assert created.json()["labels"][0]["name"] == "red"
         with QueryCounter(app) as one:
             story = await client.get(f"/api/nested/{items[1]['id']}")
         assert story.json()["author"]["username"] == "alice"

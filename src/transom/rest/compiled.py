@@ -119,7 +119,8 @@ class Compiled:
         else:
             self.to_data = serializer(readable, nested_getters)
         read_only = set(cls.read_only) | {self.pk_attr}
-        writable = {n: s for n, s in self.fields.items() if n not in read_only and n not in named}
+        # A nested relation is written by id(s), as when it is not nested.
+        writable = {n: s for n, s in self.fields.items() if n not in read_only}
         self.writable = writable
         self.create_model = cls.create_schema or write_schema(
             f"{title}Create", writable, partial=False, unknown_fields=unknown
