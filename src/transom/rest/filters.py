@@ -131,8 +131,9 @@ def ordering_clauses(
     raw: str | None,
     allowed: Mapping[str, ColumnElement[Any]],
     default: Sequence[str],
-) -> list[ColumnElement[Any]]:
-    """``?ordering=-score,title`` (only ``allowed`` names) or the ``default`` order."""
+) -> tuple[list[ColumnElement[Any]], set[str]]:
+    """``?ordering=-score,title`` (only ``allowed`` names) or the ``default`` order: the
+    clauses, and the field names they order by."""
     names = [n.strip() for n in raw.split(",") if n.strip()] if raw else list(default)
     clauses: list[ColumnElement[Any]] = []
     for name in names:
@@ -150,7 +151,7 @@ def ordering_clauses(
                 ],
             )
         clauses.append(column.desc() if name.startswith("-") else column.asc())
-    return clauses
+    return clauses, {n.removeprefix("-") for n in names}
 
 
 def search_clause(raw: str, columns: Sequence[ColumnElement[Any]]) -> ColumnElement[bool] | None:

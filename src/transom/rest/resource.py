@@ -448,12 +448,15 @@ class ModelResource:
             clause = search_clause(raw_search, compiled.search_columns)
             if clause is not None:
                 stmt = stmt.where(clause)
-        order = ordering_clauses(
+        order, names = ordering_clauses(
             query.get("ordering") if compiled.order_columns else None,
             compiled.order_columns,
             compiled.default_order,
         )
-        stmt = stmt.order_by(*order, compiled.pk_column)
+        # The primary key breaks ties (pages never overlap), unless the order names it.
+        if compiled.pk_attr not in names:
+            order.append(compiled.pk_column.asc())
+        stmt = stmt.order_by(*order)
         limit = _int_param(query, "limit", compiled.default_limit, 1)
         limit = min(limit, compiled.max_limit)
         data: dict[str, Any]
