@@ -9,12 +9,13 @@
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 # make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
 #                                 cross-host checks, rolling restart, throughput table (~3 min, root)
+# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy, PostgreSQL (~4 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-hosts
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-hosts bench-rest
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -44,3 +45,6 @@ bench-tasks:
 bench-hosts: bench-deps
 	@command -v nginx >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq nginx; }
 	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)
+
+bench-rest: bench-deps
+	$(BENCH_PYTHON) bench/rest.py $(BENCH_ARGS)
