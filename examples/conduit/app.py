@@ -4,7 +4,7 @@
 document is at /openapi.json and its browser at /docs. See README.md.
 """
 
-from conduit.main import app
+from conduit_api.main import app
 
 __all__ = ["app"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, insert, select
 
-from conduit.deps import (
+from conduit_api.deps import (
     CurrentUser,
     OptionalUser,
     claims_of,
@@ -15,8 +15,8 @@ from conduit.deps import (
     unauthorized,
     unprocessable,
 )
-from conduit.models import User, follows
-from conduit.schemas import (
+from conduit_api.models import User, follows
+from conduit_api.schemas import (
     LoginUserRequest,
     NewUserRequest,
     Profile,

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from sqlalchemy import Select, delete, exists, false, func, insert, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from conduit.deps import CurrentUser, OptionalUser, followed_among, forbidden, not_found
-from conduit.models import Article, Comment, Tag, User, article_tags, favorites, follows
-from conduit.schemas import (
+from conduit_api.deps import CurrentUser, OptionalUser, followed_among, forbidden, not_found
+from conduit_api.models import Article, Comment, Tag, User, article_tags, favorites, follows
+from conduit_api.schemas import (
     ArticleOut,
     ArticleSummary,
     CommentOut,
@@ -27,7 +27,7 @@ from conduit.schemas import (
     TagsResponse,
     UpdateArticleRequest,
 )
-from conduit.users import profile_of
+from conduit_api.users import profile_of
 from transom import Query, Router
 from transom.db import DbSession, DbSessionDep
 

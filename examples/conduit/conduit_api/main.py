@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conduit import articles, users
-from conduit.models import User
+from conduit_api import articles, users
+from conduit_api.models import User
 from transom import App, HTTPException, JSONResponse, Request, RequestValidationError, Settings
 from transom.auth import Auth, AuthConfig, JWTConfig
 from transom.security import CORSConfig, Security, SecurityConfig

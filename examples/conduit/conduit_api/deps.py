@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import select
 
-from conduit.models import User, follows
+from conduit_api.models import User, follows
 from transom import Depends, HTTPException, Request
 from transom.auth import get_auth, get_current_user, require_user
 from transom.db import DbSession
