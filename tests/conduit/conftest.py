@@ -197,7 +197,9 @@ def register(client: TestClient, username: str, password: str = PASSWORD) -> dic
     """Register ``username`` (email ``<username>@example.com``); the headers that authenticate."""
     response = client.post(
         "/api/users",
-        json={"user": {"username": username, "email": f"{username}@example.com", "password": password}},
+        json={
+            "user": {"username": username, "email": f"{username}@example.com", "password": password}
+        },
     )
     user = check(response, "POST", "/users", 201)["user"]
     return {"authorization": f"Token {user['token']}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from transom.testing import TestClient
@@ -9,7 +10,7 @@ from transom.testing import TestClient
 from .conftest import PASSWORD, check, error_messages, register
 
 
-def login(client: TestClient, email: str, password: str = PASSWORD) -> TestClient:
+def login(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
     return client.post("/api/users/login", json={"user": {"email": email, "password": password}})
 
 
@@ -113,7 +114,11 @@ def test_current_user_returns_the_token_it_was_asked_with(client: TestClient) ->
 
 def test_update_user(client: TestClient) -> None:
     headers = register(client, "jake")
-    change = {"email": "jake@jake.jake", "bio": "I like to skateboard", "image": "https://i.x/j.jpg"}
+    change = {
+        "email": "jake@jake.jake",
+        "bio": "I like to skateboard",
+        "image": "https://i.x/j.jpg",
+    }
     response = client.put("/api/user", json={"user": change}, headers=headers)
     user = check(response, "PUT", "/user", 200)["user"]
     assert {k: user[k] for k in change} == change
