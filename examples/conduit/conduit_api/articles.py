@@ -329,10 +329,9 @@ async def add_comment(
 async def delete_comment(slug: str, id: int, db: DbSessionDep, user: CurrentUser) -> None:
     """Delete a comment (its author only)."""
     article = await get_article(db, slug)
-    comment = await db.scalar(
-        select(Comment).where(Comment.id == id, Comment.article_id == article.id)
-    )
-    if comment is None:
+    # By primary key: an id the column can't hold (past 2**31 on PostgreSQL) finds nothing.
+    comment = await db.get(Comment, id)
+    if comment is None or comment.article_id != article.id:
         raise not_found("comment")
     if comment.author_id != user.id:
         raise forbidden("only the author may delete this comment")

@@ -72,9 +72,23 @@ def _messages(detail: Any) -> list[str]:
     return [str(detail)]
 
 
+def _already_taken(detail: Any) -> list[str] | None:
+    """Messages for a unique violation (the data battery's 409), or ``None`` for others."""
+    if not isinstance(detail, list) or not detail:
+        return None
+    if not all(isinstance(e, Mapping) and e.get("type") == "db.unique" for e in detail):
+        return None
+    return [f"{_location(e.get('loc', ())) or 'value'} has already been taken" for e in detail]
+
+
 @app.exception_handler(HTTPException)
 def spec_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Every error, the framework's (404, 405, 409, 422 validation...) and ours, in one shape."""
+    """Every error, the framework's (404, 405, 422 validation, 503...) and ours, in one shape."""
+    taken = _already_taken(exc.detail) if exc.status_code == 409 else None
+    if taken is not None:
+        # Two registrations racing for one username pass the handler's check together and
+        # meet at the unique constraint: answer as the check does, 422.
+        return JSONResponse({"errors": {"body": taken}}, 422)
     return JSONResponse(
         {"errors": {"body": _messages(exc.detail)}}, exc.status_code, headers=exc.headers
     )
