@@ -1,8 +1,9 @@
 """Fixtures for the Conduit example (examples/conduit): its app on SQLite and PostgreSQL.
 
-The app module is imported once (its models join the shared metadata). Each backend gets one
-database per test run, built by the example's own migrations as `make conduit` builds it
-(PostgreSQL: ``conduit_test_<random>``, dropped at the end, so concurrent runs never collide);
+The app module is imported once (its models join the shared metadata). Each backend (SQLite,
+PostgreSQL, MariaDB) gets one database per test run, built by the example's own migrations as
+`make conduit` builds it (on the servers: ``conduit_test_<random>``, dropped at the end, so
+concurrent runs never collide);
 every test starts from empty tables. Responses are checked against the RealWorld spec
 (examples/conduit/realworld-openapi.yml) with :func:`check`.
 """
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/_servi
 from _services import require_service
 from transom import App
 from transom.db import Database, DatabaseConfig
+from transom.db.config import sync_url
 from transom.db.migrations import Migrations
 from transom.security import Security
 from transom.security.ratelimit import MemoryRateLimitBackend
@@ -39,9 +41,13 @@ from transom.testing import TestClient
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "conduit"
 SPEC_FILE = EXAMPLE / "realworld-openapi.yml"
 PASSWORD = "violet tractor umbrella"
-POSTGRES_URL = os.environ.get(
-    "TRANSOM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "TRANSOM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    ),
+    "mariadb": os.environ.get("TRANSOM_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test"),
+}
+SERVER_NAMES = {"postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 RUN_ID = uuid.uuid4().hex[:8]
 #: Children first, so foreign keys never stop the clean-up.
 TABLES = [
@@ -64,34 +70,37 @@ def conduit() -> ModuleType:
 
 
 class Databases:
-    """One migrated database per backend for this run; PostgreSQL's is dropped at the end."""
+    """One migrated database per backend for this run; the servers' are dropped at the end."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.urls: dict[str, str] = {}
-        self.pg_name = f"conduit_test_{RUN_ID}"
+        self.name = f"conduit_test_{RUN_ID}"
 
     def url(self, backend: str) -> str:
         if backend not in self.urls:
             if backend == "sqlite":
                 self.urls[backend] = f"sqlite+aiosqlite:///{self.tmp / 'conduit.sqlite3'}"
             else:
-                self._run(f'DROP DATABASE IF EXISTS "{self.pg_name}"')
-                self._run(f'CREATE DATABASE "{self.pg_name}"')
-                url = make_url(POSTGRES_URL).set(database=self.pg_name)
+                quoted = f'"{self.name}"' if backend == "postgresql" else f"`{self.name}`"
+                charset = " CHARACTER SET utf8mb4" if backend == "mariadb" else ""
+                self._run(backend, f"DROP DATABASE IF EXISTS {quoted}")
+                self._run(backend, f"CREATE DATABASE {quoted}{charset}")
+                url = make_url(SERVER_URLS[backend]).set(database=self.name)
                 self.urls[backend] = url.render_as_string(hide_password=False)
         return self.urls[backend]
 
-    def _run(self, sql: str) -> None:
-        admin = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    def _run(self, backend: str, sql: str) -> None:
+        engine = create_engine(sync_url(SERVER_URLS[backend]), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(text(sql))
         engine.dispose()
 
     def close(self) -> None:
         if "postgresql" in self.urls:
-            self._run(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+            self._run("postgresql", f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        if "mariadb" in self.urls:
+            self._run("mariadb", f"DROP DATABASE IF EXISTS `{self.name}`")
 
 
 @pytest.fixture(scope="session")
@@ -101,13 +110,14 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     registry.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """The engine under test; PostgreSQL is skipped (failed under CI=true) when it is down."""
+    """The engine under test; a server that is down is skipped (a failure under CI=true)."""
     name: str = request.param
-    if name == "postgresql":
-        url = make_url(POSTGRES_URL)
-        require_service("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
+    if name != "sqlite":
+        url = make_url(SERVER_URLS[name])
+        default_port = 5432 if name == "postgresql" else 3306
+        require_service(SERVER_NAMES[name], url.host or "127.0.0.1", url.port or default_port)
     return name
 
 
