@@ -60,3 +60,30 @@ def test_cors_lets_front_ends_send_tokens(client: TestClient) -> None:
     assert "authorization" in allowed
     assert "content-type" in allowed
     assert "set-cookie" not in client.get("/api/tags").headers  # nothing rides in cookies
+
+
+def test_the_openapi_document_matches_the_spec(client: TestClient) -> None:
+    """Same operation ids and success statuses as the spec; the errors each route can give."""
+    document = client.get("/openapi.json").json()
+    for path, item in spec()["paths"].items():
+        for method, operation in item.items():
+            ours = document["paths"][f"/api{path}"][method]
+            assert ours["operationId"] == operation["operationId"]
+            success = {c for c in operation["responses"] if c.startswith("2")}
+            assert success <= set(ours["responses"]), (method, path)
+            if "Token" in str(operation.get("security")) or "401" in operation["responses"]:
+                assert "401" in ours["responses"], (method, path)
+            if "{" in path:  # a missing user, article or comment
+                assert "404" in ours["responses"], (method, path)
+            error = ours["responses"].get("401") or ours["responses"].get("404")
+            if error is not None:
+                schema = error["content"]["application/json"]["schema"]
+                assert schema["required"] == ["errors"]
+    owned = ["UpdateArticle", "DeleteArticle", "DeleteArticleComment"]
+    forbidden = [
+        op["operationId"]
+        for item in document["paths"].values()
+        for op in item.values()
+        if "403" in op["responses"]
+    ]
+    assert sorted(forbidden) == sorted(owned)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from sqlalchemy import Select, delete, exists, false, func, insert, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from conduit_api.deps import CurrentUser, OptionalUser, followed_among, forbidden, not_found
+from conduit_api.deps import CurrentUser, OptionalUser, errors, followed_among, forbidden, not_found
 from conduit_api.models import Article, Comment, Tag, User, article_tags, favorites, follows
 from conduit_api.schemas import (
     ArticleOut,
@@ -170,7 +170,12 @@ async def tags_named(db: DbSession, names: Iterable[str]) -> list[Tag]:
 # --- articles ---
 
 
-@router.get("/articles", tags=["Articles"])
+@router.get(
+    "/articles",
+    tags=["Articles"],
+    operation_id="GetArticles",
+    responses=errors(401),
+)
 async def articles(
     db: DbSessionDep,
     viewer: OptionalUser,
@@ -194,7 +199,12 @@ async def articles(
     return await list_articles(db, viewer, filters, offset, limit)
 
 
-@router.get("/articles/feed", tags=["Articles"])
+@router.get(
+    "/articles/feed",
+    tags=["Articles"],
+    operation_id="GetArticlesFeed",
+    responses=errors(401),
+)
 async def feed(
     db: DbSessionDep, viewer: CurrentUser, offset: Offset = 0, limit: Limit = 20
 ) -> MultipleArticlesResponse:
@@ -203,7 +213,13 @@ async def feed(
     return await list_articles(db, viewer, [Article.author_id.in_(followed)], offset, limit)
 
 
-@router.post("/articles", status_code=201, tags=["Articles"])
+@router.post(
+    "/articles",
+    status_code=201,
+    tags=["Articles"],
+    operation_id="CreateArticle",
+    responses=errors(401),
+)
 async def create_article(
     data: NewArticleRequest, db: DbSessionDep, user: CurrentUser
 ) -> SingleArticleResponse:
@@ -221,13 +237,23 @@ async def create_article(
     return await fetch_article(db, article.slug, user)
 
 
-@router.get("/articles/{slug}", tags=["Articles"])
+@router.get(
+    "/articles/{slug}",
+    tags=["Articles"],
+    operation_id="GetArticle",
+    responses=errors(401, 404),
+)
 async def article(slug: str, db: DbSessionDep, viewer: OptionalUser) -> SingleArticleResponse:
     """One article, by its slug."""
     return await fetch_article(db, slug, viewer)
 
 
-@router.put("/articles/{slug}", tags=["Articles"])
+@router.put(
+    "/articles/{slug}",
+    tags=["Articles"],
+    operation_id="UpdateArticle",
+    responses=errors(401, 403, 404),
+)
 async def update_article(
     slug: str, data: UpdateArticleRequest, db: DbSessionDep, user: CurrentUser
 ) -> SingleArticleResponse:
@@ -247,7 +273,13 @@ async def update_article(
     return await fetch_article(db, article.slug, user)
 
 
-@router.delete("/articles/{slug}", status_code=204, tags=["Articles"])
+@router.delete(
+    "/articles/{slug}",
+    status_code=204,
+    tags=["Articles"],
+    operation_id="DeleteArticle",
+    responses=errors(401, 403, 404),
+)
 async def delete_article(slug: str, db: DbSessionDep, user: CurrentUser) -> None:
     """Delete an article with its comments and favourites (its author only)."""
     article = await own_article(db, slug, user)
@@ -261,7 +293,12 @@ async def delete_article(slug: str, db: DbSessionDep, user: CurrentUser) -> None
 # --- favourites ---
 
 
-@router.post("/articles/{slug}/favorite", tags=["Favorites"])
+@router.post(
+    "/articles/{slug}/favorite",
+    tags=["Favorites"],
+    operation_id="CreateArticleFavorite",
+    responses=errors(401, 404),
+)
 async def favorite(slug: str, db: DbSessionDep, user: CurrentUser) -> SingleArticleResponse:
     """Favourite an article (again changes nothing)."""
     article = await get_article(db, slug)
@@ -271,7 +308,12 @@ async def favorite(slug: str, db: DbSessionDep, user: CurrentUser) -> SingleArti
     return await fetch_article(db, slug, user)
 
 
-@router.delete("/articles/{slug}/favorite", tags=["Favorites"])
+@router.delete(
+    "/articles/{slug}/favorite",
+    tags=["Favorites"],
+    operation_id="DeleteArticleFavorite",
+    responses=errors(401, 404),
+)
 async def unfavorite(slug: str, db: DbSessionDep, user: CurrentUser) -> SingleArticleResponse:
     """Unfavourite an article."""
     article = await get_article(db, slug)
@@ -302,7 +344,12 @@ async def comments_out(
     ]
 
 
-@router.get("/articles/{slug}/comments", tags=["Comments"])
+@router.get(
+    "/articles/{slug}/comments",
+    tags=["Comments"],
+    operation_id="GetArticleComments",
+    responses=errors(401, 404),
+)
 async def comments(slug: str, db: DbSessionDep, viewer: OptionalUser) -> MultipleCommentsResponse:
     """An article's comments, newest first."""
     article = await get_article(db, slug)
@@ -315,7 +362,12 @@ async def comments(slug: str, db: DbSessionDep, viewer: OptionalUser) -> Multipl
     return MultipleCommentsResponse(comments=await comments_out(db, found.all(), viewer))
 
 
-@router.post("/articles/{slug}/comments", tags=["Comments"])
+@router.post(
+    "/articles/{slug}/comments",
+    tags=["Comments"],
+    operation_id="CreateArticleComment",
+    responses=errors(401, 404),
+)
 async def add_comment(
     slug: str, data: NewCommentRequest, db: DbSessionDep, user: CurrentUser
 ) -> SingleCommentResponse:
@@ -325,7 +377,13 @@ async def add_comment(
     return SingleCommentResponse(comment=(await comments_out(db, [comment], user))[0])
 
 
-@router.delete("/articles/{slug}/comments/{id}", status_code=204, tags=["Comments"])
+@router.delete(
+    "/articles/{slug}/comments/{id}",
+    status_code=204,
+    tags=["Comments"],
+    operation_id="DeleteArticleComment",
+    responses=errors(401, 403, 404),
+)
 async def delete_comment(slug: str, id: int, db: DbSessionDep, user: CurrentUser) -> None:
     """Delete a comment (its author only)."""
     article = await get_article(db, slug)
@@ -341,7 +399,11 @@ async def delete_comment(slug: str, id: int, db: DbSessionDep, user: CurrentUser
 # --- tags ---
 
 
-@router.get("/tags", tags=["Tags"])
+@router.get(
+    "/tags",
+    tags=["Tags"],
+    operation_id="GetTags",
+)
 async def tags(db: DbSessionDep) -> TagsResponse:
     """The tags in use, most used first."""
     names = await db.scalars(

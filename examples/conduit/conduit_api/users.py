@@ -8,6 +8,7 @@ from conduit_api.deps import (
     CurrentUser,
     OptionalUser,
     claims_of,
+    errors,
     followed_among,
     issue_token,
     not_found,
@@ -62,7 +63,12 @@ def _password_problems(request: Request, password: str, user: User) -> list[str]
     return validate_password(password, user, get_auth(request.app).validators)
 
 
-@router.post("/users", status_code=201, tags=["User and Authentication"])
+@router.post(
+    "/users",
+    status_code=201,
+    tags=["User and Authentication"],
+    operation_id="CreateUser",
+)
 async def register(request: Request, data: NewUserRequest, db: DbSessionDep) -> UserResponse:
     """Register a new user."""
     new = data.user
@@ -77,7 +83,12 @@ async def register(request: Request, data: NewUserRequest, db: DbSessionDep) -> 
     return user_response(user, issue_token(request, user))
 
 
-@router.post("/users/login", tags=["User and Authentication"])
+@router.post(
+    "/users/login",
+    tags=["User and Authentication"],
+    operation_id="Login",
+    responses=errors(401),
+)
 async def login(request: Request, data: LoginUserRequest, db: DbSessionDep) -> UserResponse:
     """Existing user login: the battery's rate-limited credential check, by email."""
     credentials = data.user
@@ -87,13 +98,23 @@ async def login(request: Request, data: LoginUserRequest, db: DbSessionDep) -> U
     return user_response(user, issue_token(request, user))
 
 
-@router.get("/user", tags=["User and Authentication"])
+@router.get(
+    "/user",
+    tags=["User and Authentication"],
+    operation_id="GetCurrentUser",
+    responses=errors(401),
+)
 async def current_user(request: Request, user: CurrentUser) -> UserResponse:
     """Get the current user (with the token it was asked with)."""
     return user_response(user, presented_token(request))
 
 
-@router.put("/user", tags=["User and Authentication"])
+@router.put(
+    "/user",
+    tags=["User and Authentication"],
+    operation_id="UpdateCurrentUser",
+    responses=errors(401),
+)
 async def update_user(
     request: Request, data: UpdateUserRequest, user: CurrentUser, db: DbSessionDep
 ) -> UserResponse:
@@ -137,7 +158,12 @@ async def _profile_user(db: DbSession, username: str) -> User:
     return user
 
 
-@router.get("/profiles/{username}", tags=["Profile"])
+@router.get(
+    "/profiles/{username}",
+    tags=["Profile"],
+    operation_id="GetProfileByUsername",
+    responses=errors(401, 404),
+)
 async def get_profile(username: str, db: DbSessionDep, viewer: OptionalUser) -> ProfileResponse:
     """Get a profile (``following`` is false for anonymous viewers)."""
     user = await _profile_user(db, username)
@@ -145,7 +171,12 @@ async def get_profile(username: str, db: DbSessionDep, viewer: OptionalUser) -> 
     return ProfileResponse(profile=profile_of(user, following))
 
 
-@router.post("/profiles/{username}/follow", tags=["Profile"])
+@router.post(
+    "/profiles/{username}/follow",
+    tags=["Profile"],
+    operation_id="FollowUserByUsername",
+    responses=errors(401, 404),
+)
 async def follow(username: str, db: DbSessionDep, viewer: CurrentUser) -> ProfileResponse:
     """Follow a user (following again changes nothing)."""
     user = await _profile_user(db, username)
@@ -156,7 +187,12 @@ async def follow(username: str, db: DbSessionDep, viewer: CurrentUser) -> Profil
     return ProfileResponse(profile=profile_of(user, True))
 
 
-@router.delete("/profiles/{username}/follow", tags=["Profile"])
+@router.delete(
+    "/profiles/{username}/follow",
+    tags=["Profile"],
+    operation_id="UnfollowUserByUsername",
+    responses=errors(401, 404),
+)
 async def unfollow(username: str, db: DbSessionDep, viewer: CurrentUser) -> ProfileResponse:
     """Unfollow a user."""
     user = await _profile_user(db, username)
