@@ -11,6 +11,9 @@ from pathlib import Path
 import httpx
 
 from test_cli import _free_port, serving
+from transom import App
+from transom.db import Database
+from transom.db.migrations import Migrations
 
 from .conftest import EXAMPLE, PASSWORD
 
@@ -52,3 +55,8 @@ def test_make_conduit_migrates_then_serves(tmp_path: Path) -> None:
         assert created.status_code == 201, created.text
         listed = httpx.get(f"{base}/articles", timeout=30).json()
         assert [a["slug"] for a in listed["articles"]] == ["served"]
+
+
+def test_the_migrations_match_the_models(app: App) -> None:
+    """`transom db check`: the committed migrations create exactly what the models describe."""
+    assert Migrations(Database.of(app), EXAMPLE / "migrations").check() == []
