@@ -32,6 +32,7 @@ import datetime
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from transom._types import ASGIApp, Message, Receive, Scope, Send
@@ -141,14 +142,22 @@ class AccessLog:
     When that logger doesn't write INFO lines, a request costs one level check.
     """
 
-    __slots__ = ("app", "format")
+    __slots__ = ("app", "exclude", "format")
 
-    def __init__(self, app: ASGIApp, format: str = DEFAULT_FORMAT) -> None:
+    def __init__(
+        self, app: ASGIApp, format: str = DEFAULT_FORMAT, exclude: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.format = format
+        #: Paths never logged (health probes): compared with the scope's path as it is.
+        self.exclude = frozenset(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
+        if (
+            scope["type"] != "http"
+            or not logger.isEnabledFor(logging.INFO)
+            or scope["path"] in self.exclude
+        ):
             await self.app(scope, receive, send)
             return
         started = time.time()

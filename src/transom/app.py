@@ -79,6 +79,9 @@ class App(Router):
         #: Replace a dependency in tests: ``app.dependency_overrides[get_db] = fake_db``.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.default_headers = MutableHeaders(dict(DEFAULT_HEADERS))
+        #: Paths the access log leaves out (the health battery adds its probes); read when
+        #: the app is built.
+        self.access_log_exclude: set[str] = set()
         self._lifespan = lifespan
         self._lifespan_cm: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._on_startup: list[Callable[[], Any]] = []
@@ -278,7 +281,7 @@ class App(Router):
                 asgi = middleware(asgi, **options)
             if settings.access_log:
                 # Outermost, so what a middleware answers (a CORS preflight...) is logged too.
-                asgi = AccessLog(asgi, settings.access_log_format)
+                asgi = AccessLog(asgi, settings.access_log_format, self.access_log_exclude)
             self._asgi = asgi
             self._direct_http = not self._middleware and not settings.access_log
         return self._asgi
