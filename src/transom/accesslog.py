@@ -17,7 +17,7 @@ The fields of the format (``%(name)s`` as in :mod:`logging`):
 ``status``                the response status (``-`` if none was sent: the client left)
 ``bytes``                 response body bytes sent
 ``duration_ms``           milliseconds from the request's arrival to its last byte (a float)
-``request_id``            the ``X-Request-ID`` of the response (error pages have one) or request
+``request_id``            the request's id (:mod:`transom.logs`), returned in ``X-Request-ID``
 ``user_agent``            the ``User-Agent`` header
 ``referer``               the ``Referer`` header
 ========================  ======================================================================
@@ -112,6 +112,9 @@ class _Line(dict[str, Any]):
             stamp = datetime.datetime.fromtimestamp(self._started).astimezone()
             return stamp.isoformat(timespec="seconds")
         if key == "request_id":
+            given = self._scope.get("transom.request_id")  # the request's id (transom.logs)
+            if given:
+                return str(given)
             for name, value in self._headers:
                 if name.lower() == b"x-request-id":
                     return _clean(value.decode("latin-1"))
