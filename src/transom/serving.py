@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from transom.app import App
 
 __all__ = [
+    "MULTIPROC_ENV",
     "SERVER_URL_ENV",
     "AppLocation",
     "AppNotFound",
     "address",
+    "clear_multiproc_dir",
     "locate_app",
     "location_of",
     "main_app",
@@ -35,6 +37,9 @@ SERVERS: tuple[Server, ...] = ("granian", "uvicorn")
 SERVER_URL_ENV = "TRANSOM_SERVER_URL"
 #: Set by :func:`location_of`: the name of the app in the script that called ``app.run()``.
 MAIN_APP_ENV = "TRANSOM_MAIN_APP"
+
+#: prometheus-client's switch to multiprocess mode: a folder shared by the worker processes.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _CANDIDATE_MODULES = ("app", "main")
 _CANDIDATE_ATTRS = ("app", "application")
@@ -161,6 +166,20 @@ def server_url() -> str | None:
     return os.environ.get(SERVER_URL_ENV) or None
 
 
+def clear_multiproc_dir() -> None:
+    """Empty ``$PROMETHEUS_MULTIPROC_DIR`` of a previous run's files (creating the folder):
+    prometheus-client requires an empty folder when the server starts, or the counters of
+    processes long gone are added to the new ones. :func:`serve` does it before the workers
+    start; nothing happens when the variable is not set."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 def serve(
     location: AppLocation,
     *,
@@ -188,6 +207,7 @@ def serve(
     if reload and workers > 1:
         raise ValueError("reload works with a single worker")
     os.environ[SERVER_URL_ENV] = address(host, port)
+    clear_multiproc_dir()
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces

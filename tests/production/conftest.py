@@ -1,5 +1,5 @@
-"""Fixtures for the production batteries: a throw-away PostgreSQL database per test run, the
-shared servers' addresses, and proxies a test can cut to simulate an outage."""
+"""Fixtures for the production tests (health, metrics, real servers): a throw-away PostgreSQL
+database per test run, the shared servers' addresses, and a unique prefix for keys."""
 
 from __future__ import annotations
 
