@@ -41,6 +41,10 @@ MAIN_APP_ENV = "TRANSOM_MAIN_APP"
 #: prometheus-client's switch to multiprocess mode: a folder shared by the worker processes.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+#: ``transom run``'s production defaults (see :func:`serve`).
+DEFAULT_BACKLOG = 1024
+DEFAULT_GRACEFUL_TIMEOUT = 30
+
 _CANDIDATE_MODULES = ("app", "main")
 _CANDIDATE_ATTRS = ("app", "application")
 _FACTORIES = ("create_app", "make_app")
@@ -188,6 +192,8 @@ def serve(
     reload: bool = False,
     workers: int = 1,
     server: str = "granian",
+    backlog: int = DEFAULT_BACKLOG,
+    graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT,
 ) -> None:
     """Run the app at ``location`` with a production ASGI server until it is stopped.
 
@@ -198,9 +204,14 @@ def serve(
         reload: Restart the workers when a Python file under the current folder changes.
         workers: Worker processes (1 with ``reload``).
         server: ``"granian"`` or ``"uvicorn"``.
+        backlog: Connections the kernel queues while every worker is busy.
+        graceful_timeout: On SIGTERM (or Ctrl-C) the server stops accepting connections and
+            gives the requests in flight this many seconds to finish before the workers are
+            stopped; then the app's shutdown hooks run (the database pools close).
 
     The servers' own access logs stay off: the app writes one line per request, the same on
-    both servers, to the ``transom.access`` logger (``Settings.access_log``).
+    both servers, to the ``transom.access`` logger (``Settings.access_log``). Without
+    ``reload``, granian starts a new worker in place of one that crashed.
     """
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r} (granian or uvicorn)")
@@ -232,6 +243,9 @@ def serve(
             reload_filter=PythonFilter,
             factory=location.factory,
             log_access=False,
+            backlog=backlog,
+            respawn_failed_workers=not reload,
+            workers_kill_timeout=graceful_timeout,
         ).serve()
     else:
         import uvicorn
@@ -244,4 +258,6 @@ def serve(
             workers=None if reload else workers,
             factory=location.factory,
             access_log=False,
+            backlog=backlog,
+            timeout_graceful_shutdown=graceful_timeout,
         )
