@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +32,8 @@ from transom.auth import Auth, CurrentUser, User
 from transom.cache import Cache, cached
 from transom.db import DbSessionDep, Model, to_schema
 from transom.forms import Form, Widget, flash
-from transom.security import Security
+from transom.health import Health
+from transom.security import Security, SecurityConfig
 from transom.settings import Settings
 from transom.tasks import Tasks, task
 from transom.templating import TemplateResponse, Templates
@@ -82,8 +84,12 @@ class PostList(BaseModel):
 # --- The app: each battery is one line ---
 
 app = App(Settings(title="Transom blog", version="0.1.0"))
-# Sessions, CSRF on every form, CSP with nonces, rate limits: on by default.
-app.install(Security())
+# Sessions, CSRF on every form, CSP with nonces, rate limits: on by default. Behind nginx
+# (docs/deployment.md), TRUSTED_PROXIES=127.0.0.1 lets its X-Forwarded-* headers count.
+trusted_proxies = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
+app.install(Security(SecurityConfig(trusted_proxies=trusted_proxies)))
+# /healthz and /readyz for the load balancer: the database (and its migrations) reachable.
+app.install(Health())
 # The blog's pages, from templates/ beside this file.
 app.install(Templates())
 # /auth/login, /auth/logout, password change and reset; users and permissions.
