@@ -7,12 +7,15 @@
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
+# make bench-production           what request ids, health probes and metrics cost a request (~1 min)
+# make hosts                      the blog on 3 network-namespace hosts behind nginx: throughput,
+#                                 cross-host checks, a host restarted under load (root, ~4 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production hosts
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -38,3 +41,13 @@ bench-cache:
 bench-tasks:
 	$(BENCH_PYTHON) -m pip install -q -e '.[tasks]'
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
+
+bench-production:
+	$(BENCH_PYTHON) -m pip install -q -e '.[metrics]'
+	$(BENCH_PYTHON) bench/production.py $(BENCH_ARGS)
+
+# Network namespaces need root; ip, nginx, wrk and socat must be installed.
+hosts:
+	@for tool in ip nginx wrk socat; do command -v $$tool >/dev/null 2>&1 || { echo "hosts needs $$tool"; exit 2; }; done
+	$(BENCH_PYTHON) -m pip install -q -e '.[postgres,redis]'
+	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)
