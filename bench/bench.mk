@@ -10,12 +10,14 @@
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
 # make hosts                      the blog on 3 network-namespace hosts behind nginx: throughput,
 #                                 cross-host checks, a host restarted under load (root, ~4 min)
+# make replica                    a PostgreSQL primary + streaming replica built here; reads routed
+#                                 to the replica, falling back to the primary when it stops (root)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production hosts
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production hosts replica
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -51,3 +53,7 @@ hosts:
 	@for tool in ip nginx wrk socat; do command -v $$tool >/dev/null 2>&1 || { echo "hosts needs $$tool"; exit 2; }; done
 	$(BENCH_PYTHON) -m pip install -q -e '.[postgres,redis]'
 	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)
+
+replica:
+	$(BENCH_PYTHON) -m pip install -q -e '.[postgres]'
+	$(BENCH_SUDO) $(BENCH_PYTHON) bench/replica.py
