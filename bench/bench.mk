@@ -8,16 +8,12 @@
 # make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
-# make hosts                      the blog on 3 network-namespace hosts behind nginx: throughput,
-#                                 cross-host checks, a host restarted under load (root, ~4 min)
-# make replica                    a PostgreSQL primary + streaming replica built here; reads routed
-#                                 to the replica, falling back to the primary when it stops (root)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production hosts replica
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -48,12 +44,3 @@ bench-production:
 	$(BENCH_PYTHON) -m pip install -q -e '.[metrics]'
 	$(BENCH_PYTHON) bench/production.py $(BENCH_ARGS)
 
-# Network namespaces need root; ip, nginx, wrk and socat must be installed.
-hosts:
-	@for tool in ip nginx wrk socat; do command -v $$tool >/dev/null 2>&1 || { echo "hosts needs $$tool"; exit 2; }; done
-	$(BENCH_PYTHON) -m pip install -q -e '.[postgres,redis]'
-	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)
-
-replica:
-	$(BENCH_PYTHON) -m pip install -q -e '.[postgres]'
-	$(BENCH_SUDO) $(BENCH_PYTHON) bench/replica.py

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,8 +32,7 @@ from transom.cache import Cache, cached
 from transom.db import DbSessionDep, Model, to_schema
 from transom.forms import Form, Widget, flash
 from transom.health import Health
-from transom.security import Security, SecurityConfig
-from transom.security.backends.redis import RedisRateLimitBackend
+from transom.security import Security
 from transom.settings import Settings
 from transom.tasks import Tasks, task
 from transom.templating import TemplateResponse, Templates
@@ -86,18 +84,8 @@ class PostList(BaseModel):
 
 app = App(Settings(title="Transom blog", version="0.1.0"))
 # Sessions, CSRF on every form, CSP with nonces, rate limits: on by default. Behind nginx
-# (docs/deployment.md), TRUSTED_PROXIES=127.0.0.1 lets its X-Forwarded-* headers count.
-# With several processes or hosts, RATE_LIMIT_URL=redis://... makes them share one count.
-trusted_proxies = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
-rate_limits = os.environ.get("RATE_LIMIT_URL")
-shared_limits = (
-    RedisRateLimitBackend(rate_limits, prefix=os.environ.get("RATE_LIMIT_PREFIX", "rl:"))
-    if rate_limits
-    else None
-)
-app.install(
-    Security(SecurityConfig(trusted_proxies=trusted_proxies, rate_limit_backend=shared_limits))
-)
+# (docs/deployment.md): TRANSOM_TRUSTED_PROXIES=127.0.0.1 lets its X-Forwarded-* headers count.
+app.install(Security())
 # /healthz and /readyz for the load balancer: the database (and its migrations) reachable.
 app.install(Health())
 # The blog's pages, from templates/ beside this file.

@@ -34,7 +34,7 @@ def blog_copy(folder: Path) -> tuple[Path, dict[str, str]]:
     env |= {
         "TRANSOM_SECRET_KEY": KEY,
         "TRANSOM_ALLOWED_HOSTS": HOST,
-        "TRUSTED_PROXIES": "127.0.0.1",
+        "TRANSOM_TRUSTED_PROXIES": "127.0.0.1",
         "TRANSOM_SUPERUSER_PASSWORD": PASSWORD,
     }
     transom = [sys.executable, "-m", "transom.cli"]

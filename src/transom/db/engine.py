@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, overload
@@ -147,9 +146,6 @@ class Database(Battery):
         self.replicas: list[AsyncEngine] = [
             make_async_engine(self.config, url) for url in self.config.replica_urls
         ]
-        self._replica_engines = [replica.sync_engine for replica in self.replicas]
-        # Replicas that failed, by id of their engine: the monotonic time to try them again.
-        self._replica_down: dict[int, float] = {}
         self._sync_engine: Engine | None = None
         self._sync_replicas: list[Engine] | None = None
         # expire_on_commit=False: handlers return objects that are serialized after the
@@ -198,33 +194,11 @@ class Database(Battery):
         return session
 
     def pick_replica(self, *, sync: bool = False) -> Engine | None:
-        """Choose the replica one session will read from, or ``None`` when there is none (or
-        every replica failed within ``config.retry_after`` seconds: read from the primary)."""
-        pool = self.sync_replicas if sync else self._replica_engines
-        if not pool:
-            return None
-        if self._replica_down:
-            now = time.monotonic()
-            pool = [e for e in pool if self._replica_down.get(id(e), 0.0) <= now]
-            if not pool:
-                return None
-        return random.choice(pool)
-
-    def replica_failed(self, engine: Engine, exc: BaseException) -> None:
-        """Leave ``engine`` (a replica) out of :meth:`pick_replica` for ``retry_after`` seconds:
-        its reads go to the primary meanwhile. Sessions call it when a replica can't be reached.
-        """
-        now = time.monotonic()
-        was_up = self._replica_down.get(id(engine), 0.0) <= now
-        self._replica_down[id(engine)] = now + max(self.config.retry_after, 1)
-        if was_up:  # once per outage, not once per request
-            logger.warning(
-                "Read replica %s unreachable (%s): reading from the primary, trying it again "
-                "every %d s",
-                engine.url.render_as_string(hide_password=True),
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                max(self.config.retry_after, 1),
-            )
+        """Choose the replica one session will read from, or ``None`` when there is none."""
+        if sync:
+            pool = self.sync_replicas
+            return random.choice(pool) if pool else None
+        return random.choice(self.replicas).sync_engine if self.replicas else None
 
     # --- blocking access, for sync handlers, the shell and migrations ---------------------
 

@@ -288,11 +288,6 @@ def _sqlite_foreign_key(exc: sa_exc.DBAPIError, metadatas: Sequence[MetaData]) -
     return DatabaseProblem("foreign_key", [], table_name)
 
 
-def is_disconnect(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database went away or can't be reached (not a bad query)."""
-    return _is_disconnect(exc)
-
-
 def _is_disconnect(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True

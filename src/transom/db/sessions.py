@@ -89,55 +89,7 @@ class RoutingSession(OrmSession):
             # One replica per session: a request sees one consistent snapshot.
             replica = database.pick_replica(sync=sync)
             self.info[_REPLICA] = replica
-        # False: the replica failed during this session, which reads from the primary now.
-        return cast(Engine, replica) if replica else primary
-
-    def _on_replica(self) -> Engine | None:
-        """The replica this session reads from, while it does (nothing written yet)."""
-        replica = self.info.get(_REPLICA)
-        if not replica or self.info.get(_WROTE) or self.info.get(FORCE_PRIMARY_KEY):
-            return None
-        return cast(Engine, replica)
-
-    def _fall_back(self, exc: BaseException) -> bool:
-        """After ``exc``: whether it was the replica going away, in which case the session
-        leaves it (it only read there, so nothing is lost) and reads from the primary."""
-        from transom.db.errors import is_disconnect
-
-        replica = self._on_replica()
-        if replica is None or not is_disconnect(exc):
-            return False
-        database: Database = self.info[DB_KEY]
-        database.replica_failed(replica, exc)
-        self.rollback()  # the read transaction on the replica, if one had begun
-        self.info[_REPLICA] = False
-        return True
-
-    # A read that finds its replica gone is run again on the primary: the three ways an ORM
-    # session runs a statement (get() and the loaders go through execute()).
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().execute(*args, **kwargs)
-        except Exception as exc:
-            if not self._fall_back(exc):
-                raise
-        return super().execute(*args, **kwargs)
-
-    def scalars(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().scalars(*args, **kwargs)
-        except Exception as exc:
-            if not self._fall_back(exc):
-                raise
-        return super().scalars(*args, **kwargs)
-
-    def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().scalar(*args, **kwargs)
-        except Exception as exc:
-            if not self._fall_back(exc):
-                raise
-        return super().scalar(*args, **kwargs)
+        return cast(Engine, replica) if replica is not None else primary
 
     @contextmanager
     def use_primary(self) -> Iterator[None]:
