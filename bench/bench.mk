@@ -8,12 +8,15 @@
 # make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
+# make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
+#                                 cross-host checks, rolling restart, throughput table (~3 min, root)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production \
+	bench-hosts
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -44,3 +47,6 @@ bench-production:
 	$(BENCH_PYTHON) -m pip install -q -e '.[metrics]'
 	$(BENCH_PYTHON) bench/production.py $(BENCH_ARGS)
 
+bench-hosts: bench-deps
+	@command -v nginx >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq nginx; }
+	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
 from transom import App, Settings
-from transom.db import CursorPage, Database, DbSessionDep, Page, setup, to_dict
+from transom.db import CursorPage, Database, DbSessionDep, Page, to_dict
 from transom.db.pagination import decode_cursor, encode_cursor
 
 from .models import Author, Post
@@ -41,7 +41,7 @@ async def seed(database: Database, n: int = 25) -> None:
 
 def make_app(database: Database) -> App:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
 
     @app.get("/posts")
     async def posts(db: DbSessionDep) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from transom.db.models import NAMING_CONVENTION, Model, TimestampMixin, make_bas
 from transom.db.pagination import CursorPage, Page, paginate, paginate_cursor
 from transom.db.schemas import from_schema, schema_for, to_schema, update_from
 from transom.db.sessions import DbSession, RoutingSession
-from transom.db.types import UTCDateTime
+from transom.db.types import UTCDateTime, utcnow
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -68,6 +68,7 @@ __all__ = [
     "to_http_exception",
     "to_schema",
     "update_from",
+    "utcnow",
 ]
 
 if TYPE_CHECKING:
