@@ -173,8 +173,9 @@ def _security(ctx: Context) -> Iterator[Problem]:
             "warning",
             "behind a proxy that terminates TLS every request arrives as plain HTTP: session "
             "cookies go without Secure (and __Host-) and HSTS is never sent",
-            "SecurityConfig(trusted_proxies=['<proxy address>']) so X-Forwarded-Proto counts, "
-            "or SessionConfig(secure=True) when the app is only reached over HTTPS",
+            "TRANSOM_TRUSTED_PROXIES=<proxy address> (or SecurityConfig(trusted_proxies=...)) "
+            "so X-Forwarded-Proto counts, or SessionConfig(secure=True) when the app is only "
+            "reached over HTTPS",
         )
     if ctx.processes > 1 and isinstance(security.rate_limit_backend, MemoryRateLimitBackend):
         yield Problem(
@@ -182,7 +183,8 @@ def _security(ctx: Context) -> Iterator[Problem]:
             "warning",
             f"rate limits count in each process's memory: with {ctx.processes} processes a "
             f"limit lets {ctx.processes} times as many requests through",
-            "SecurityConfig(rate_limit_backend=RedisRateLimitBackend(...)) to share one count",
+            "TRANSOM_RATE_LIMIT_URL=redis://... (or SecurityConfig(rate_limit_backend="
+            "RedisRateLimitBackend(...))) to share one count",
         )
 
 

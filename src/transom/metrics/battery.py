@@ -131,6 +131,7 @@ class Metrics(Battery):
         # labels() takes a lock and builds a key on each call: keep the children.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
+        self._watched: set[int] = set()
         if app is not None:
             self.install(app)
 
@@ -189,6 +190,9 @@ class Metrics(Battery):
         engines = [("primary", database.engine)]
         engines += [(f"replica{i}", e) for i, e in enumerate(database.replicas)]
         for label, engine in engines:
+            if id(engine) in self._watched:  # started again (tests): listen once
+                continue
+            self._watched.add(id(engine))
             gauge = self.db_in_use.labels(label)
             config = database.config
             self.db_capacity.labels(label).set(config.pool_size + config.max_overflow)
