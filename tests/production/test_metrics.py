@@ -17,8 +17,10 @@ from sqlalchemy import MetaData, text
 
 from test_cli import _free_port, serving
 from transom import App, Settings
+from transom.cache import Cache, CacheConfig
 from transom.db import Database, DatabaseConfig, DbSessionDep
 from transom.metrics import Metrics, MetricsConfig
+from transom.tasks import Tasks, TasksConfig, task
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +166,32 @@ def test_every_worker_counts(tmp_path: Path, server: str) -> None:
     assert {samples(s)[("transom_http_requests_total", labels)] for s in scrapes} == {40.0}
     assert "999999.db" not in pids  # the stale file was removed at start
     assert len(pids) >= 2, pids  # both workers wrote their own counters
+
+
+@task()
+async def metrics_test_noop() -> None:
+    """A task for the counters below."""
+
+
+async def test_cache_and_task_counters() -> None:
+    app = App(Settings(secret_key="k" * 50))
+    cache = Cache(app, CacheConfig(url="memory://"))
+    Tasks(app, TasksConfig(eager=True))
+    Metrics(app)
+
+    @app.get("/work")
+    async def work() -> dict[str, bool]:
+        await cache.get("missing")
+        await cache.set("present", 1)
+        await cache.get("present")
+        await metrics_test_noop.enqueue()
+        return {"ok": True}
+
+    async with app.async_test_client() as client:
+        assert (await client.get("/work")).status_code == 200
+        found = samples((await client.get("/metrics")).text)
+    assert found[("transom_cache_operations", (("result", "hit"),))] == 1
+    assert found[("transom_cache_operations", (("result", "miss"),))] == 1
+    assert found[("transom_cache_operations", (("result", "error"),))] == 0
+    assert found[("transom_tasks", (("event", "enqueued"),))] == 1
+    assert found[("transom_tasks", (("event", "succeeded"),))] == 1

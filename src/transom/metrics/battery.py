@@ -13,6 +13,10 @@ summed over every worker process:
                                            connections checked out of the pools
 ``transom_db_pool_capacity``               gauge: ``database``: pool size + overflow, summed
                                            over the processes (what can be in use at most)
+``transom_cache_operations``               gauge: ``result`` (``hit``, ``miss``, ``error``):
+                                           the cache battery's counts since start
+``transom_tasks``                          gauge: ``event`` (``enqueued``, ``succeeded``,
+                                           ``failed``...): the tasks battery's counts
 =========================================  ===================================================
 
 Who may read them (:class:`MetricsConfig`): a request made directly from an allowed network
@@ -23,6 +27,7 @@ the same machine would make every visitor look local.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import ipaddress
@@ -45,6 +50,8 @@ __all__ = ["MULTIPROC_ENV", "Metrics", "MetricsConfig", "MetricsMiddleware", "cl
 
 _SLOT = "transom.metrics.route"
 UNMATCHED = "<unmatched>"
+#: Seconds between two copies of the cache and tasks counters into the shared gauges.
+STATS_INTERVAL = 5.0
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -128,6 +135,22 @@ class Metrics(Battery):
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.cache_operations = Gauge(
+            "transom_cache_operations",
+            "Cache reads and failures since the processes started (the cache battery's stats).",
+            ["result"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.tasks = Gauge(
+            "transom_tasks",
+            "Tasks enqueued, started, succeeded... since the processes started (the tasks "
+            "battery's stats).",
+            ["event"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._copier: asyncio.Task[None] | None = None
         # labels() takes a lock and builds a key on each call: keep the children.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
@@ -140,6 +163,7 @@ class Metrics(Battery):
         app.access_log_exclude.add(self.config.path)
         app.before_request(self._remember_route)
         app.on_startup(self._watch_pools)
+        app.on_startup(self._start_copying)
         app.on_shutdown(self._process_exit)
 
     # -- recording -------------------------------------------------------------------------------
@@ -200,7 +224,40 @@ class Metrics(Battery):
             event.listen(engine.sync_engine, "checkout", lambda *_, g=gauge: g.inc())
             event.listen(engine.sync_engine, "checkin", lambda *_, g=gauge: g.dec())
 
-    def _process_exit(self) -> None:
+    def copy_stats(self) -> None:
+        """Copy this process's cache and tasks counters into their gauges."""
+        cache = self.app.extensions.get("transom.cache")
+        if cache is not None:
+            stats = cache.stats
+            self.cache_operations.labels("hit").set(stats.hits)
+            self.cache_operations.labels("miss").set(stats.misses)
+            self.cache_operations.labels("error").set(stats.errors)
+        tasks = self.app.extensions.get("transom.tasks")
+        if tasks is not None:
+            stats = tasks.stats
+            for event in ("enqueued", "started", "succeeded", "failed", "retried"):
+                self.tasks.labels(event).set(getattr(stats, event))
+            self.tasks.labels("dead_lettered").set(stats.dead_lettered)
+
+    async def _start_copying(self) -> None:
+        extensions = self.app.extensions
+        if "transom.cache" not in extensions and "transom.tasks" not in extensions:
+            return
+
+        async def copy_every_few_seconds() -> None:
+            # The batteries count in plain ints (nothing on their hot path); every worker
+            # copies its own into the shared gauges, so a scrape sees them all, a few seconds
+            # late at most.
+            while True:
+                self.copy_stats()
+                await asyncio.sleep(STATS_INTERVAL)
+
+        self._copier = asyncio.get_running_loop().create_task(copy_every_few_seconds())
+
+    async def _process_exit(self) -> None:
+        if self._copier is not None:
+            self._copier.cancel()
+            self._copier = None
         if self.multiprocess:
             from prometheus_client import multiprocess
 
@@ -234,6 +291,7 @@ class Metrics(Battery):
         """The metrics in Prometheus' text format (every worker's in multiprocess mode)."""
         from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
+        self.copy_stats()  # this process's, fresh
         if self.multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
