@@ -19,6 +19,7 @@ from test_cli import _free_port, serving
 from transom import App, Settings
 from transom.cache import Cache, CacheConfig
 from transom.db import Database, DatabaseConfig, DbSessionDep
+from transom.health import Health
 from transom.metrics import Metrics, MetricsConfig
 from transom.tasks import Tasks, TasksConfig, task
 
@@ -35,6 +36,7 @@ def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def _app(**config: object) -> App:
     app = App(Settings(secret_key="k" * 50))
+    Health(app)
     Metrics(app, MetricsConfig(**config))  # type: ignore[arg-type]
 
     @app.get("/items/{item_id:int}")
@@ -60,6 +62,8 @@ def test_requests_are_counted_by_route_template_method_and_status(
         client.get("/nowhere/2")
         client.request("BREW", "/items/1")
         client.post("/items/1")
+        client.get("/healthz")  # probes are not traffic: not counted
+        client.get("/readyz")
         body = client.get("/metrics")
     assert body.status_code == 200
     assert body.headers["content-type"].startswith("text/plain; version=")
@@ -81,6 +85,8 @@ def test_requests_are_counted_by_route_template_method_and_status(
     logged = [r.getMessage() for r in caplog.records if r.name == "transom.access"]
     assert not any("/metrics" in line for line in logged)
     assert not any(("route", "/metrics") in labels for _, labels in found)
+    total = sum(v for (name, _), v in found.items() if name == "transom_http_requests_total")
+    assert total == 8  # the eight requests above the probes
 
 
 def test_only_loopback_or_a_token_may_read_them() -> None:

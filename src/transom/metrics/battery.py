@@ -320,12 +320,15 @@ class MetricsMiddleware:
     """Times and counts each HTTP request, and serves the metrics (installed by
     :class:`Metrics`)."""
 
-    __slots__ = ("app", "metrics", "path")
+    __slots__ = ("app", "metrics", "path", "quiet")
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
         self.path = metrics.config.path
+        # What the access log leaves out (the health probes) is not counted either: a probe
+        # every few seconds per balancer says nothing about the app's traffic.
+        self.quiet = frozenset(metrics.app.access_log_exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -333,6 +336,9 @@ class MetricsMiddleware:
             return
         if scope["path"] == self.path:
             await self.metrics.answer(scope, send)
+            return
+        if scope["path"] in self.quiet:
+            await self.app(scope, receive, send)
             return
         slot: list[str] = []
         scope[_SLOT] = slot
