@@ -158,6 +158,26 @@ class Security(Battery):
         app.add_check(self._require_key)
         app.add_check(self._report_csrf)
         app.on_shutdown(self._close)
+        app.openapi_hook(self._openapi)
+
+    def _openapi(self, document: dict[str, Any]) -> None:
+        # Sessions are an ambient credential: documented, so Swagger UI (same origin) shows
+        # how the API is authenticated; the browser sends the cookie by itself.
+        if self.sessions is None:
+            return
+        from transom.openapi import add_security_scheme
+
+        add_security_scheme(
+            document,
+            "sessionCookie",
+            {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": self.sessions.cookie_name,
+                "description": "The session cookie set by logging in (over HTTPS its name "
+                "gets the __Host- prefix). Unsafe methods also need the CSRF token.",
+            },
+        )
 
     def _report_csrf(self) -> None:
         # Once, when the app is built (not whenever the module is imported, which every CLI
