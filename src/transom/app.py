@@ -18,10 +18,11 @@ from transom._hosts import AllowedHosts
 from transom._signature import Dependant, Invalid, SolveContext, compile_dependant
 from transom._trie import Trie
 from transom._types import ASGIApp, Receive, Scope, Send
-from transom.accesslog import AccessLog, install_default_handler
+from transom.accesslog import AccessLog
 from transom.batteries import Batteries, Battery
 from transom.datastructures import MutableHeaders, State
 from transom.exceptions import ClientDisconnect, HTTPException, RequestValidationError
+from transom.logs import RequestIdMiddleware, configure_logging
 from transom.requests import Request
 from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
@@ -81,6 +82,9 @@ class App(Router):
         #: Replace a dependency in tests: ``app.dependency_overrides[get_db] = fake_db``.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.default_headers = MutableHeaders(dict(DEFAULT_HEADERS))
+        #: Paths the access log leaves out (the health battery adds its probes); read when
+        #: the app is built.
+        self.access_log_exclude: set[str] = set()
         #: Post-processors of the OpenAPI document, in order (:meth:`openapi_hook`).
         self.openapi_hooks: list[OpenAPIHook] = []
         self._lifespan = lifespan
@@ -307,9 +311,18 @@ class App(Router):
                 asgi = middleware(asgi, **options)
             if settings.access_log:
                 # Outermost, so what a middleware answers (a CORS preflight...) is logged too.
-                asgi = AccessLog(asgi, settings.access_log_format)
+                asgi = AccessLog(asgi, settings.access_log_format, self.access_log_exclude)
+            if settings.request_id_header:
+                # Outside the access log, so its line carries the id too. The proxies whose
+                # id is kept are the security battery's (read from its extension entry: the
+                # core imports no battery).
+                security = self.extensions.get("transom.security")
+                trusted = getattr(security, "trusted_proxies", ())
+                asgi = RequestIdMiddleware(asgi, settings.request_id_header, trusted)
             self._asgi = asgi
-            self._direct_http = not self._middleware and not settings.access_log
+            self._direct_http = (
+                not self._middleware and not settings.access_log and not settings.request_id_header
+            )
         return self._asgi
 
     def _static_folders(self) -> list[Path]:
@@ -578,8 +591,8 @@ class App(Router):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.settings.access_log:
-                    install_default_handler()  # a server runs us: the log needs somewhere to go
+                # A server runs us: the log lines need somewhere to go.
+                configure_logging(self.settings)
                 try:
                     await self.startup()
                 except Exception as exc:
