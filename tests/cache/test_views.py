@@ -17,7 +17,7 @@ from transom.cache import (
     is_not_modified,
     not_modified,
 )
-from transom.security import Security, SessionDataDep
+from transom.security import Security, SecurityConfig, SessionDataDep
 
 from .conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, CacheFactory, remove_keys
 
@@ -270,3 +270,25 @@ async def test_cached_views_answer_while_redis_is_down(prefix: str) -> None:
         await proxy.cut()
         await remove_keys(prefix)
     assert REDIS_URL  # the live server itself was never touched
+
+
+async def test_cached_views_are_stored_behind_a_trusted_proxy(make_cache: CacheFactory) -> None:
+    # Behind nginx every request carries X-Forwarded-*: the proxy-headers middleware must not
+    # hand the app a copy of the scope, or the store step (which reads what the app wrote into
+    # the scope) never sees the miss and nothing is ever cached (seen with bench/hosts.py).
+    app = App(Settings(secret_key="cache-view-tests"))
+    app.install(Security(SecurityConfig(trusted_proxies=["10.0.0.0/8"])))
+    app.install(make_cache())
+    calls: list[int] = []
+
+    @app.get("/listed")
+    @cached(ttl=60)
+    async def listed() -> dict[str, int]:
+        calls.append(1)
+        return {"call": len(calls)}
+
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    async with app.async_test_client(client_address=("10.0.0.5", 4000)) as client:
+        answers = [(await client.get("/listed", headers=forwarded)).json() for _ in range(3)]
+    assert answers == [{"call": 1}] * 3
+    assert len(calls) == 1

@@ -69,7 +69,8 @@ class ProxyHeadersMiddleware:
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         if not any(name in _FORWARDED for name, _ in headers):
             return scope
-        scope = dict(scope)
+        # In place, as uvicorn's own proxy-headers middleware does: middleware outside this one
+        # (the cache's store step) reads what the app wrote into this same scope dict.
         client = scope.get("client")
         kept = [(n, v) for n, v in headers if n not in _FORWARDED]
         if not client or not self.is_trusted(str(client[0])):
