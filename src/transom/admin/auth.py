@@ -13,6 +13,7 @@ for each model, checked on the server for every request.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import importlib
 import inspect
@@ -228,6 +229,9 @@ class SessionAuth(AuthBackend):
         from transom.security import start_session
 
         await start_session(request, self.user_id(user))
+        if hasattr(user, "last_login"):
+            # As transom.auth's login does; the admin's login view commits it.
+            user.last_login = dt.datetime.now(dt.UTC)
 
     async def logout(self, request: Request) -> None:
         from transom.security import end_session

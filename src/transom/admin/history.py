@@ -104,16 +104,29 @@ async def log_action(
 
 
 async def object_history(
-    db: DbSession, model_key: str, object_id: str, limit: int = 200
+    db: DbSession, model_key: str, object_id: str, limit: int = 200, *, exists: bool = True
 ) -> list[LogEntry]:
-    """The records of one object, newest first."""
+    """The records of one object, newest first: only that object's, never a predecessor's.
+
+    A deletion closes an id's history: a database that hands the id out again (SQLite
+    without ``AUTOINCREMENT``, or a row inserted with an explicit id) makes a new object, whose
+    history starts after that deletion. For an object that ``exists``, the records after the
+    last deletion; for one that is gone, that deletion and the records before it back to the
+    one before.
+    """
     stmt = (
         select(LogEntry)
         .where(LogEntry.model_key == model_key, LogEntry.object_id == object_id)
         .order_by(LogEntry.action_time.desc(), LogEntry.id.desc())
         .limit(limit)
     )
-    return list((await db.execute(stmt)).scalars())
+    entries = list((await db.execute(stmt)).scalars())
+    kept: list[LogEntry] = []
+    for entry in entries:
+        if entry.action == DELETION and (exists or kept):
+            break
+        kept.append(entry)
+    return kept
 
 
 async def recent_actions(

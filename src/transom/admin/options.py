@@ -12,6 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Select, String, Text, cast, false, func, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import selectinload
@@ -102,6 +103,9 @@ class ModelAdmin:
         fields: Fields of the edit form, in order (default: every column and many-to-many).
         exclude: Fields left out of the form.
         readonly_fields: Fields shown but never edited.
+        schema: A Pydantic model the edit form's values must pass (default: the model's
+            ``__schema__``, the schema its API takes), so the admin saves nothing the app
+            refuses. See :mod:`transom.admin.validation`.
         actions: Extra bulk actions (functions decorated with :func:`action`).
         search_probe: Matching keys a search collects at once (see :mod:`.listing`).
         count_threshold: Above this many rows (estimated from the database's statistics)
@@ -123,6 +127,7 @@ class ModelAdmin:
     fields: ClassVar[Sequence[str] | None] = None
     exclude: ClassVar[Sequence[str]] = ()
     readonly_fields: ClassVar[Sequence[str]] = ()
+    schema: ClassVar[type[BaseModel] | None] = None
     actions: ClassVar[Sequence[ActionFunc]] = ()
     count_threshold: ClassVar[int] = 50_000
     #: A filtered list first collects up to this many matching keys in one scan; when that is

@@ -16,6 +16,7 @@ from transom.admin.history import (
     log_action,
 )
 from transom.admin.options import ModelAdmin, object_label
+from transom.admin.validation import run_model_validators, validate_with_schema
 from transom.admin.views.common import (
     coerce,
     crumbs,
@@ -175,9 +176,12 @@ async def _edit(ctx: Ctx, admin: ModelAdmin, obj: Any | None) -> Response:
         data = await request.form()
         form.bind(data)
         await _resolve_related(ctx, form)
+        target = obj if obj is not None else admin.model()
+        # The model's own rules (its schema, its validators), then the admin's.
+        validate_with_schema(admin, form, obj)
+        run_model_validators(admin, form, target)
         await admin.clean(request, db, form, obj, adding)
         if not form.has_errors:
-            target = obj if obj is not None else admin.model()
             try:
                 await admin.save_model(request, db, target, dict(form.cleaned), adding)
                 await log_action(

@@ -83,7 +83,7 @@ async def history(ctx: Ctx) -> Response:
         obj = await admin.get_object(ctx.request, ctx.db, admin.parse_pk(pk_text))
     except (ValueError, TypeError):
         raise HTTPException(404, f"No such {admin.name.lower()}") from None
-    entries = await object_history(ctx.db, admin.key, pk_text)
+    entries = await object_history(ctx.db, admin.key, pk_text, exists=obj is not None)
     if obj is None and not entries:
         raise HTTPException(404, f"No such {admin.name.lower()}")
     label = admin.label(obj) if obj is not None else entries[0].object_repr

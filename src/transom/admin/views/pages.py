@@ -51,6 +51,9 @@ async def login(ctx: Ctx) -> Response:
             and getattr(user, "is_staff", False)
         ):
             await site.auth.login(request, user)
+            # The login stamps the user (``last_login``) in this view's session, which, unlike
+            # the site's per-request session, commits only when a view says so.
+            await db.commit()
             return RedirectResponse(target, 303)
         error = LOGIN_ERROR
         status = 400
