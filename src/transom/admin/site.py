@@ -61,7 +61,7 @@ class Ctx:
         params = self.request.path_params
         found = self.site.lookup(str(params.get("app_label")), str(params.get("model_name")))
         if found is None:
-            raise HTTPException(404, "No such model in the admin")
+            raise HTTPException(404, "There is no such model in the administration.")
         return found
 
     async def require(self, admin: ModelAdmin, action: str) -> None:
@@ -347,8 +347,17 @@ class Admin(Battery):
             )
         self._use_auth_user_model()
 
-    def _wrap(self, view: View, *, staff: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    def _way_back(self, request: Request) -> str:
+        params = request.path_params
+        found = self.lookup(str(params.get("app_label")), str(params.get("model_name")))
+        return found.url("list") if found is not None and "pk" in params else self.url()
+
+    def _wrap(
+        self, view: View, *, staff: bool = True, page: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``view`` as an endpoint; ``page`` is False for data (JSON) views, whose 404 stays."""
         from transom.db import get_database
+        from transom.forms import flash
         from transom.templating import render
 
         async def endpoint(request: Request) -> Response:
@@ -362,7 +371,7 @@ class Admin(Battery):
                         target = request.url.path
                         if request.url.query:
                             target += "?" + request.url.query
-                        if request.method != "GET":
+                        if request.method not in ("GET", "HEAD"):
                             raise HTTPException(403, "Log in first")
                         return RedirectResponse(self.url("login", next=target), 302)
                     if not getattr(user, "is_staff", False):
@@ -375,6 +384,13 @@ class Admin(Battery):
                 ctx = Ctx(self, request, db, user)
                 try:
                     return await view(ctx)
+                except HTTPException as exc:
+                    if exc.status_code != 404 or not page:
+                        raise
+                    # Inside the admin, a missing object or model leads back into it (the
+                    # model's list, else the dashboard) with the reason, not to a bare 404.
+                    await flash(request, str(exc.detail), "error")
+                    return RedirectResponse(self._way_back(request), 303)
                 except Denied as exc:
                     return render(
                         "admin/denied.html",
@@ -415,7 +431,7 @@ class Admin(Battery):
         router.add_route(base, w(views.changelist), ["GET", "POST"], name="list")
         router.add_route(f"{base}/add", w(views.add), ["GET", "POST"], name="add")
         router.add_route(
-            f"{base}/autocomplete", w(views.autocomplete), ["GET"], name="autocomplete"
+            f"{base}/autocomplete", w(views.autocomplete, page=False), ["GET"], name="autocomplete"
         )
         router.add_route(f"{base}/{{pk}}/change", w(views.change), ["GET", "POST"], name="change")
         router.add_route(f"{base}/{{pk}}/delete", w(views.delete), ["GET", "POST"], name="delete")
