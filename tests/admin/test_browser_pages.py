@@ -1,0 +1,114 @@
+"""Pages at phone width in headless Chromium: the debug 500 page, the admin's change list.
+
+Screenshots go to ``test-artifacts/admin/`` (always, and a page dump on failure).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from transom import App, Settings
+
+from .conftest import PASSWORD
+from .test_browser import (  # the module's fixtures: one Chromium and one admin server
+    ARTIFACTS,
+    _free_port,
+    driver,
+    live_server,
+    navigate,
+    shot,
+    wait_for,
+)
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
+from selenium.webdriver.common.keys import Keys  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = ["driver", "live_server"]
+
+PHONE = (390, 844)
+
+
+def serve(app: App) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    app.settings.allowed_hosts = ["127.0.0.1"]
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def debug_site() -> Iterator[str]:
+    app = App(Settings(debug=True))
+
+    @app.get("/crash")
+    async def crash() -> None:
+        a_rather_long_local_variable_name_that_never_ends = "x" * 300  # noqa: F841
+        raise RuntimeError("a long message " + "without/any/spaces/" * 20)
+
+    yield from serve(app)
+
+
+def evidence(driver: Any, name: str) -> None:
+    shot(driver, f"{name}-failure")
+    (ARTIFACTS / f"{name}-failure.html").write_text(driver.page_source)
+
+
+def no_sideways_scroll(driver: Any) -> list[str]:
+    """What sticks out of the viewport or is cut inside its box (empty when all fits)."""
+    script = """
+    const root = document.documentElement;
+    const width = root.clientWidth;
+    const out = [];
+    if (root.scrollWidth > width) out.push('page ' + root.scrollWidth);
+    for (const el of document.querySelectorAll('pre, code, table, h1, h3, td')) {
+      if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== 'inline')
+        out.push(el.tagName + ' ' + el.scrollWidth + '>' + el.clientWidth);
+      if (el.getBoundingClientRect().right > width + 1) out.push(el.tagName + ' beyond the screen');
+    }
+    return out;
+    """
+    found: list[str] = driver.execute_script(script)
+    return found
+
+
+def test_debug_500_page_reads_on_a_phone(debug_site: str, driver: Any) -> None:
+    driver.set_window_size(*PHONE)
+    try:
+        driver.get(f"{debug_site}/crash")
+        wait_for(driver, "pre")
+        assert "RuntimeError" in driver.find_element(By.TAG_NAME, "h1").text
+        shot(driver, "debug-500-phone")
+        assert no_sideways_scroll(driver) == []
+    except BaseException:
+        evidence(driver, "debug-500-phone")
+        raise
+    finally:
+        driver.set_window_size(1280, 900)
+
+
+def login(driver: Any, base: str, target: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}{target}")
+    if "/admin/login" in driver.current_url:
+        driver.find_element(By.ID, "id_username").send_keys("root")
+        navigate(driver, driver.find_element(By.ID, "id_password"), PASSWORD + Keys.ENTER)
+
+
+__all__ += ["login", "no_sideways_scroll"]
