@@ -112,3 +112,47 @@ def login(driver: Any, base: str, target: str) -> None:
 
 
 __all__ += ["login", "no_sideways_scroll"]
+
+
+def first_screen_report(driver: Any) -> dict[str, Any]:
+    script = """
+    const row = document.querySelector('table.results tbody tr');
+    const filters = document.querySelector('.filters');
+    const links = [...document.querySelectorAll('table.results tbody td a')];
+    return {
+      rowTop: row ? row.getBoundingClientRect().top : null,
+      height: window.innerHeight,
+      filtersOpen: filters ? (filters.open === undefined ? true : filters.open) : null,
+      filtersTop: filters ? filters.getBoundingClientRect().top : null,
+      wrapped: links.filter(a => a.getClientRects().length > 1).map(a => a.textContent),
+      pageWidth: document.documentElement.scrollWidth,
+      width: document.documentElement.clientWidth,
+    };
+    """
+    report: dict[str, Any] = driver.execute_script(script)
+    return report
+
+
+def test_change_list_on_a_phone_shows_results_first(live_server: str, driver: Any) -> None:
+    driver.set_window_size(*PHONE)
+    try:
+        login(driver, live_server, "/admin/admin/article")
+        wait_for(driver, "table.results")
+        driver.execute_script("window.scrollTo(0, 0)")
+        shot(driver, "article-list-phone")
+        report = first_screen_report(driver)
+        assert report["rowTop"] is not None
+        assert report["rowTop"] < report["height"] - 40, report  # a row on the first screen
+        assert report["wrapped"] == [], report  # titles keep their words on one line
+        assert report["pageWidth"] <= report["width"], report  # the page itself never scrolls
+        # The filters: collapsed behind a button, which opens them.
+        assert report["filtersOpen"] is False, report
+        navigate_same_page = driver.find_element(By.CSS_SELECTOR, ".filters-toggle")
+        navigate_same_page.click()
+        assert driver.execute_script("return document.querySelector('.filters').open") is True
+        shot(driver, "article-list-phone-filters")
+    except BaseException:
+        evidence(driver, "article-list-phone")
+        raise
+    finally:
+        driver.set_window_size(1280, 900)

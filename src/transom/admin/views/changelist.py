@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from transom.admin.deletion import deletion_summary, is_blocked
-from transom.admin.filters import filter_for
+from transom.admin.filters import ForeignKeyFilter, ListFilter, filter_for
 from transom.admin.history import (
     CHANGE,
     log_action,
@@ -77,6 +77,40 @@ def _query_with(current: dict[str, str], **changes: Any) -> str:
     return "?" + urlencode(merged) if merged else "?"
 
 
+async def _sidebar_filter(
+    db: Any, flt: ListFilter, query: dict[str, str], value: str | None
+) -> dict[str, Any]:
+    """One filter of the sidebar: its choices, what is chosen (always shown) and its search."""
+    reset = {flt.parameter: None, "p": None}
+    searching = isinstance(flt, ForeignKeyFilter)
+    search_key = flt.search_parameter if isinstance(flt, ForeignKeyFilter) else ""
+    if search_key:
+        reset[search_key] = None
+    choices = [("All", _query_with(query, **reset), not value)]
+    offered = await flt.choices(db)
+    large = isinstance(flt, ForeignKeyFilter) and not [c for c in offered if c[0] != "null"]
+    term = query.get(search_key, "").strip() if large else ""
+    if large and term and isinstance(flt, ForeignKeyFilter):
+        offered = [*(await flt.search(db, term)), *offered]
+    for choice_value, label in offered:
+        link = _query_with(query, **{**reset, flt.parameter: choice_value})
+        choices.append((label, link, value == choice_value))
+    chosen = next((label for label, _, selected in choices[1:] if selected), None)
+    if value and chosen is None:
+        # Chosen from a search (a large related table), or typed in the URL: named anyway.
+        chosen = await flt.label_of(db, value) if isinstance(flt, ForeignKeyFilter) else value
+    return {
+        "title": flt.title,
+        "parameter": flt.parameter,
+        "choices": choices,
+        "chosen": chosen if value else None,
+        "clear_url": _query_with(query, **reset),
+        "search_key": search_key if large and searching else "",
+        "search_term": term,
+        "search_hidden": [(k, v) for k, v in query.items() if k not in (search_key, "p")],
+    }
+
+
 async def changelist(ctx: Ctx) -> Response:
     """The list of a model's rows: search, filters, sorting, pages and bulk actions."""
     admin = ctx.model_admin()
@@ -99,11 +133,7 @@ async def changelist(ctx: Ctx) -> Response:
                 active = True
             except (ValueError, TypeError, LookupError):
                 value = None
-        choices = [("All", _query_with(query, **{flt.parameter: None, "p": None}), not value)]
-        for choice_value, label in await flt.choices(db):
-            link = _query_with(query, **{flt.parameter: choice_value, "p": None})
-            choices.append((label, link, value == choice_value))
-        filters.append({"title": flt.title, "choices": choices})
+        filters.append(await _sidebar_filter(db, flt, query, value))
     stmt = admin.apply_search(stmt, search)
     order, applied = _ordering(admin, query.get("o"))
     try:
@@ -174,6 +204,13 @@ async def changelist(ctx: Ctx) -> Response:
         prev_url=_query_with(query, p=page - 1) if page > 1 else None,
         next_url=_query_with(query, p=page + 1) if has_next else None,
         filters=filters,
+        active_filters=sum(1 for f in filters if f["chosen"]),
+        clear_filters_url=_query_with(
+            query,
+            p=None,
+            **{k: None for f in filters for k in (f["parameter"], f["search_key"]) if k},
+        ),
+        clear_search_url=_query_with(query, q=None, p=None),
         search=search,
         searchable=bool(admin.search_columns()),
         actions=actions,

@@ -7,6 +7,23 @@
   var invalid = document.querySelector('[aria-invalid="true"]');
   if (invalid && !document.querySelector("[autofocus]")) { invalid.focus(); }
 
+  // The list's filters: folded on a narrow screen (they come after the results there);
+  // the "Filter" button opens them.
+  var filters = document.getElementById("filters");
+  if (filters && window.matchMedia("(max-width: 800px)").matches) {
+    filters.open = false;
+  }
+  var toggle = document.querySelector(".filters-toggle");
+  if (filters && toggle) {
+    toggle.addEventListener("click", function (event) {
+      event.preventDefault();
+      filters.open = true;
+      filters.scrollIntoView();
+      var first = filters.querySelector("summary");
+      if (first) { first.focus(); }
+    });
+  }
+
   // "Select all" checkbox of the list page (hidden until this script reveals it).
   var all = document.getElementById("select-all");
   if (all) {
