@@ -352,6 +352,18 @@ def test_a_new_post_never_gets_a_deleted_posts_id_or_history(blog: ModuleType) -
         assert "First" not in history
 
 
+def test_permission_pickers_show_readable_grouped_names(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        for url in ("/admin/auth/group/add", "/admin/auth/user/1/change"):
+            page = client.get(url).text
+            assert "<legend>Blog · post</legend>" in page, url
+            assert "<span>Can change post</span>" in page
+            assert "<span>blog.change_post</span>" not in page
+            assert 'class="picker-filter"' in page
+            assert "Hold Ctrl" not in page
+
+
 def test_make_demo_takes_port_and_the_banner_shows_the_real_address(tmp_path: Path) -> None:
     root = EXAMPLE.parents[1]
     dry = subprocess.run(

@@ -5,6 +5,7 @@ Screenshots go to ``test-artifacts/admin/`` (always, and a page dump on failure)
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +14,14 @@ from typing import Any
 import pytest
 
 from transom import App, Settings
+from transom.db import Database, DatabaseConfig
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, build_app
+from .models import Base
 from .test_browser import (  # the module's fixtures: one Chromium and one admin server
     ARTIFACTS,
     _free_port,
+    _prepare,
     driver,
     live_server,
     navigate,
@@ -156,3 +160,39 @@ def test_change_list_on_a_phone_shows_results_first(live_server: str, driver: An
         raise
     finally:
         driver.set_window_size(1280, 900)
+
+
+@pytest.fixture(scope="module")
+def picker_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The admin of tests/admin with the default limits: 13 tags make a picker."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('picker') / 'admin.sqlite3'}"
+    asyncio.run(_prepare(url))
+    app, _ = build_app(Database(DatabaseConfig(url=url), metadata=Base.metadata))
+    yield from serve(app)
+
+
+def test_many_to_many_picker_filters_and_counts(picker_site: str, driver: Any) -> None:
+    driver.set_window_size(1280, 900)
+    try:
+        login(driver, picker_site, "/admin/admin/article/1/change")
+        picker = wait_for(driver, ".picker")
+        count = picker.find_element(By.CSS_SELECTOR, ".picker-count")
+        assert count.text == "1 of 13 selected"  # seeded with "python"
+        picker.find_element(By.CSS_SELECTOR, ".picker-filter").send_keys("topic-1")
+        visible = [
+            item.text
+            for item in picker.find_elements(By.CSS_SELECTOR, ".picker-item")
+            if item.is_displayed()
+        ]
+        assert visible == ["topic-1", "topic-10", "topic-11"]
+        picker.find_element(By.CSS_SELECTOR, ".picker-item:not([hidden]) input").click()
+        assert count.text == "2 of 13 selected"
+        shot(driver, "article-tags-picker")
+        navigate(driver, driver.find_element(By.NAME, "_continue"))
+        wait_for(driver, ".message-success")
+        checked = driver.find_elements(By.CSS_SELECTOR, ".picker-item input:checked")
+        names = [box.find_element(By.XPATH, "..").text for box in checked]
+        assert names == ["python", "topic-1"]
+    except BaseException:
+        evidence(driver, "picker")
+        raise

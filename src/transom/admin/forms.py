@@ -102,6 +102,8 @@ class AdminField:
     default: Any = None
     #: Set by the view: ``<select>`` options for small related tables, else None (autocomplete).
     options: list[tuple[str, str]] | None = None
+    #: Set by the view: the options of a many-to-many picker by group, ``[(group, options)]``.
+    groups: list[tuple[str, list[tuple[str, str]]]] = dataclasses.field(default_factory=list)
     #: Set by the view: labels of the current related values.
     selected_labels: dict[str, str] = dataclasses.field(default_factory=dict)
 

@@ -326,6 +326,14 @@ class ModelAdmin:
         exclude = {self.password_field} if self.password_field else set()
         return build_fields(self, exclude=exclude)
 
+    def choice_label(self, field: AdminField, obj: Any) -> str | None:
+        """How a related row is named in this model's form (``None``: its admin's label)."""
+        return None
+
+    def choice_group(self, field: AdminField, obj: Any) -> str:
+        """The heading a related row is listed under in a many-to-many picker ("" for none)."""
+        return ""
+
     def object_options(self) -> list[Any]:
         """Loader options for the edit page (many-to-many collections)."""
         return [

@@ -46,8 +46,14 @@ async def _prepare_related(ctx: Ctx, admin: ModelAdmin, form: AdminForm) -> None
         label = related_admin.label if related_admin else object_label
         pk_key = sa_inspect(related).get_property_by_column(pk).key
         if len(rows) <= limit:
-            field.options = [(str(getattr(r, pk_key)), label(r)) for r in rows]
+            named = [(r, admin.choice_label(field, r) or label(r)) for r in rows]
+            field.options = [(str(getattr(r, pk_key)), text) for r, text in named]
             field.selected_labels = dict(field.options)
+            if field.widget == "m2m":
+                groups: dict[str, list[tuple[str, str]]] = {}
+                for (row, _), option in zip(named, field.options, strict=True):
+                    groups.setdefault(admin.choice_group(field, row), []).append(option)
+                field.groups = sorted(groups.items())
             continue
         field.options = None
         current = form.values.get(field.name)

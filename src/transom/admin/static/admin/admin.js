@@ -24,6 +24,34 @@
     });
   }
 
+  // Many-to-many pickers: the filter box hides what doesn't match; the count follows the boxes.
+  document.querySelectorAll(".picker").forEach(function (picker) {
+    var filter = picker.querySelector(".picker-filter");
+    var count = picker.querySelector(".picker-count");
+    var items = picker.querySelectorAll(".picker-item");
+    var total = picker.getAttribute("data-total");
+    function recount() {
+      var n = picker.querySelectorAll(".picker-item input:checked").length;
+      count.textContent = n + " of " + total + " selected";
+    }
+    picker.addEventListener("change", recount);
+    filter.addEventListener("input", function () {
+      var words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
+      items.forEach(function (item) {
+        var group = item.parentNode.querySelector("legend");
+        var text = (item.textContent + " " + (group ? group.textContent : "")).toLowerCase();
+        item.hidden = !words.every(function (w) { return text.indexOf(w) !== -1; });
+      });
+      picker.querySelectorAll(".picker-group").forEach(function (group) {
+        group.hidden = !group.querySelector(".picker-item:not([hidden])");
+      });
+    });
+    // Enter in the filter box must not submit the form.
+    filter.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") { event.preventDefault(); }
+    });
+  });
+
   // "Select all" checkbox of the list page (hidden until this script reveals it).
   var all = document.getElementById("select-all");
   if (all) {
