@@ -364,6 +364,38 @@ def test_permission_pickers_show_readable_grouped_names(blog: ModuleType) -> Non
             assert "Hold Ctrl" not in page
 
 
+def test_the_add_form_starts_from_the_models_defaults(blog: ModuleType) -> None:
+    import datetime as dt
+
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        page = client.get("/admin/blog/post/add").text
+    today = dt.date.today().isoformat()
+    assert f'type="date" id="id_published" name="published" value="{today}"' in page
+    assert 'id="id_id"' not in page  # no read-only "Id —" row before the row exists
+    assert ">Id<" not in page
+
+
+def test_admin_change_my_password_keeps_me_logged_in(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        form = client.get("/admin/password")
+        new = "a brand new secret phrase"
+        done = client.post(
+            "/admin/password",
+            data={
+                "current_password": PASSWORD,
+                "password1": new,
+                "password2": new,
+                "csrf_token": token(form.text),
+            },
+        )
+        assert done.status_code == 303, done.text
+        dashboard = client.get("/admin")  # the session was renewed with the new hash
+        assert dashboard.status_code == 200
+        assert "Your password was changed." in dashboard.text
+
+
 def test_make_demo_takes_port_and_the_banner_shows_the_real_address(tmp_path: Path) -> None:
     root = EXAMPLE.parents[1]
     dry = subprocess.run(

@@ -100,12 +100,23 @@ class AdminField:
     python_type: type[Any] = str
     #: The column's Python-side default (shown on the add form).
     default: Any = None
+    #: A column's callable default (``date.today``), called for each add form.
+    default_factory: Any = None
     #: Set by the view: ``<select>`` options for small related tables, else None (autocomplete).
     options: list[tuple[str, str]] | None = None
     #: Set by the view: the options of a many-to-many picker by group, ``[(group, options)]``.
     groups: list[tuple[str, list[tuple[str, str]]]] = dataclasses.field(default_factory=list)
     #: Set by the view: labels of the current related values.
     selected_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def initial(self) -> Any:
+        """The value an add form starts with: the column's default (called when a function)."""
+        if self.default_factory is not None:
+            try:
+                return self.default_factory(None)
+            except Exception:  # a default that needs the insert's context (or a database)
+                return None
+        return self.default
 
     @property
     def id(self) -> str:
@@ -267,6 +278,10 @@ def _column_field(model: type[Any], prop: ColumnProperty[Any], column: Column[An
     field.help_text = column.comment or ""
     if column.default is not None and getattr(column.default, "is_scalar", False):
         field.default = getattr(column.default, "arg", None)
+    elif column.default is not None and getattr(column.default, "is_callable", False):
+        # ``default=date.today``: SQLAlchemy wraps it to take the insert's context; a
+        # default that needs that context has no value to show yet.
+        field.default_factory = getattr(column.default, "arg", None)
     fks = list(column.foreign_keys)
     if fks:
         field.widget = "fk"
@@ -409,7 +424,7 @@ class AdminForm:
                 checkbox = field.widget == "checkbox"
                 self.values[field.name] = field.to_python(value) if checkbox else value
             else:
-                self.values[field.name] = field.to_form(field.default)
+                self.values[field.name] = field.to_form(field.initial())
 
     def bind(self, data: FormData) -> bool:
         """Take the submitted values; ``True`` when every field converted cleanly."""

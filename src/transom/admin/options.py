@@ -324,7 +324,12 @@ class ModelAdmin:
     def form_fields(self, *, adding: bool) -> list[AdminField]:
         """The fields of the add or change form."""
         exclude = {self.password_field} if self.password_field else set()
-        return build_fields(self, exclude=exclude)
+        fields = build_fields(self, exclude=exclude)
+        if adding:
+            # Nothing to show yet for what the database fills in (a generated id, a server
+            # timestamp): no "Id —" row on the add form.
+            fields = [f for f in fields if not f.readonly or f.name in self.readonly_fields]
+        return fields
 
     def choice_label(self, field: AdminField, obj: Any) -> str | None:
         """How a related row is named in this model's form (``None``: its admin's label)."""

@@ -83,12 +83,14 @@ class AdminConfig:
             then comes with its defaults unless the app installs it).
         title: The name in the header and page titles.
         register_auth_models: Also register the user and group models of ``auth``.
+        site_url: Where the header's "View site" link goes (``None``: no link).
     """
 
     prefix: str = "/admin"
     auth: AuthBackend | None = None
     title: str = "Administration"
     register_auth_models: bool = True
+    site_url: str | None = "/"
 
 
 class Admin(Battery):
@@ -308,8 +310,8 @@ class Admin(Battery):
 
     # -- URLs ------------------------------------------------------------------------------------
     def url(self, view: str = "index", **query: Any) -> str:
-        """A site-level URL: ``index``, ``login``, ``logout``."""
-        path = {"index": "", "login": "/login", "logout": "/logout"}[view]
+        """A site-level URL: ``index``, ``login``, ``logout``, ``password`` (my password)."""
+        path = {"index": "", "login": "/login", "logout": "/logout", "password": "/password"}[view]
         url = (self.prefix + path) or "/"
         return url + ("?" + urlencode(query) if query else "")
 
@@ -426,7 +428,8 @@ class Admin(Battery):
         w = self._wrap
         router.add_route("", w(views.index), ["GET"], name="index")
         router.add_route("/login", w(views.login, staff=False), ["GET", "POST"], name="login")
-        router.add_route("/logout", w(views.logout, staff=False), ["POST"], name="logout")
+        router.add_route("/logout", w(views.logout, staff=False), ["GET", "POST"], name="logout")
+        router.add_route("/password", w(views.own_password), ["GET", "POST"], name="password")
         base = "/{app_label}/{model_name}"
         router.add_route(base, w(views.changelist), ["GET", "POST"], name="list")
         router.add_route(f"{base}/add", w(views.add), ["GET", "POST"], name="add")
