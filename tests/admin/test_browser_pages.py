@@ -196,3 +196,22 @@ def test_many_to_many_picker_filters_and_counts(picker_site: str, driver: Any) -
     except BaseException:
         evidence(driver, "picker")
         raise
+
+
+def test_the_list_counts_the_selected_rows(picker_site: str, driver: Any) -> None:
+    driver.set_window_size(1280, 900)
+    try:
+        login(driver, picker_site, "/admin/admin/author")
+        wait_for(driver, "table.results")
+        selection = driver.find_element(By.CSS_SELECTOR, ".selection")
+        assert selection.text == "0 of 30 selected"
+        boxes = driver.find_elements(By.CSS_SELECTOR, 'input[name="_selected"]')
+        boxes[0].click()
+        boxes[1].click()
+        assert selection.text == "2 of 30 selected"
+        driver.find_element(By.ID, "select-all").click()
+        assert selection.text == "30 of 30 selected"
+        shot(driver, "author-list-selection")
+    except BaseException:
+        evidence(driver, "selection")
+        raise

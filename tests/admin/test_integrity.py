@@ -15,7 +15,7 @@ from transom.db import Database
 from transom.forms import Messages
 
 from .conftest import Browser, make_user, seed
-from .models import Author, Badge
+from .models import Author, Badge, Tag
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +114,20 @@ async def test_history_never_shows_a_deleted_objects_entries(
     changed = (await root.get(f"{url}/history")).text
     assert "<del>Newcomer</del> → <ins>Newcomer two</ins>" in changed
     assert "Old name" not in changed
+
+
+async def test_history_names_related_objects(database: Database, root: Browser) -> None:
+    await seed(database, authors=2, articles_per_author=1)  # article 1 by "Author 0", tag python
+    async with database.session() as db:
+        db.add(Tag(name="rust"))
+        await db.commit()
+    url = "/admin/admin/article/1"
+    changed = await root.post(
+        f"{url}/change",
+        {"title": "Post 0-0", "status": "draft", "author_id": "2", "tags": ["1", "2"]},
+        token_from=f"{url}/change",
+    )
+    assert changed.status_code == 303, changed.text
+    history = (await root.get(f"{url}/history")).text
+    assert "<del>Author 0</del> → <ins>Author 1</ins>" in history
+    assert "<del>python</del> → <ins>python, rust</ins>" in history

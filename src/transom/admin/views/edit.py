@@ -88,7 +88,33 @@ async def _resolve_related(ctx: Ctx, form: AdminForm) -> None:
             form.cleaned[field.name] = rows
 
 
-def _changes(form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
+async def _related_labels(ctx: Ctx, field: Any, values: list[Any]) -> dict[str, str]:
+    """How history names related rows: their labels (a deleted row keeps its id)."""
+    related = field.related
+    keys = []
+    for value in values:
+        if value is None:
+            continue
+        if hasattr(value, "__table__"):
+            identity = sa_inspect(value).identity
+            keys.append(identity[0] if identity else None)
+            continue
+        try:
+            keys.append(coerce(related, value))
+        except (ValueError, TypeError):
+            continue
+    keys = [k for k in keys if k is not None]
+    if related is None or not keys:
+        return {}
+    pk = sa_inspect(related).primary_key[0]
+    pk_key = sa_inspect(related).get_property_by_column(pk).key
+    related_admin = ctx.site.admin_for(related)
+    label = related_admin.label if related_admin else object_label
+    rows = (await ctx.db.execute(select(related).where(pk.in_(keys)))).scalars()
+    return {str(getattr(row, pk_key)): label(row) for row in rows}
+
+
+async def _changes(ctx: Ctx, form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
     changes = []
     for field in form.editable():
         if field.name not in form.cleaned:
@@ -99,13 +125,24 @@ def _changes(form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
             old_keys = sorted(field.to_form(old))
             new_keys = sorted(field.to_form(new))
             if old_keys != new_keys:
+                names = await _related_labels(ctx, field, [*old_keys, *new_keys])
                 changes.append(
-                    {"field": field.label, "old": ", ".join(old_keys), "new": ", ".join(new_keys)}
+                    {
+                        "field": field.label,
+                        "old": ", ".join(names.get(k, k) for k in old_keys) or "—",
+                        "new": ", ".join(names.get(k, k) for k in new_keys) or "—",
+                    }
                 )
             continue
         if field.widget == "password":
             continue
         if field.to_form(old) != field.to_form(new):
+            if field.widget == "fk":
+                names = await _related_labels(ctx, field, [old, new])
+                shown_old = names.get(str(old), display_value(old))
+                shown_new = names.get(str(new), display_value(new))
+                changes.append({"field": field.label, "old": shown_old, "new": shown_new})
+                continue
             changes.append(
                 {"field": field.label, "old": display_value(old), "new": display_value(new)}
             )
@@ -198,7 +235,7 @@ async def _edit(ctx: Ctx, admin: ModelAdmin, obj: Any | None) -> Response:
                     object_id=admin.pk_of(target),
                     object_repr=admin.label(target),
                     action=ADDITION if adding else CHANGE,
-                    changes=_changes(form, before),
+                    changes=await _changes(ctx, form, before),
                 )
                 response = await admin.after_save(request, db, target, adding)
                 await db.commit()

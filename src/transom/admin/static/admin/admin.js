@@ -57,9 +57,22 @@
   if (all) {
     all.hidden = false;
     var boxes = document.querySelectorAll('input[name="_selected"]');
+    var selection = document.querySelector(".selection");
+    function recount() {
+      if (!selection) { return; }
+      var n = 0;
+      boxes.forEach(function (box) { if (box.checked) { n += 1; } });
+      selection.textContent = n + " of " + boxes.length + " selected";
+      all.checked = n === boxes.length && n > 0;
+      all.indeterminate = n > 0 && n < boxes.length;
+    }
+    if (selection) { selection.hidden = false; }
     all.addEventListener("change", function () {
       boxes.forEach(function (box) { box.checked = all.checked; });
+      recount();
     });
+    boxes.forEach(function (box) { box.addEventListener("change", recount); });
+    recount();
   }
 
   // Searchable boxes for large related tables: type a name, pick a row, its id is submitted.
