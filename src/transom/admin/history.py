@@ -60,14 +60,17 @@ class LogEntry(Model):
         return f"Changed {', '.join(names)}." if names else "No fields changed."
 
 
-def display_value(value: Any) -> str:
-    """A value as history shows it (truncated, JSON for structures)."""
+def display_value(value: Any, zone: dt.tzinfo = dt.UTC) -> str:
+    """A value as history shows it (truncated, JSON for structures, dates as the admin's)."""
+    from transom.admin.forms import format_moment
+
+    moment = format_moment(value, zone)
     if value is None:
         text = "—"
+    elif moment is not None:
+        text = moment
     elif isinstance(value, dict | list):
         text = json.dumps(value, default=str, sort_keys=True)
-    elif isinstance(value, dt.datetime):
-        text = value.isoformat(sep=" ", timespec="seconds")
     elif hasattr(value, "value") and hasattr(value, "name"):  # an Enum member
         text = str(value.name)
     else:

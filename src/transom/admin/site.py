@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -84,6 +86,8 @@ class AdminConfig:
         title: The name in the header and page titles.
         register_auth_models: Also register the user and group models of ``auth``.
         site_url: Where the header's "View site" link goes (``None``: no link).
+        time_zone: The IANA time zone that dates and times are shown and typed in
+            (lists, forms, history): ``"Europe/Paris"``. Stored values stay UTC.
     """
 
     prefix: str = "/admin"
@@ -91,6 +95,7 @@ class AdminConfig:
     title: str = "Administration"
     register_auth_models: bool = True
     site_url: str | None = "/"
+    time_zone: str = "UTC"
 
 
 class Admin(Battery):
@@ -131,6 +136,12 @@ class Admin(Battery):
             config.auth if config.auth is not None else default_backend()
         )
         self.title = config.title
+        try:
+            self.zone: dt.tzinfo = zoneinfo.ZoneInfo(config.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ImproperlyConfigured(
+                f"AdminConfig.time_zone: unknown time zone {config.time_zone!r}"
+            ) from None
         self.registry: dict[type[Any], ModelAdmin] = {}
         self._by_key: dict[tuple[str, str], ModelAdmin] = {}
         self._static_versions: dict[str, str] = {}
@@ -328,6 +339,13 @@ class Admin(Battery):
             url = f"{base}/{quote(str(pk), safe=',')}/{view}"
         clean = {k: v for k, v in query.items() if v not in (None, "")}
         return url + ("?" + urlencode(clean, doseq=True) if clean else "")
+
+    def when(self, value: Any) -> str:
+        """A date or time as every admin page writes it (see ``format_moment``)."""
+        from transom.admin.forms import format_moment
+
+        found = format_moment(value, self.zone)
+        return found if found is not None else ("—" if value is None else str(value))
 
     def static(self, name: str) -> str:
         """URL of an admin asset, versioned by its content (safe to cache for long)."""

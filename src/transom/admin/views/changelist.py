@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from transom.admin.deletion import deletion_summary, is_blocked
 from transom.admin.filters import ForeignKeyFilter, ListFilter, filter_for
+from transom.admin.forms import format_moment
 from transom.admin.history import (
     CHANGE,
     log_action,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from transom.admin.site import Ctx
 
 
-def format_cell(value: Any) -> tuple[str, str]:
+def format_cell(value: Any, zone: dt.tzinfo = dt.UTC) -> tuple[str, str]:
     """A list cell's text and CSS class."""
     if value is None:
         return "—", "empty"
@@ -37,8 +38,9 @@ def format_cell(value: Any) -> tuple[str, str]:
         return ("Yes" if value else "No"), ("yes" if value else "no")
     if isinstance(value, enum.Enum):
         return str(value.name).replace("_", " ").capitalize(), ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="minutes"), "num"
+    moment = format_moment(value, zone)
+    if moment is not None:
+        return moment, "num"
     if isinstance(value, int | float) or type(value).__name__ == "Decimal":
         return str(value), "num"
     text = str(value)
@@ -175,7 +177,7 @@ async def changelist(ctx: Ctx) -> Response:
         pk = admin.pk_of(obj)
         cells = []
         for entry in entries:
-            text, css = format_cell(admin.cell(obj, entry))
+            text, css = format_cell(admin.cell(obj, entry), ctx.site.zone)
             linked = isinstance(entry, str) and entry in links
             cells.append(
                 {"text": text, "css": css, "url": admin.url("change", pk) if linked else None}

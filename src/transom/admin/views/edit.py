@@ -143,8 +143,13 @@ async def _changes(ctx: Ctx, form: AdminForm, before: dict[str, Any]) -> list[di
                 shown_new = names.get(str(new), display_value(new))
                 changes.append({"field": field.label, "old": shown_old, "new": shown_new})
                 continue
+            zone = ctx.site.zone
             changes.append(
-                {"field": field.label, "old": display_value(old), "new": display_value(new)}
+                {
+                    "field": field.label,
+                    "old": display_value(old, zone),
+                    "new": display_value(new, zone),
+                }
             )
     return changes
 
