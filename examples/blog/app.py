@@ -173,6 +173,12 @@ async def index(db: DbSessionDep) -> TemplateResponse:
     return render("index.html", posts=posts)
 
 
+@app.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> RedirectResponse:
+    """Browsers and feed readers that ask for /favicon.ico get the page's icon."""
+    return RedirectResponse(app.static_url("favicon.svg"), 301)
+
+
 @app.get("/posts/{slug}", name="post", include_in_schema=False)
 async def post_page(slug: str, db: DbSessionDep) -> TemplateResponse:
     """One post."""

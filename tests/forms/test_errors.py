@@ -73,3 +73,29 @@ def test_without_field_information_the_error_kind_still_reads_plainly() -> None:
     assert plain_message(error) == "Enter at most 3 characters."
     custom = {"type": "value_error", "msg": "Value error, Please don't shout."}
     assert plain_message(custom) == "Please don't shout."
+
+
+def test_password_and_name_fields_say_what_to_autofill() -> None:
+    from transom.forms import Form, Widget
+    from transom.forms.fields import widget_for
+
+    class Passwords(Form):
+        username: str
+        email: str
+        password: Annotated[str, Widget("password")]
+        new_password1: Annotated[str, Widget("password")]
+        password2: Annotated[str, Widget("password")]
+        pin: Annotated[str, Widget("password", autocomplete="one-time-code")]
+
+    hints = {
+        name: widget_for(name, info).attrs.get("autocomplete")
+        for name, info in Passwords.model_fields.items()
+    }
+    assert hints == {
+        "username": "username",
+        "email": "email",
+        "password": "current-password",
+        "new_password1": "new-password",
+        "password2": "new-password",
+        "pin": "one-time-code",
+    }
