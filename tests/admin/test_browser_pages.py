@@ -215,3 +215,35 @@ def test_the_list_counts_the_selected_rows(picker_site: str, driver: Any) -> Non
     except BaseException:
         evidence(driver, "selection")
         raise
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin",
+        "/admin/admin/article/1/change",
+        "/admin/admin/article/add",
+        "/admin/admin/article/1/history",
+        "/admin/admin/article/1/delete",
+        "/admin/admin/user/1/change",
+        "/admin/password",
+        "/admin/logout",
+    ],
+)
+def test_admin_pages_fit_a_phone(picker_site: str, driver: Any, path: str) -> None:
+    """Nothing but a results table scrolls sideways (inside its own box) at 390 px."""
+    driver.set_window_size(*PHONE)
+    name = "phone" + path.replace("/", "-")
+    try:
+        login(driver, picker_site, path)
+        wait_for(driver, "main")
+        shot(driver, name)
+        width = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert width[0] <= width[1], width
+    except BaseException:
+        evidence(driver, name)
+        raise
+    finally:
+        driver.set_window_size(1280, 900)

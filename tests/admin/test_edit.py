@@ -61,8 +61,9 @@ async def test_add_form_widgets(database: Database, root: Browser) -> None:
     assert '<select id="id_author_id" name="author_id" required' in page
     assert '<option value="1">Author 0</option>' in page
     assert '<label class="picker-item"><input type="checkbox" name="tags" value="1">' in page
-    assert 'id="id_views"' in page
+    assert '<div class="readonly" id="id_views">0</div>' in page  # its default, read-only
     assert 'name="views"' not in page
+    assert 'id="id_id"' not in page  # no read-only "Id" row before there is an id
     assert '<label for="id_author_id">Author' in page
 
 

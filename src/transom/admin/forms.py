@@ -450,7 +450,9 @@ class AdminForm:
                 checkbox = field.widget == "checkbox"
                 self.values[field.name] = field.to_python(value) if checkbox else value
             else:
-                self.values[field.name] = field.to_form(field.initial())
+                start = field.initial()
+                self.values[field.name] = field.to_form(start)
+                self.raw[field.name] = start  # a read-only field shows its default
 
     def bind(self, data: FormData) -> bool:
         """Take the submitted values; ``True`` when every field converted cleanly."""
