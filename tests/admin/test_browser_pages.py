@@ -32,6 +32,7 @@ from .test_browser import (  # the module's fixtures: one Chromium and one admin
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 from selenium.webdriver.common.keys import Keys  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["driver", "live_server"]
 
@@ -247,3 +248,60 @@ def test_admin_pages_fit_a_phone(picker_site: str, driver: Any, path: str) -> No
         raise
     finally:
         driver.set_window_size(1280, 900)
+
+
+SLOW_FIRST_FETCH = """
+window.__slowDone = false;
+window.__calls = 0;
+var original = window.fetch;
+window.fetch = function (url, options) {
+  window.__calls += 1;
+  var answer = original(url, options);
+  if (window.__calls !== 1) { return answer; }
+  return new Promise(function (resolve) {
+    setTimeout(function () { resolve(answer); window.__slowDone = true; }, 1500);
+  });
+};
+"""
+
+
+def choices(driver: Any) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#id_author_id-choices li")]
+
+
+def test_foreign_key_search_box_flags_stale_and_unchosen_input(
+    live_server: str, driver: Any
+) -> None:
+    """No results is said; an older, slower answer never replaces a newer one; typed text
+    that was not chosen is flagged and the form is not sent as if it were."""
+    driver.set_window_size(1280, 900)
+    try:
+        login(driver, live_server, "/admin/admin/article/2/change")
+        box = wait_for(driver, "#id_author_id-search")
+        box.clear()
+        box.send_keys("nobody-by-that-name")
+        WebDriverWait(driver, 10).until(lambda d: choices(d) == ["No results"])
+        # Slow first answer ("Author 1"), then a quick one ("Author 2").
+        driver.execute_script(SLOW_FIRST_FETCH)
+        box.clear()
+        box.send_keys("Author 1")
+        # The first search is sent once typing pauses (200 ms): wait until it has gone out.
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.__calls >= 1"))
+        box.clear()
+        box.send_keys("Author 2")
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.__slowDone"))
+        shown = choices(driver)
+        assert "Author 2" in shown, shown  # the newer answer stays
+        assert "Author 1" not in shown, shown  # the older one, arriving later, is dropped
+        assert "Author 10" not in shown, shown
+        # Leave the typed text unchosen and try to save: refused on the page, flagged.
+        before = driver.current_url
+        driver.find_element(By.NAME, "_continue").click()
+        warning = wait_for(driver, "#id_author_id-warning")
+        assert "is not chosen" in warning.text
+        assert box.get_attribute("aria-invalid") == "true"
+        assert driver.current_url == before
+        shot(driver, "fk-unchosen")
+    except BaseException:
+        evidence(driver, "fk-search")
+        raise

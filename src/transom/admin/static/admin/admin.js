@@ -111,6 +111,41 @@
     input.type = "hidden";
     var timer = null;
     var active = -1;
+    var asked = 0;  // the number of the latest request: an older, slower answer is dropped
+    var chosenText = search.value;  // what the box says when its value was chosen
+    var warning = document.createElement("span");
+    warning.className = "ac-warning";
+    warning.id = input.id + "-warning";
+    warning.setAttribute("role", "alert");
+    warning.hidden = true;
+    list.insertAdjacentElement("afterend", warning);
+
+    // Typed text that no row was chosen for would be lost (or, worse, the old value kept
+    // silently): say so beside the box, and keep the form from being sent as if it were fine.
+    function unchosen() {
+      var text = search.value.trim();
+      return multiple ? text !== "" : text !== "" && text !== chosenText.trim();
+    }
+    function flag(on) {
+      warning.hidden = !on;
+      warning.textContent = on ? "“" + search.value.trim() + "” is not chosen: pick it from the list." : "";
+      if (on) {
+        search.setAttribute("aria-invalid", "true");
+        search.setAttribute("aria-describedby", warning.id);
+      } else {
+        search.removeAttribute("aria-invalid");
+        search.removeAttribute("aria-describedby");
+      }
+    }
+    if (input.form) {
+      input.form.addEventListener("submit", function (event) {
+        if (unchosen()) {
+          event.preventDefault();
+          flag(true);
+          search.focus();
+        }
+      });
+    }
 
     function ids() {
       return input.value.split(",").map(function (v) { return v.trim(); }).filter(Boolean);
@@ -153,21 +188,36 @@
       } else {
         input.value = id;
         search.value = item.textContent;
+        chosenText = item.textContent;
       }
+      flag(false);
       close();
     }
     function highlight(index) {
-      var items = list.querySelectorAll("li");
+      var items = list.querySelectorAll("li[role=option]");
       items.forEach(function (li, i) { li.setAttribute("aria-selected", i === index ? "true" : "false"); });
       active = index;
       if (items[index]) { search.setAttribute("aria-activedescendant", items[index].id); }
     }
     function load() {
       var sep = url.indexOf("?") >= 0 ? "&" : "?";
+      var mine = ++asked;
       fetch(url + sep + "q=" + encodeURIComponent(search.value), { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (data) {
+          if (mine !== asked) { return; }  // a newer search was sent since
           list.textContent = "";
+          if (data.results.length === 0) {
+            var none = document.createElement("li");
+            none.className = "ac-empty";
+            none.setAttribute("aria-disabled", "true");
+            none.textContent = "No results";
+            list.appendChild(none);
+            list.hidden = false;
+            search.setAttribute("aria-expanded", "false");
+            active = -1;
+            return;
+          }
           data.results.forEach(function (row, i) {
             var li = document.createElement("li");
             li.id = listId + "-" + i;
@@ -183,18 +233,21 @@
         });
     }
     search.addEventListener("input", function () {
-      if (!multiple && search.value === "") { input.value = ""; }
+      if (!multiple && search.value === "") { input.value = ""; chosenText = ""; }
+      if (!warning.hidden && !unchosen()) { flag(false); }
       clearTimeout(timer);
       timer = setTimeout(load, 200);
     });
     search.addEventListener("keydown", function (e) {
-      var items = list.querySelectorAll("li");
+      var items = list.querySelectorAll("li[role=option]");
       if (e.key === "ArrowDown") { e.preventDefault(); if (list.hidden) { load(); } else { highlight(Math.min(active + 1, items.length - 1)); } }
       else if (e.key === "ArrowUp") { e.preventDefault(); highlight(Math.max(active - 1, 0)); }
       else if (e.key === "Enter" && !list.hidden && items[active]) { e.preventDefault(); choose(items[active]); }
       else if (e.key === "Escape") { close(); }
     });
-    search.addEventListener("blur", function () { setTimeout(close, 150); });
+    search.addEventListener("blur", function () {
+      setTimeout(function () { close(); if (unchosen()) { flag(true); } }, 150);
+    });
     drawChips();
   }
   document.querySelectorAll("input.fk-id[data-autocomplete]").forEach(function (input) { combobox(input, false); });
