@@ -494,6 +494,28 @@ def test_in_a_phone_browser(blog: ModuleType, tmp_path: Path) -> None:
         thread.join(10)
 
 
+def test_admin_passwords_follow_the_sites_rules_shown_beforehand(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        form = client.get("/admin/auth/user/add")
+        assert "At least 8 characters. Not a commonly used password." in form.text
+        weak = client.post(
+            "/admin/auth/user/add",
+            data={
+                "username": "weak",
+                "email": "weak@example.com",
+                "password1": "password123",
+                "password2": "password123",
+                "is_active": "on",
+                "csrf_token": token(form.text),
+            },
+        )
+        assert weak.status_code == 422  # long enough, but the site refuses it: so does the admin
+        assert "This password is too common." in weak.text
+        mine = client.get("/admin/password").text
+        assert "<li>At least 8 characters.</li>" in mine
+
+
 def test_make_demo_takes_port_and_the_banner_shows_the_real_address(tmp_path: Path) -> None:
     root = EXAMPLE.parents[1]
     dry = subprocess.run(

@@ -122,6 +122,10 @@ class AuthBackend:
         """Problems with a new password (empty when it is acceptable)."""
         return [] if len(raw) >= 8 else ["The password must be at least 8 characters long."]
 
+    def password_rules(self) -> list[str]:
+        """What a new password must be, shown before the user types one."""
+        return ["At least 8 characters."]
+
 
 def _takes_db(check: Any) -> bool:
     """Whether ``has_perm`` takes ``(codename, db)`` (transom.auth) or just ``(codename)``."""

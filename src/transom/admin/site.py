@@ -250,7 +250,7 @@ class Admin(Battery):
         auth = self.app.batteries.find(Auth) if early else Auth.of(self.app)
         if auth is None:  # installed later: the app's build binds it
             return
-        self.auth.use_user_model(auth.user_model)
+        self.auth.use_user_model(auth.user_model, auth.validators)
         if self.config.register_auth_models:
             self._register_auth_models()
 

@@ -65,7 +65,14 @@ class UserAdmin(_PermissionPicker):
         fields = super().form_fields(adding=adding)
         if adding:
             fields += [
-                AdminField("password1", "Password", "password", required=True, nullable=False),
+                AdminField(
+                    "password1",
+                    "Password",
+                    "password",
+                    required=True,
+                    nullable=False,
+                    help_text=" ".join(self._password_rules()),
+                ),
                 AdminField(
                     "password2",
                     "Password again",
@@ -76,6 +83,10 @@ class UserAdmin(_PermissionPicker):
                 ),
             ]
         return fields
+
+    def _password_rules(self) -> list[str]:
+        auth = self.site.auth
+        return auth.password_rules() if auth is not None else []
 
     async def clean(
         self, request: Request, db: DbSession, form: AdminForm, obj: Any | None, adding: bool

@@ -178,6 +178,7 @@ async def password(ctx: Ctx) -> Response:
         ctx,
         "password.html",
         status_code=status,
+        rules=auth.password_rules(),
         title=f"Change the password of {label}",
         admin=admin,
         errors=errors,

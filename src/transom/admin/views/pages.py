@@ -124,6 +124,7 @@ async def own_password(ctx: Ctx) -> Response:
         ctx,
         "password.html",
         status_code=status,
+        rules=auth.password_rules(),
         title="Change my password",
         errors=errors,
         ask_current=True,
