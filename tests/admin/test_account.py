@@ -65,3 +65,33 @@ async def test_change_my_own_password(
     for password, status in (("a brand new secret", 303), (PASSWORD, 400)):
         async with AsyncTestClient(app) as other:
             assert (await Browser(other).login("ann", password)).status_code == status
+
+
+async def test_related_links_beside_a_foreign_key(database: Database, root: Browser) -> None:
+    from .conftest import seed
+
+    await seed(database, authors=1, articles_per_author=1)
+    page = (await root.get("/admin/admin/article/1/change")).text
+    assert (
+        '<a href="/admin/admin/author/1/change" target="_blank" rel="noopener">Edit this author</a>'
+        in page
+    )
+    assert (
+        '<a href="/admin/admin/author/add" target="_blank" rel="noopener">Add another author</a>'
+        in page
+    )
+    empty = (await root.get("/admin/admin/article/add")).text
+    assert "Edit this author" not in empty  # nothing chosen yet
+    assert "Add another author" in empty
+
+
+async def test_no_related_links_without_permission(database: Database, browser: Browser) -> None:
+    from .conftest import seed
+
+    await seed(database, authors=1, articles_per_author=1)
+    await make_user(database, "ed", perms=["admin.change_article"])
+    await browser.login("ed")
+    page = (await browser.get("/admin/admin/article/1/change")).text
+    assert page.count('name="author_id"') == 1
+    assert "this author" not in page
+    assert "Add another author" not in page

@@ -127,6 +127,9 @@ class AdminField:
     options: list[tuple[str, str]] | None = None
     #: Set by the view: the options of a many-to-many picker by group, ``[(group, options)]``.
     groups: list[tuple[str, list[tuple[str, str]]]] = dataclasses.field(default_factory=list)
+    #: Set by the view: links beside a foreign key, ``[(text, url)]`` (edit the chosen row,
+    #: add another), for the related models the user may see or add.
+    related_links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     #: Set by the view: labels of the current related values.
     selected_labels: dict[str, str] = dataclasses.field(default_factory=dict)
 
