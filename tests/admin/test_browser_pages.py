@@ -305,3 +305,25 @@ def test_foreign_key_search_box_flags_stale_and_unchosen_input(
     except BaseException:
         evidence(driver, "fk-search")
         raise
+
+
+def test_edit_page_banners_line_up_with_the_form(picker_site: str, driver: Any) -> None:
+    driver.set_window_size(1366, 900)
+    try:
+        login(driver, picker_site, "/admin/admin/author/1/change")
+        email = wait_for(driver, "#id_email")
+        email.clear()
+        email.send_keys("a1@example.com")  # taken: the page comes back with its banner
+        navigate(driver, driver.find_element(By.NAME, "_continue"))
+        banner = wait_for(driver, ".error-summary").rect
+        card = driver.find_element(By.CSS_SELECTOR, ".edit-form").rect
+        head = driver.find_element(By.CSS_SELECTOR, ".page-head").rect
+        shot(driver, "author-edit-aligned")
+        for box in (banner, head):
+            assert abs(box["x"] - card["x"]) < 1, (box, card)
+            assert abs(box["width"] - card["width"]) < 1, (box, card)
+    except BaseException:
+        evidence(driver, "aligned")
+        raise
+    finally:
+        driver.set_window_size(1280, 900)
