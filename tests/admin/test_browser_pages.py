@@ -109,7 +109,8 @@ def test_debug_500_page_reads_on_a_phone(debug_site: str, driver: Any) -> None:
 
 
 def login(driver: Any, base: str, target: str) -> None:
-    driver.delete_all_cookies()
+    """Open ``target``, logging in only when asked: each login counts against the login rate
+    limit (10 per account and address in 15 minutes), which a test per page would exceed."""
     driver.get(f"{base}{target}")
     if "/admin/login" in driver.current_url:
         driver.find_element(By.ID, "id_username").send_keys("root")

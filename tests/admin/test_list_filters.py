@@ -61,3 +61,28 @@ async def test_active_filters_show_and_clear_apart_from_the_search(
     assert found["Clear all filters"] == "?q=Post"  # the search stays
     assert found["Clear search"] == "?f_status=draft&f_author_id=1"  # the filters stay
     assert "Clear all filters" not in (await root.get(f"{ARTICLES}?q=Post")).text
+
+
+async def test_an_action_on_all_matching_rows_across_pages(
+    database: Database, root: Browser
+) -> None:
+    await seed(database, authors=60, articles_per_author=0)  # active: the even ones (30)
+    page = (await root.get("/admin/admin/author?f_active=1")).text
+    assert "select-across" not in page  # 30 rows fit on the page
+    everyone = (await root.get("/admin/admin/author")).text
+    assert "Select all 60 authors" in everyone
+    done = await root.post(
+        "/admin/admin/author",
+        {"action": "deactivate", "_select_across": "1", "_query": "q=Author+1", "_selected": "1"},
+    )
+    assert done.status_code == 303
+    from sqlalchemy import select
+
+    from .models import Author
+
+    async with database.session() as db:
+        active = set((await db.scalars(select(Author.name).where(Author.active))).all())
+    # Every active author matching "Author 1" (on any page) was deactivated, no one else.
+    assert not {name for name in active if "1" in name}
+    assert "Author 0" in active
+    assert "Author 2" in active

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from transom.admin.deletion import deletion_summary, is_blocked
 from transom.admin.filters import ForeignKeyFilter, ListFilter, filter_for
@@ -236,6 +236,28 @@ async def _selected_objects(ctx: Ctx, admin: ModelAdmin, raw: list[str]) -> list
     return list((await ctx.db.execute(stmt)).scalars())
 
 
+#: "Select all" across pages takes at most this many rows (a bulk action loads them all).
+SELECT_ACROSS_LIMIT = 10_000
+
+
+async def _matching_objects(ctx: Ctx, admin: ModelAdmin, back_query: str) -> list[Any] | None:
+    """Every row the list shows for ``back_query`` (its search and filters), on all pages;
+    ``None`` when there are more than :data:`SELECT_ACROSS_LIMIT`."""
+    query = dict(parse_qsl(back_query))
+    stmt = admin.get_queryset(ctx.request)
+    for spec in admin.list_filter:
+        flt = filter_for(admin, spec)
+        value = query.get(flt.parameter)
+        if value:
+            try:
+                stmt = flt.apply(stmt, value)
+            except (ValueError, TypeError, LookupError):
+                continue
+    stmt = admin.apply_search(stmt, query.get("q", "").strip())
+    rows = list((await ctx.db.execute(stmt.limit(SELECT_ACROSS_LIMIT + 1))).scalars())
+    return None if len(rows) > SELECT_ACROSS_LIMIT else rows
+
+
 async def _bulk_action(ctx: Ctx, admin: ModelAdmin) -> Response:
     request, db = ctx.request, ctx.db
     data = await request.form()
@@ -249,7 +271,18 @@ async def _bulk_action(ctx: Ctx, admin: ModelAdmin) -> Response:
     func, description, permission = actions[name]
     await ctx.require(admin, permission)
     raw = [str(v) for v in data.getlist("_selected") if isinstance(v, str)]
-    objects = await _selected_objects(ctx, admin, raw)
+    if data.get("_select_across") == "1":
+        found = await _matching_objects(ctx, admin, back_query)
+        if found is None:
+            await flash(
+                request,
+                f"More than {SELECT_ACROSS_LIMIT:,} rows match: narrow the list first.",
+                "warning",
+            )
+            return RedirectResponse(back, 303)
+        objects = found
+    else:
+        objects = await _selected_objects(ctx, admin, raw)
     if not objects:
         await flash(request, "Select at least one item.", "warning")
         return RedirectResponse(back, 303)

@@ -58,13 +58,27 @@
     all.hidden = false;
     var boxes = document.querySelectorAll('input[name="_selected"]');
     var selection = document.querySelector(".selection");
+    // Every row of the page ticked, on a list longer than the page: offer all of them.
+    var across = document.querySelector(".select-across");
+    var acrossInput = document.getElementById("id_select_across");
     function recount() {
       if (!selection) { return; }
       var n = 0;
       boxes.forEach(function (box) { if (box.checked) { n += 1; } });
+      var everyRow = n === boxes.length && n > 0;
+      if (acrossInput && acrossInput.value === "1" && everyRow) { return; }
+      if (acrossInput) { acrossInput.value = "0"; }
+      if (across) { across.hidden = !everyRow; }
       selection.textContent = n + " of " + boxes.length + " selected";
-      all.checked = n === boxes.length && n > 0;
+      all.checked = everyRow;
       all.indeterminate = n > 0 && n < boxes.length;
+    }
+    if (across && acrossInput) {
+      across.addEventListener("click", function () {
+        acrossInput.value = "1";
+        across.hidden = true;
+        selection.textContent = across.textContent.replace(/^Select all/, "All") + " selected";
+      });
     }
     if (selection) { selection.hidden = false; }
     all.addEventListener("change", function () {
