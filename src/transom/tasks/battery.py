@@ -119,8 +119,10 @@ class _RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        for name, value in scope["headers"]:
+        # The app's request id (transom.logs) when it gives one, so the task's log lines and
+        # the request's share it.
+        rid = scope.get("transom.request_id")
+        for name, value in () if rid else scope["headers"]:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
                 rid = text if _REQUEST_ID.fullmatch(text) else None
