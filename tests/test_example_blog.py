@@ -20,7 +20,7 @@ from types import ModuleType
 
 import pytest
 from openapi_spec_validator import validate
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 
 from test_cli import _free_port, serving
 from transom.db import NAMING_CONVENTION, Database, DatabaseConfig, Model, get_database
@@ -138,7 +138,8 @@ def test_writing_needs_a_login_and_the_form_shows_errors(blog: ModuleType) -> No
         invalid = client.post("/write", data={"title": "Hi", "slug": "Not A Slug", **csrf})
         assert invalid.status_code == 422
         assert 'value="Not A Slug"' in invalid.text
-        assert "should match pattern" in invalid.text
+        assert "Use lowercase letters, digits and dashes." in invalid.text  # plain words
+        assert "should match pattern" not in invalid.text
         taken = client.post("/write", data={"title": "Again", "slug": "hello-transom", **csrf})
         assert "A post with this slug exists." in taken.text
         created = client.post(
@@ -276,6 +277,246 @@ def test_admin_with_the_demo_superuser(blog: ModuleType, monkeypatch: pytest.Mon
         assert client.get("/admin/auth/user").status_code == 200
         assert client.get("/dashboard").status_code == 200
         assert "Open the admin" in client.get("/dashboard").text
+
+
+def admin_client(blog: ModuleType, client: TestClient) -> None:
+    add_user(blog, "boss", is_staff=True, is_superuser=True)
+    log_in(client, "boss", "/admin/login")
+
+
+def test_the_admin_refuses_what_the_api_refuses(blog: ModuleType) -> None:
+    """The post's rules live in PostIn (``Post.__schema__``): API, site form and admin agree."""
+    bad = "Has Spaces And CAPS!"
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        api = client.post(
+            "/api/posts", json={"slug": bad, "title": "T"}, headers=csrf_header(client)
+        )
+        assert api.status_code == 422
+        form = client.get("/admin/blog/post/add")
+        data = {"title": "T", "slug": bad, "body": "", "published": "2026-01-02"}
+        refused = client.post("/admin/blog/post/add", data={**data, "csrf_token": token(form.text)})
+        assert refused.status_code == 422
+        assert "Use lowercase letters, digits and dashes." in refused.text
+        long_title = client.post(
+            "/admin/blog/post/add",
+            data={**data, "slug": "ok", "title": "", "csrf_token": token(form.text)},
+        )
+        assert "This field is required." in long_title.text
+        assert client.get(f"/posts/{bad}").status_code == 404  # nothing was saved
+        saved = client.post(
+            "/admin/blog/post/add",
+            data={**data, "slug": "fine-slug", "csrf_token": token(form.text)},
+        )
+        assert saved.status_code == 303, saved.text
+        assert client.get("/posts/fine-slug").status_code == 200
+
+
+def test_admin_login_records_last_login(blog: ModuleType) -> None:
+    async def last_login(name: str) -> object:
+        async with get_database(blog.app).session() as db:
+            user = await db.scalar(select(blog.User).where(blog.User.username == name))
+            assert user is not None
+            return user.last_login
+
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+    assert asyncio.run(last_login("boss")) is not None
+
+
+def test_a_new_post_never_gets_a_deleted_posts_id_or_history(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        form = client.get("/admin/blog/post/add")
+        csrf = {"csrf_token": token(form.text)}
+        data = {"title": "First", "slug": "first", "body": "", "published": "2026-01-02"}
+        assert client.post("/admin/blog/post/add", data={**data, **csrf}).status_code == 303
+        ids = sorted(
+            int(m)
+            for m in re.findall(
+                r"/admin/blog/post/(\d+)/change", client.get("/admin/blog/post").text
+            )
+        )
+        last = ids[-1]
+        gone = client.post(f"/admin/blog/post/{last}/delete", data={"post": "yes", **csrf})
+        assert gone.status_code == 303
+        again = {**data, "title": "Second", "slug": "second"}
+        assert client.post("/admin/blog/post/add", data={**again, **csrf}).status_code == 303
+        ids_after = [
+            int(m)
+            for m in re.findall(
+                r"/admin/blog/post/(\d+)/change", client.get("/admin/blog/post").text
+            )
+        ]
+        assert last not in ids_after  # AUTOINCREMENT: the deleted id is never handed out again
+        new_id = max(ids_after)
+        history = client.get(f"/admin/blog/post/{new_id}/history").text
+        assert "Second" in history
+        assert "First" not in history
+
+
+def test_permission_pickers_show_readable_grouped_names(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        for url in ("/admin/auth/group/add", "/admin/auth/user/1/change"):
+            page = client.get(url).text
+            assert "<legend>Blog · post</legend>" in page, url
+            assert "<span>Can change post</span>" in page
+            assert "<span>blog.change_post</span>" not in page
+            assert 'class="picker-filter"' in page
+            assert "Hold Ctrl" not in page
+
+
+def test_the_add_form_starts_from_the_models_defaults(blog: ModuleType) -> None:
+    import datetime as dt
+
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        page = client.get("/admin/blog/post/add").text
+    today = dt.date.today().isoformat()
+    assert f'type="date" id="id_published" name="published" value="{today}"' in page
+    assert 'id="id_id"' not in page  # no read-only "Id —" row before the row exists
+    assert ">Id<" not in page
+
+
+def test_admin_change_my_password_keeps_me_logged_in(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        form = client.get("/admin/password")
+        new = "a brand new secret phrase"
+        done = client.post(
+            "/admin/password",
+            data={
+                "current_password": PASSWORD,
+                "password1": new,
+                "password2": new,
+                "csrf_token": token(form.text),
+            },
+        )
+        assert done.status_code == 303, done.text
+        dashboard = client.get("/admin")  # the session was renewed with the new hash
+        assert dashboard.status_code == 200
+        assert "Your password was changed." in dashboard.text
+
+
+def test_favicon_404_page_and_password_autocomplete(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        home = client.get("/").text
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in home
+        icon = client.get("/static/favicon.svg")
+        assert icon.status_code == 200
+        assert icon.headers["content-type"].startswith("image/svg+xml")
+        legacy = client.get("/favicon.ico")
+        assert legacy.status_code == 301
+        assert legacy.headers["location"] == "/static/favicon.svg"
+        missing = client.get("/posts/nothing-here", headers={"Accept": "text/html"})
+        assert missing.status_code == 404
+        assert "This page does not exist" in missing.text  # the blog's own 404.html
+        assert "No such post" in missing.text
+        assert 'href="/static/site.css"' in missing.text
+        login = client.get("/auth/login").text
+        assert 'autocomplete="current-password"' in login
+        assert 'autocomplete="username"' in login
+        assert '<label for="id_remember" class="checkbox"><input' in login
+
+
+def test_in_a_phone_browser(blog: ModuleType, tmp_path: Path) -> None:
+    """At 390x844: the header fits, the remember-me box sits beside its label."""
+    from admin.test_browser import CHROMEDRIVER, CHROMIUM
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    uvicorn = pytest.importorskip("uvicorn")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("chromium and chromedriver are needed")
+    import threading
+
+    blog.app.settings.allowed_hosts = ["127.0.0.1"]
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(blog.app, host="127.0.0.1", port=port, log_level="critical")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    driver.set_window_size(390, 844)
+    artifacts = EXAMPLE.parents[1] / "test-artifacts" / "blog"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        driver.get(f"{base}/auth/login")
+        driver.save_screenshot(str(artifacts / "login-phone.png"))
+        fits = driver.execute_script(
+            "const h = document.querySelector('header');"
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+            " h.scrollWidth, h.clientWidth];"
+        )
+        assert fits[0] <= fits[1], fits
+        assert fits[2] <= fits[3], fits
+        box = driver.find_element(By.ID, "id_remember").rect
+        label = driver.find_element(By.CSS_SELECTOR, "label[for=id_remember]").rect
+        # Beside it: on the same line, and the box is part of the label.
+        assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 12
+        assert label["x"] <= box["x"] < label["x"] + label["width"]
+        password = driver.find_element(By.ID, "id_password")
+        assert password.get_attribute("autocomplete") == "current-password"
+        icon = driver.execute_script(
+            "return fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)"
+        )
+        assert icon == 200
+        add_user(blog, "a-rather-long-user-name")
+        driver.find_element(By.ID, "id_username").send_keys("a-rather-long-user-name")
+        password.send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(driver, 10).until(lambda d: "/auth/login" not in d.current_url)
+        driver.save_screenshot(str(artifacts / "home-phone.png"))
+        fits = driver.execute_script(
+            "const h = document.querySelector('header');"
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+            " h.scrollWidth, h.clientWidth];"
+        )
+        assert fits[0] <= fits[1], fits
+        assert fits[2] <= fits[3], fits
+    except BaseException:
+        driver.save_screenshot(str(artifacts / "phone-failure.png"))
+        raise
+    finally:
+        driver.quit()
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_admin_passwords_follow_the_sites_rules_shown_beforehand(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        form = client.get("/admin/auth/user/add")
+        assert "At least 8 characters. Not a commonly used password." in form.text
+        weak = client.post(
+            "/admin/auth/user/add",
+            data={
+                "username": "weak",
+                "email": "weak@example.com",
+                "password1": "password123",
+                "password2": "password123",
+                "is_active": "on",
+                "csrf_token": token(form.text),
+            },
+        )
+        assert weak.status_code == 422  # long enough, but the site refuses it: so does the admin
+        assert "This password is too common." in weak.text
+        mine = client.get("/admin/password").text
+        assert "<li>At least 8 characters.</li>" in mine
 
 
 def test_make_demo_takes_port_and_the_banner_shows_the_real_address(tmp_path: Path) -> None:

@@ -154,6 +154,22 @@ def test_docs_page_is_served_from_the_package() -> None:
     assert unknown.status_code == 404
 
 
+def test_docs_assets_go_out_compressed_and_the_validator_is_off() -> None:
+    app = build_app()
+    with app.test_client() as client:
+        plain = client.get("/docs/swagger-ui-bundle.js", headers={"Accept-Encoding": "identity"})
+        packed = client.get("/docs/swagger-ui-bundle.js", headers={"Accept-Encoding": "gzip, br"})
+        refused = client.get("/docs/swagger-ui.css", headers={"Accept-Encoding": "gzip;q=0"})
+        init = client.get("/docs/init.js")
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert packed.content == plain.content  # the client undid the gzip
+    assert int(packed.headers["content-length"]) < len(plain.content) // 2
+    assert "content-encoding" not in refused.headers
+    assert b"validatorUrl: null" in init.content  # no call to validator.swagger.io
+
+
 def test_openapi_and_docs_can_be_turned_off() -> None:
     app = App(Settings(openapi_url="", docs_url=""))
     with app.test_client() as client:

@@ -30,7 +30,7 @@ from transom.admin import Admin, ModelAdmin
 from transom.auth import Auth, CurrentUser, User
 from transom.cache import Cache, cached
 from transom.db import DbSessionDep, Model, to_schema
-from transom.forms import Form, Widget, flash
+from transom.forms import Form, Messages, Widget, flash
 from transom.health import Health
 from transom.security import Security
 from transom.settings import Settings
@@ -40,11 +40,30 @@ from transom.templating import TemplateResponse, Templates
 DEMO_ADMIN = ("admin", "transom-demo")
 
 
+# --- The rules of a post: declared once, seen by the API, the site's form and the admin ---
+
+Slug = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9-]+$", max_length=80, description="Lowercase words-with-dashes"),
+    Messages(pattern="Use lowercase letters, digits and dashes."),
+]
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class PostIn(BaseModel):
+    """A post as the API takes it, and the rules the admin applies (``Post.__schema__``)."""
+
+    slug: Slug
+    title: Title
+    body: str = ""
+
+
 # --- Models: real SQLAlchemy; `transom db makemigrations` wrote migrations/ from them. ---
 
 
 class Post(Model):
     __app_label__ = "blog"  # permissions are "blog.add_post", "blog.change_post", ...
+    __schema__ = PostIn  # the admin validates with it too: it saves nothing the API refuses
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
@@ -59,12 +78,6 @@ class Post(Model):
 
 
 # --- API schemas ---
-
-
-class PostIn(BaseModel):
-    slug: str = Field(pattern=r"^[a-z0-9-]+$", max_length=80)
-    title: str = Field(min_length=1, max_length=200)
-    body: str = ""
 
 
 class PostOut(PostIn):
@@ -147,10 +160,8 @@ async def demo_superuser() -> None:
 class PostForm(Form):
     """The HTML form for writing a post (the API takes PostIn as JSON)."""
 
-    title: str = Field(min_length=1, max_length=200)
-    slug: str = Field(
-        pattern=r"^[a-z0-9-]+$", max_length=80, description="Lowercase words-with-dashes"
-    )
+    title: Title
+    slug: Slug
     body: Annotated[str, Widget("textarea", rows=8)] = ""
 
 
@@ -164,6 +175,12 @@ async def index(db: DbSessionDep) -> TemplateResponse:
     """The list of posts."""
     posts = (await db.scalars(newest_first())).all()
     return render("index.html", posts=posts)
+
+
+@app.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> RedirectResponse:
+    """Browsers and feed readers that ask for /favicon.ico get the page's icon."""
+    return RedirectResponse(app.static_url("favicon.svg"), 301)
 
 
 @app.get("/posts/{slug}", name="post", include_in_schema=False)

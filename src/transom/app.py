@@ -548,8 +548,11 @@ class App(Router):
             except Exception as handler_exc:
                 exc = handler_exc
         if isinstance(exc, HTTPException):
-            return _errors.http_error_response(request, exc)
-        return _errors.server_error_response(request, exc, self.settings.debug)
+            response = _errors.http_error_response(request, exc)
+        else:
+            response = _errors.server_error_response(request, exc, self.settings.debug)
+        # A battery's error page (the templates' 404.html) renders here.
+        return await response.resolve(request) if response.deferred else response
 
     # -- lifespan --------------------------------------------------------------------------------
     async def startup(self) -> None:

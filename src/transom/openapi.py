@@ -7,6 +7,7 @@ assets ship inside the package: ``/docs`` works offline and loads nothing from a
 
 from __future__ import annotations
 
+import gzip
 import inspect
 from collections.abc import Callable
 from functools import cache
@@ -361,7 +362,8 @@ _DOCS_FILES = {
 _INIT_JS = b"""window.addEventListener("load", function () {
   var root = document.getElementById("swagger-ui");
   window.ui = SwaggerUIBundle({ url: root.dataset.openapi, dom_id: "#swagger-ui",
-    deepLinking: true, presets: [SwaggerUIBundle.presets.apis] });
+    deepLinking: true, presets: [SwaggerUIBundle.presets.apis],
+    validatorUrl: null });
 });
 """
 
@@ -371,6 +373,21 @@ def _asset(name: str) -> bytes:
     if name == "init.js":
         return _INIT_JS
     return resources.files("transom").joinpath("_static", "swagger-ui", name).read_bytes()
+
+
+@cache
+def _gzipped(name: str) -> bytes:
+    # Once per process: the 1.7 MB bundle goes out as about 0.5 MB.
+    return gzip.compress(_asset(name), compresslevel=6, mtime=0)
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in str(request.headers.get("accept-encoding", "")).split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            quality = params.strip().lower()
+            return quality not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 def install_openapi_routes(app: App) -> None:
@@ -410,15 +427,17 @@ def install_openapi_routes(app: App) -> None:
         )
         return HTMLResponse(page)
 
-    async def docs_asset(name: str) -> Response:
+    async def docs_asset(name: str, request: Request) -> Response:
         media_type = _DOCS_FILES.get(name)
         if media_type is None:
             from transom.exceptions import HTTPException
 
             raise HTTPException(404)
-        return Response(
-            _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
-        )
+        headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+        if _accepts_gzip(request):
+            headers["Content-Encoding"] = "gzip"
+            return Response(_gzipped(name), media_type=media_type, headers=headers)
+        return Response(_asset(name), media_type=media_type, headers=headers)
 
     app.add_route(docs_url, docs, ["GET"], name="docs", include_in_schema=False)
     app.add_route(

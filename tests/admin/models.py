@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Column, ForeignKey, String, Table, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from transom.db import make_base
 
@@ -132,3 +132,16 @@ class Comment(Base):  # type: ignore[misc,valid-type]
     posted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     article_id: Mapped[int] = mapped_column(ForeignKey("article.id"))
     article: Mapped[Article] = relationship(back_populates="comments")
+
+
+class Badge(Base):  # type: ignore[misc,valid-type]
+    """A model with a SQLAlchemy validator: the admin applies it (tests/admin/test_integrity)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20))
+
+    @validates("code")
+    def _lowercase(self, key: str, value: str) -> str:
+        if value != value.lower():
+            raise ValueError("Use lowercase letters only.")
+        return value

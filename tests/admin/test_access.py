@@ -235,13 +235,36 @@ async def test_change_permission_implies_view(database: Database, browser: Brows
     assert r.status_code == 303
 
 
-async def test_unknown_model_and_object(database: Database, browser: Browser) -> None:
+async def test_unknown_model_and_object_lead_back_with_a_message(
+    database: Database, browser: Browser
+) -> None:
+    """Inside the admin, no bare 404: back to the model's list (or the dashboard), saying why."""
     await make_user(database, "root", superuser=True)
     await browser.login("root")
-    assert (await browser.get("/admin/admin/nothing")).status_code == 404
-    assert (await browser.get(f"{AUTHORS}/999/change")).status_code == 404
-    assert (await browser.get(f"{AUTHORS}/abc/change")).status_code == 404
-    assert (await browser.get(f"{AUTHORS}/999/history")).status_code == 404
+    model = await browser.get("/admin/admin/nothing")
+    assert model.status_code == 303
+    assert model.headers["location"] == "/admin"
+    assert "There is no such model in the administration." in (await browser.get("/admin")).text
+    for url in (f"{AUTHORS}/999/change", f"{AUTHORS}/abc/change", f"{AUTHORS}/999/history"):
+        r = await browser.get(url)
+        assert r.status_code == 303, url
+        assert r.headers["location"] == AUTHORS
+        page = (await browser.get(AUTHORS)).text
+        assert "message-error" in page
+        assert "Perhaps it was deleted?" in page
+    # The JSON of the search box keeps its 404 (a script reads it, not a person).
+    assert (await browser.get(f"{AUTHORS}/autocomplete?field=nothing")).status_code == 404
+
+
+async def test_head_while_logged_out_redirects_like_get(
+    database: Database, browser: Browser
+) -> None:
+    for url in ("/admin", AUTHORS, f"{AUTHORS}/1/change"):
+        get = await browser.client.get(url)
+        head = await browser.client.head(url)
+        assert get.status_code == head.status_code == 302, url
+        assert head.headers["location"] == get.headers["location"]
+        assert head.headers["location"].startswith("/admin/login?next=")
 
 
 async def test_assets_and_headers(database: Database, browser: Browser) -> None:

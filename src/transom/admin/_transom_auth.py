@@ -37,13 +37,41 @@ class TransomAuth(SessionAuth):
         # Until then the unmapped AbstractUser stands in: any use of it fails loudly.
         super().__init__(self.module.AbstractUser, group_model=getattr(self.module, "Group", None))
         self.user_model = None
+        self.validators: Any = None
 
-    def use_user_model(self, user_model: type[Any]) -> None:
-        """Serve ``user_model``, the app's ``Auth`` battery's (called by the admin site)."""
+    def use_user_model(self, user_model: type[Any], validators: Any = None) -> None:
+        """Serve ``user_model``, the app's ``Auth`` battery's (called by the admin site), and
+        check new passwords with its ``validators``, as the site's forms do."""
+        self.validators = validators
         self.user_model = user_model
         self._model = user_model
         self.username_field = getattr(user_model, "USERNAME_FIELD", "username")
         self.password_field = getattr(user_model, "PASSWORD_FIELD", "password")
+
+    def validate_password(self, raw: str, user: Any | None = None) -> list[str]:
+        """The site's password rules (``AuthConfig.validators``): the admin sets no password
+        the site's own forms would refuse."""
+        return list(self.module.validate_password(raw, user, self.validators))
+
+    def password_rules(self) -> list[str]:
+        """The site's password rules in words, one per validator."""
+        validators = self.validators
+        if validators is None:
+            validators = self.module.validators.DEFAULT_VALIDATORS
+        rules = []
+        for validator in validators:
+            kind = type(validator).__name__
+            if kind == "MinimumLengthValidator":
+                rules.append(f"At least {validator.min_length} characters.")
+            elif kind == "CommonPasswordValidator":
+                rules.append("Not a commonly used password.")
+            elif kind == "NumericPasswordValidator":
+                rules.append("Not only digits.")
+            elif kind == "UserAttributeSimilarityValidator":
+                rules.append("Not too similar to the user's name or e-mail address.")
+            elif getattr(validator, "help_text", None):
+                rules.append(str(validator.help_text))
+        return rules
 
     async def authenticate(
         self, request: Request, db: DbSession, username: str, password: str

@@ -13,6 +13,7 @@ for each model, checked on the server for every request.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import importlib
 import inspect
@@ -121,6 +122,10 @@ class AuthBackend:
         """Problems with a new password (empty when it is acceptable)."""
         return [] if len(raw) >= 8 else ["The password must be at least 8 characters long."]
 
+    def password_rules(self) -> list[str]:
+        """What a new password must be, shown before the user types one."""
+        return ["At least 8 characters."]
+
 
 def _takes_db(check: Any) -> bool:
     """Whether ``has_perm`` takes ``(codename, db)`` (transom.auth) or just ``(codename)``."""
@@ -228,6 +233,9 @@ class SessionAuth(AuthBackend):
         from transom.security import start_session
 
         await start_session(request, self.user_id(user))
+        if hasattr(user, "last_login"):
+            # As transom.auth's login does; the admin's login view commits it.
+            user.last_login = dt.datetime.now(dt.UTC)
 
     async def logout(self, request: Request) -> None:
         from transom.security import end_session

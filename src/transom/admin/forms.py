@@ -41,7 +41,7 @@ from transom.datastructures import FormData
 if TYPE_CHECKING:
     from transom.admin.options import ModelAdmin
 
-__all__ = ["AdminField", "AdminForm", "build_fields", "label_for"]
+__all__ = ["AdminField", "AdminForm", "build_fields", "format_moment", "label_for"]
 
 WIDGETS = (
     "text",
@@ -58,6 +58,25 @@ WIDGETS = (
     "m2m",
     "password",
 )
+
+
+def format_moment(value: Any, zone: dt.tzinfo = dt.UTC) -> str | None:
+    """The admin's one way of writing a date or time, or ``None`` for other values.
+
+    Dates ``2026-01-02``; moments in ``zone`` with its name, ``2026-01-02 14:05 UTC`` (seconds
+    only when there are some); times ``14:05``. Lists, read-only values, history and the
+    dashboard all use it.
+    """
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        local = moment.astimezone(zone)
+        pattern = "%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M"
+        return f"{local.strftime(pattern)} {local.tzname() or ''}".rstrip()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+    return None
 
 
 def label_for(name: str) -> str:
@@ -100,10 +119,28 @@ class AdminField:
     python_type: type[Any] = str
     #: The column's Python-side default (shown on the add form).
     default: Any = None
+    #: The site's time zone: date-time inputs show and take local times of it.
+    zone: dt.tzinfo = dt.UTC
+    #: A column's callable default (``date.today``), called for each add form.
+    default_factory: Any = None
     #: Set by the view: ``<select>`` options for small related tables, else None (autocomplete).
     options: list[tuple[str, str]] | None = None
+    #: Set by the view: the options of a many-to-many picker by group, ``[(group, options)]``.
+    groups: list[tuple[str, list[tuple[str, str]]]] = dataclasses.field(default_factory=list)
+    #: Set by the view: links beside a foreign key, ``[(text, url)]`` (edit the chosen row,
+    #: add another), for the related models the user may see or add.
+    related_links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     #: Set by the view: labels of the current related values.
     selected_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def initial(self) -> Any:
+        """The value an add form starts with: the column's default (called when a function)."""
+        if self.default_factory is not None:
+            try:
+                return self.default_factory(None)
+            except Exception:  # a default that needs the insert's context (or a database)
+                return None
+        return self.default
 
     @property
     def id(self) -> str:
@@ -151,7 +188,7 @@ class AdminField:
             return dt.date.fromisoformat(text)
         if widget == "datetime":
             moment = dt.datetime.fromisoformat(text)
-            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+            return moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
         if widget == "time":
             return dt.time.fromisoformat(text)
         if widget == "json":
@@ -201,7 +238,8 @@ class AdminField:
         if self.widget == "json":
             return json.dumps(value, indent=2, sort_keys=True, default=str)
         if isinstance(value, dt.datetime):
-            return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            return moment.astimezone(self.zone).strftime("%Y-%m-%dT%H:%M:%S")
         if isinstance(value, dt.time):
             return value.strftime("%H:%M:%S")
         return str(value)
@@ -219,8 +257,9 @@ class AdminField:
             return "Yes" if value else "No"
         if isinstance(value, enum.Enum):
             return str(value.name).replace("_", " ").capitalize()
-        if isinstance(value, dt.datetime):
-            return value.isoformat(sep=" ", timespec="seconds")
+        moment = format_moment(value, self.zone)
+        if moment is not None:
+            return moment
         return str(self.to_form(value))
 
 
@@ -265,6 +304,10 @@ def _column_field(model: type[Any], prop: ColumnProperty[Any], column: Column[An
     field.help_text = column.comment or ""
     if column.default is not None and getattr(column.default, "is_scalar", False):
         field.default = getattr(column.default, "arg", None)
+    elif column.default is not None and getattr(column.default, "is_callable", False):
+        # ``default=date.today``: SQLAlchemy wraps it to take the insert's context; a
+        # default that needs that context has no value to show yet.
+        field.default_factory = getattr(column.default, "arg", None)
     fks = list(column.foreign_keys)
     if fks:
         field.widget = "fk"
@@ -331,6 +374,9 @@ def build_fields(admin: ModelAdmin, *, exclude: Iterable[str] = ()) -> list[Admi
         if not isinstance(column, Column) or prop.key in skip:
             continue
         field = _column_field(model, prop, column)
+        field.zone = admin.site.zone
+        if field.widget == "datetime" and not field.help_text:
+            field.help_text = f"Time zone: {admin.site.config.time_zone}."
         generated_pk = column.primary_key and (
             column.autoincrement is True
             or (column.autoincrement == "auto" and isinstance(column.type, Integer))
@@ -407,7 +453,9 @@ class AdminForm:
                 checkbox = field.widget == "checkbox"
                 self.values[field.name] = field.to_python(value) if checkbox else value
             else:
-                self.values[field.name] = field.to_form(field.default)
+                start = field.initial()
+                self.values[field.name] = field.to_form(start)
+                self.raw[field.name] = start  # a read-only field shows its default
 
     def bind(self, data: FormData) -> bool:
         """Take the submitted values; ``True`` when every field converted cleanly."""

@@ -60,14 +60,17 @@ class LogEntry(Model):
         return f"Changed {', '.join(names)}." if names else "No fields changed."
 
 
-def display_value(value: Any) -> str:
-    """A value as history shows it (truncated, JSON for structures)."""
+def display_value(value: Any, zone: dt.tzinfo = dt.UTC) -> str:
+    """A value as history shows it (truncated, JSON for structures, dates as the admin's)."""
+    from transom.admin.forms import format_moment
+
+    moment = format_moment(value, zone)
     if value is None:
         text = "—"
+    elif moment is not None:
+        text = moment
     elif isinstance(value, dict | list):
         text = json.dumps(value, default=str, sort_keys=True)
-    elif isinstance(value, dt.datetime):
-        text = value.isoformat(sep=" ", timespec="seconds")
     elif hasattr(value, "value") and hasattr(value, "name"):  # an Enum member
         text = str(value.name)
     else:
@@ -104,16 +107,29 @@ async def log_action(
 
 
 async def object_history(
-    db: DbSession, model_key: str, object_id: str, limit: int = 200
+    db: DbSession, model_key: str, object_id: str, limit: int = 200, *, exists: bool = True
 ) -> list[LogEntry]:
-    """The records of one object, newest first."""
+    """The records of one object, newest first: only that object's, never a predecessor's.
+
+    A deletion closes an id's history: a database that hands the id out again (SQLite
+    without ``AUTOINCREMENT``, or a row inserted with an explicit id) makes a new object, whose
+    history starts after that deletion. For an object that ``exists``, the records after the
+    last deletion; for one that is gone, that deletion and the records before it back to the
+    one before.
+    """
     stmt = (
         select(LogEntry)
         .where(LogEntry.model_key == model_key, LogEntry.object_id == object_id)
         .order_by(LogEntry.action_time.desc(), LogEntry.id.desc())
         .limit(limit)
     )
-    return list((await db.execute(stmt)).scalars())
+    entries = list((await db.execute(stmt)).scalars())
+    kept: list[LogEntry] = []
+    for entry in entries:
+        if entry.action == DELETION and (exists or kept):
+            break
+        kept.append(entry)
+    return kept
 
 
 async def recent_actions(

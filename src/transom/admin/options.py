@@ -12,6 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Select, String, Text, cast, false, func, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import selectinload
@@ -102,6 +103,9 @@ class ModelAdmin:
         fields: Fields of the edit form, in order (default: every column and many-to-many).
         exclude: Fields left out of the form.
         readonly_fields: Fields shown but never edited.
+        schema: A Pydantic model the edit form's values must pass (default: the model's
+            ``__schema__``, the schema its API takes), so the admin saves nothing the app
+            refuses. See :mod:`transom.admin.validation`.
         actions: Extra bulk actions (functions decorated with :func:`action`).
         search_probe: Matching keys a search collects at once (see :mod:`.listing`).
         count_threshold: Above this many rows (estimated from the database's statistics)
@@ -123,6 +127,7 @@ class ModelAdmin:
     fields: ClassVar[Sequence[str] | None] = None
     exclude: ClassVar[Sequence[str]] = ()
     readonly_fields: ClassVar[Sequence[str]] = ()
+    schema: ClassVar[type[BaseModel] | None] = None
     actions: ClassVar[Sequence[ActionFunc]] = ()
     count_threshold: ClassVar[int] = 50_000
     #: A filtered list first collects up to this many matching keys in one scan; when that is
@@ -319,7 +324,20 @@ class ModelAdmin:
     def form_fields(self, *, adding: bool) -> list[AdminField]:
         """The fields of the add or change form."""
         exclude = {self.password_field} if self.password_field else set()
-        return build_fields(self, exclude=exclude)
+        fields = build_fields(self, exclude=exclude)
+        if adding:
+            # Nothing to show yet for what the database fills in (a generated id, a server
+            # timestamp): no "Id —" row on the add form.
+            fields = [f for f in fields if not f.readonly or f.name in self.readonly_fields]
+        return fields
+
+    def choice_label(self, field: AdminField, obj: Any) -> str | None:
+        """How a related row is named in this model's form (``None``: its admin's label)."""
+        return None
+
+    def choice_group(self, field: AdminField, obj: Any) -> str:
+        """The heading a related row is listed under in a many-to-many picker ("" for none)."""
+        return ""
 
     def object_options(self) -> list[Any]:
         """Loader options for the edit page (many-to-many collections)."""

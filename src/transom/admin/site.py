@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -61,7 +63,7 @@ class Ctx:
         params = self.request.path_params
         found = self.site.lookup(str(params.get("app_label")), str(params.get("model_name")))
         if found is None:
-            raise HTTPException(404, "No such model in the admin")
+            raise HTTPException(404, "There is no such model in the administration.")
         return found
 
     async def require(self, admin: ModelAdmin, action: str) -> None:
@@ -83,12 +85,17 @@ class AdminConfig:
             then comes with its defaults unless the app installs it).
         title: The name in the header and page titles.
         register_auth_models: Also register the user and group models of ``auth``.
+        site_url: Where the header's "View site" link goes (``None``: no link).
+        time_zone: The IANA time zone that dates and times are shown and typed in
+            (lists, forms, history): ``"Europe/Paris"``. Stored values stay UTC.
     """
 
     prefix: str = "/admin"
     auth: AuthBackend | None = None
     title: str = "Administration"
     register_auth_models: bool = True
+    site_url: str | None = "/"
+    time_zone: str = "UTC"
 
 
 class Admin(Battery):
@@ -129,6 +136,12 @@ class Admin(Battery):
             config.auth if config.auth is not None else default_backend()
         )
         self.title = config.title
+        try:
+            self.zone: dt.tzinfo = zoneinfo.ZoneInfo(config.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ImproperlyConfigured(
+                f"AdminConfig.time_zone: unknown time zone {config.time_zone!r}"
+            ) from None
         self.registry: dict[type[Any], ModelAdmin] = {}
         self._by_key: dict[tuple[str, str], ModelAdmin] = {}
         self._static_versions: dict[str, str] = {}
@@ -237,7 +250,7 @@ class Admin(Battery):
         auth = self.app.batteries.find(Auth) if early else Auth.of(self.app)
         if auth is None:  # installed later: the app's build binds it
             return
-        self.auth.use_user_model(auth.user_model)
+        self.auth.use_user_model(auth.user_model, auth.validators)
         if self.config.register_auth_models:
             self._register_auth_models()
 
@@ -308,8 +321,8 @@ class Admin(Battery):
 
     # -- URLs ------------------------------------------------------------------------------------
     def url(self, view: str = "index", **query: Any) -> str:
-        """A site-level URL: ``index``, ``login``, ``logout``."""
-        path = {"index": "", "login": "/login", "logout": "/logout"}[view]
+        """A site-level URL: ``index``, ``login``, ``logout``, ``password`` (my password)."""
+        path = {"index": "", "login": "/login", "logout": "/logout", "password": "/password"}[view]
         url = (self.prefix + path) or "/"
         return url + ("?" + urlencode(query) if query else "")
 
@@ -326,6 +339,13 @@ class Admin(Battery):
             url = f"{base}/{quote(str(pk), safe=',')}/{view}"
         clean = {k: v for k, v in query.items() if v not in (None, "")}
         return url + ("?" + urlencode(clean, doseq=True) if clean else "")
+
+    def when(self, value: Any) -> str:
+        """A date or time as every admin page writes it (see ``format_moment``)."""
+        from transom.admin.forms import format_moment
+
+        found = format_moment(value, self.zone)
+        return found if found is not None else ("—" if value is None else str(value))
 
     def static(self, name: str) -> str:
         """URL of an admin asset, versioned by its content (safe to cache for long)."""
@@ -347,8 +367,17 @@ class Admin(Battery):
             )
         self._use_auth_user_model()
 
-    def _wrap(self, view: View, *, staff: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    def _way_back(self, request: Request) -> str:
+        params = request.path_params
+        found = self.lookup(str(params.get("app_label")), str(params.get("model_name")))
+        return found.url("list") if found is not None and "pk" in params else self.url()
+
+    def _wrap(
+        self, view: View, *, staff: bool = True, page: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``view`` as an endpoint; ``page`` is False for data (JSON) views, whose 404 stays."""
         from transom.db import get_database
+        from transom.forms import flash
         from transom.templating import render
 
         async def endpoint(request: Request) -> Response:
@@ -362,7 +391,7 @@ class Admin(Battery):
                         target = request.url.path
                         if request.url.query:
                             target += "?" + request.url.query
-                        if request.method != "GET":
+                        if request.method not in ("GET", "HEAD"):
                             raise HTTPException(403, "Log in first")
                         return RedirectResponse(self.url("login", next=target), 302)
                     if not getattr(user, "is_staff", False):
@@ -375,6 +404,13 @@ class Admin(Battery):
                 ctx = Ctx(self, request, db, user)
                 try:
                     return await view(ctx)
+                except HTTPException as exc:
+                    if exc.status_code != 404 or not page:
+                        raise
+                    # Inside the admin, a missing object or model leads back into it (the
+                    # model's list, else the dashboard) with the reason, not to a bare 404.
+                    await flash(request, str(exc.detail), "error")
+                    return RedirectResponse(self._way_back(request), 303)
                 except Denied as exc:
                     return render(
                         "admin/denied.html",
@@ -410,12 +446,13 @@ class Admin(Battery):
         w = self._wrap
         router.add_route("", w(views.index), ["GET"], name="index")
         router.add_route("/login", w(views.login, staff=False), ["GET", "POST"], name="login")
-        router.add_route("/logout", w(views.logout, staff=False), ["POST"], name="logout")
+        router.add_route("/logout", w(views.logout, staff=False), ["GET", "POST"], name="logout")
+        router.add_route("/password", w(views.own_password), ["GET", "POST"], name="password")
         base = "/{app_label}/{model_name}"
         router.add_route(base, w(views.changelist), ["GET", "POST"], name="list")
         router.add_route(f"{base}/add", w(views.add), ["GET", "POST"], name="add")
         router.add_route(
-            f"{base}/autocomplete", w(views.autocomplete), ["GET"], name="autocomplete"
+            f"{base}/autocomplete", w(views.autocomplete, page=False), ["GET"], name="autocomplete"
         )
         router.add_route(f"{base}/{{pk}}/change", w(views.change), ["GET", "POST"], name="change")
         router.add_route(f"{base}/{{pk}}/delete", w(views.delete), ["GET", "POST"], name="delete")

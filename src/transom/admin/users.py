@@ -17,7 +17,26 @@ __all__ = ["GroupAdmin", "UserAdmin"]
 _FLAGS = ("is_active", "is_staff", "is_superuser")
 
 
-class UserAdmin(ModelAdmin):
+class _PermissionPicker(ModelAdmin):
+    """Permissions in a picker: "Can change post", under "Blog · post", not codenames."""
+
+    def choice_label(self, field: AdminField, obj: Any) -> str | None:
+        codename = getattr(obj, "codename", None)
+        if not isinstance(codename, str):
+            return None
+        name = getattr(obj, "name", "")
+        return str(name) if name else codename
+
+    def choice_group(self, field: AdminField, obj: Any) -> str:
+        codename = getattr(obj, "codename", None)
+        if not isinstance(codename, str) or "." not in codename:
+            return ""
+        app, _, rest = codename.partition(".")
+        _action, _, model = rest.partition("_")
+        return f"{app.replace('_', ' ').capitalize()} · {model.replace('_', ' ') or rest}"
+
+
+class UserAdmin(_PermissionPicker):
     """The user model: searchable by name and email, filtered by flags.
 
     Adding a user asks for the password twice; an existing user's password changes on the
@@ -46,7 +65,14 @@ class UserAdmin(ModelAdmin):
         fields = super().form_fields(adding=adding)
         if adding:
             fields += [
-                AdminField("password1", "Password", "password", required=True, nullable=False),
+                AdminField(
+                    "password1",
+                    "Password",
+                    "password",
+                    required=True,
+                    nullable=False,
+                    help_text=" ".join(self._password_rules()),
+                ),
                 AdminField(
                     "password2",
                     "Password again",
@@ -57,6 +83,10 @@ class UserAdmin(ModelAdmin):
                 ),
             ]
         return fields
+
+    def _password_rules(self) -> list[str]:
+        auth = self.site.auth
+        return auth.password_rules() if auth is not None else []
 
     async def clean(
         self, request: Request, db: DbSession, form: AdminForm, obj: Any | None, adding: bool
@@ -87,5 +117,5 @@ class UserAdmin(ModelAdmin):
         await super().save_model(request, db, obj, data, adding)
 
 
-class GroupAdmin(ModelAdmin):
+class GroupAdmin(_PermissionPicker):
     """The group model: a name and its permissions."""

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Index,
+    Integer,
     MetaData,
     Numeric,
     String,
@@ -104,6 +105,29 @@ def _index_new_table(table: Table, parent: Any) -> None:
     # it in the metadata itself means create_all, autogenerate and `db check` all see them.
     if isinstance(parent, MetaData) and parent in _TRANSOM_METADATA:
         _index_foreign_keys(table)
+        _never_reuse_ids(table)
+
+
+def _never_reuse_ids(table: Table) -> None:
+    """SQLite ``AUTOINCREMENT`` for a table whose key is one generated integer, as Django does.
+
+    Without it SQLite hands out ``max(rowid) + 1``: deleting the newest row gives its id to
+    the next one, and whatever still names that id (history, caches, bookmarks, links in
+    e-mails) then means a different row. PostgreSQL sequences and MariaDB's ``AUTO_INCREMENT``
+    never go back. A table that says ``sqlite_autoincrement`` itself keeps its choice.
+    """
+    # Iterating the view lists only what was given (``in`` also finds defaults).
+    if "sqlite_autoincrement" in list(table.kwargs):
+        return
+    keys = list(table.primary_key.columns)
+    if len(keys) != 1:
+        return
+    (key,) = keys
+    generated = key.autoincrement is True or (
+        key.autoincrement == "auto" and isinstance(key.type, Integer) and not key.foreign_keys
+    )
+    if generated and isinstance(key.type, Integer):
+        table.dialect_kwargs["sqlite_autoincrement"] = True
 
 
 def _refuse_name_clash(cls: type[Any]) -> None:

@@ -19,7 +19,17 @@
 from __future__ import annotations
 
 from transom.forms.base import BoundForm, Form
+from transom.forms.errors import Messages, plain_message
 from transom.forms.fields import BoundField, Widget
 from transom.forms.messages import flash, get_flashed_messages
 
-__all__ = ["BoundField", "BoundForm", "Form", "Widget", "flash", "get_flashed_messages"]
+__all__ = [
+    "BoundField",
+    "BoundForm",
+    "Form",
+    "Messages",
+    "Widget",
+    "flash",
+    "get_flashed_messages",
+    "plain_message",
+]

@@ -9,6 +9,7 @@ from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
 from transom.datastructures import FormData, UploadFile
+from transom.forms.errors import plain_message
 from transom.forms.fields import BoundField, FieldSpec, widget_for
 from transom.requests import Request
 
@@ -109,7 +110,7 @@ class BoundForm(Generic[M]):
             for error in exc.errors(include_url=False, include_context=False):
                 loc = error["loc"]
                 field = str(loc[0]) if loc else ""
-                message = _message(error)
+                message = plain_message(error, self.form_class.model_fields.get(field))
                 if field in names:
                     self.errors.setdefault(field, []).append(message)
                 else:
@@ -178,12 +179,3 @@ class BoundForm(Generic[M]):
 
     def __html__(self) -> str:
         return str(self.render())
-
-
-def _message(error: Any) -> str:
-    kind = error.get("type", "")
-    if kind == "missing":
-        return "This field is required."
-    message = str(error.get("msg", "Invalid value."))
-    # Pydantic prefixes custom validator messages with "Value error, ".
-    return message.removeprefix("Value error, ")

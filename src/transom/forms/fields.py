@@ -111,6 +111,9 @@ def widget_for(name: str, info: FieldInfo) -> FieldSpec:
             attrs["min"] = constraint.ge
         elif isinstance(constraint, annotated_types.Le):
             attrs["max"] = constraint.le
+    hint = _autocomplete(name, kind)
+    if hint and "autocomplete" not in attrs:
+        attrs["autocomplete"] = hint
     required = info.is_required() and not optional and kind != "checkbox"
     label = info.title or name.replace("_", " ").capitalize()
     return FieldSpec(
@@ -124,6 +127,21 @@ def widget_for(name: str, info: FieldInfo) -> FieldSpec:
         attrs=attrs,
         help_text=info.description,
     )
+
+
+def _autocomplete(name: str, kind: str) -> str | None:
+    """What password managers and browsers should fill in (``Widget(..., autocomplete=...)``
+    overrides it): a new password when the name says so (``new_password1``, ``password2``,
+    ``confirm_password``), else the current one; the user name and e-mail by their names."""
+    lowered = name.lower()
+    if kind == "password":
+        new = "new" in lowered or "confirm" in lowered or lowered.endswith(("1", "2"))
+        return "new-password" if new else "current-password"
+    if kind in ("text", "email") and lowered in ("username", "login"):
+        return "username"
+    if kind == "email" or lowered == "email":
+        return "email"
+    return None
 
 
 def _attrs(values: dict[str, Any]) -> Markup:
@@ -210,7 +228,11 @@ class BoundField:
             else Markup("")
         )
         if self.spec.kind == "checkbox":
-            inner = Markup("{} {}").format(self.control(), self.label_tag())
+            # The box inside its label: beside its words whatever the page's CSS, and the
+            # words toggle it.
+            inner = Markup('<label for="{}" class="checkbox">{} {}</label>').format(
+                self.id, self.control(), self.label
+            )
         elif self.spec.kind == "hidden":
             return str(self.control())
         else:

@@ -210,6 +210,22 @@ class Templates(Battery):
                 name, f"template {name!r} not found (searched: {searched})"
             ) from exc
 
+    def error_page(
+        self, request: Request, status: int, context: Mapping[str, Any]
+    ) -> TemplateResponse | None:
+        """The app's ``<status>.html`` (``404.html``, ``500.html``) as the error page, if any.
+
+        The app asks for it when a browser gets an error outside debug mode. The template sees
+        ``status_code``, ``title``, ``detail``, ``home_url`` (and ``request_id`` for 500); when
+        it fails to render, the built-in page is sent.
+        """
+        name = f"{status}.html"
+        try:
+            self.get_template(name)
+        except jinja2.TemplateNotFound:
+            return None
+        return TemplateResponse(name, context, status)
+
     async def render_string(
         self, name: str, context: Mapping[str, Any], request: Request | None
     ) -> str:

@@ -33,6 +33,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_post")),
         sa.UniqueConstraint("slug", name=op.f("uq_post_slug")),
+        # Never hand a deleted post's id to a new one (SQLite; as the models declare it).
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("post", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_post_author_id"), ["author_id"], unique=False)

@@ -4,7 +4,7 @@ user) from the site's wrapper, which has already let only active staff users thr
 from transom.admin.views.changelist import changelist
 from transom.admin.views.edit import add, change
 from transom.admin.views.objects import autocomplete, delete, history, password
-from transom.admin.views.pages import index, login, logout
+from transom.admin.views.pages import index, login, logout, own_password
 
 __all__ = [
     "add",
@@ -16,5 +16,6 @@ __all__ = [
     "index",
     "login",
     "logout",
+    "own_password",
     "password",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from transom.admin.deletion import deletion_summary, is_blocked
-from transom.admin.filters import filter_for
+from transom.admin.filters import ForeignKeyFilter, ListFilter, filter_for
+from transom.admin.forms import format_moment
 from transom.admin.history import (
     CHANGE,
     log_action,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from transom.admin.site import Ctx
 
 
-def format_cell(value: Any) -> tuple[str, str]:
+def format_cell(value: Any, zone: dt.tzinfo = dt.UTC) -> tuple[str, str]:
     """A list cell's text and CSS class."""
     if value is None:
         return "—", "empty"
@@ -37,8 +38,9 @@ def format_cell(value: Any) -> tuple[str, str]:
         return ("Yes" if value else "No"), ("yes" if value else "no")
     if isinstance(value, enum.Enum):
         return str(value.name).replace("_", " ").capitalize(), ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="minutes"), "num"
+    moment = format_moment(value, zone)
+    if moment is not None:
+        return moment, "num"
     if isinstance(value, int | float) or type(value).__name__ == "Decimal":
         return str(value), "num"
     text = str(value)
@@ -77,6 +79,40 @@ def _query_with(current: dict[str, str], **changes: Any) -> str:
     return "?" + urlencode(merged) if merged else "?"
 
 
+async def _sidebar_filter(
+    db: Any, flt: ListFilter, query: dict[str, str], value: str | None
+) -> dict[str, Any]:
+    """One filter of the sidebar: its choices, what is chosen (always shown) and its search."""
+    reset = {flt.parameter: None, "p": None}
+    searching = isinstance(flt, ForeignKeyFilter)
+    search_key = flt.search_parameter if isinstance(flt, ForeignKeyFilter) else ""
+    if search_key:
+        reset[search_key] = None
+    choices = [("All", _query_with(query, **reset), not value)]
+    offered = await flt.choices(db)
+    large = isinstance(flt, ForeignKeyFilter) and not [c for c in offered if c[0] != "null"]
+    term = query.get(search_key, "").strip() if large else ""
+    if large and term and isinstance(flt, ForeignKeyFilter):
+        offered = [*(await flt.search(db, term)), *offered]
+    for choice_value, label in offered:
+        link = _query_with(query, **{**reset, flt.parameter: choice_value})
+        choices.append((label, link, value == choice_value))
+    chosen = next((label for label, _, selected in choices[1:] if selected), None)
+    if value and chosen is None:
+        # Chosen from a search (a large related table), or typed in the URL: named anyway.
+        chosen = await flt.label_of(db, value) if isinstance(flt, ForeignKeyFilter) else value
+    return {
+        "title": flt.title,
+        "parameter": flt.parameter,
+        "choices": choices,
+        "chosen": chosen if value else None,
+        "clear_url": _query_with(query, **reset),
+        "search_key": search_key if large and searching else "",
+        "search_term": term,
+        "search_hidden": [(k, v) for k, v in query.items() if k not in (search_key, "p")],
+    }
+
+
 async def changelist(ctx: Ctx) -> Response:
     """The list of a model's rows: search, filters, sorting, pages and bulk actions."""
     admin = ctx.model_admin()
@@ -99,11 +135,7 @@ async def changelist(ctx: Ctx) -> Response:
                 active = True
             except (ValueError, TypeError, LookupError):
                 value = None
-        choices = [("All", _query_with(query, **{flt.parameter: None, "p": None}), not value)]
-        for choice_value, label in await flt.choices(db):
-            link = _query_with(query, **{flt.parameter: choice_value, "p": None})
-            choices.append((label, link, value == choice_value))
-        filters.append({"title": flt.title, "choices": choices})
+        filters.append(await _sidebar_filter(db, flt, query, value))
     stmt = admin.apply_search(stmt, search)
     order, applied = _ordering(admin, query.get("o"))
     try:
@@ -145,7 +177,7 @@ async def changelist(ctx: Ctx) -> Response:
         pk = admin.pk_of(obj)
         cells = []
         for entry in entries:
-            text, css = format_cell(admin.cell(obj, entry))
+            text, css = format_cell(admin.cell(obj, entry), ctx.site.zone)
             linked = isinstance(entry, str) and entry in links
             cells.append(
                 {"text": text, "css": css, "url": admin.url("change", pk) if linked else None}
@@ -174,6 +206,13 @@ async def changelist(ctx: Ctx) -> Response:
         prev_url=_query_with(query, p=page - 1) if page > 1 else None,
         next_url=_query_with(query, p=page + 1) if has_next else None,
         filters=filters,
+        active_filters=sum(1 for f in filters if f["chosen"]),
+        clear_filters_url=_query_with(
+            query,
+            p=None,
+            **{k: None for f in filters for k in (f["parameter"], f["search_key"]) if k},
+        ),
+        clear_search_url=_query_with(query, q=None, p=None),
         search=search,
         searchable=bool(admin.search_columns()),
         actions=actions,
@@ -197,6 +236,28 @@ async def _selected_objects(ctx: Ctx, admin: ModelAdmin, raw: list[str]) -> list
     return list((await ctx.db.execute(stmt)).scalars())
 
 
+#: "Select all" across pages takes at most this many rows (a bulk action loads them all).
+SELECT_ACROSS_LIMIT = 10_000
+
+
+async def _matching_objects(ctx: Ctx, admin: ModelAdmin, back_query: str) -> list[Any] | None:
+    """Every row the list shows for ``back_query`` (its search and filters), on all pages;
+    ``None`` when there are more than :data:`SELECT_ACROSS_LIMIT`."""
+    query = dict(parse_qsl(back_query))
+    stmt = admin.get_queryset(ctx.request)
+    for spec in admin.list_filter:
+        flt = filter_for(admin, spec)
+        value = query.get(flt.parameter)
+        if value:
+            try:
+                stmt = flt.apply(stmt, value)
+            except (ValueError, TypeError, LookupError):
+                continue
+    stmt = admin.apply_search(stmt, query.get("q", "").strip())
+    rows = list((await ctx.db.execute(stmt.limit(SELECT_ACROSS_LIMIT + 1))).scalars())
+    return None if len(rows) > SELECT_ACROSS_LIMIT else rows
+
+
 async def _bulk_action(ctx: Ctx, admin: ModelAdmin) -> Response:
     request, db = ctx.request, ctx.db
     data = await request.form()
@@ -210,7 +271,18 @@ async def _bulk_action(ctx: Ctx, admin: ModelAdmin) -> Response:
     func, description, permission = actions[name]
     await ctx.require(admin, permission)
     raw = [str(v) for v in data.getlist("_selected") if isinstance(v, str)]
-    objects = await _selected_objects(ctx, admin, raw)
+    if data.get("_select_across") == "1":
+        found = await _matching_objects(ctx, admin, back_query)
+        if found is None:
+            await flash(
+                request,
+                f"More than {SELECT_ACROSS_LIMIT:,} rows match: narrow the list first.",
+                "warning",
+            )
+            return RedirectResponse(back, 303)
+        objects = found
+    else:
+        objects = await _selected_objects(ctx, admin, raw)
     if not objects:
         await flash(request, "Select at least one item.", "warning")
         return RedirectResponse(back, 303)

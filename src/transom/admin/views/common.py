@@ -70,12 +70,21 @@ def coerce(model: type[Any], text: Any) -> Any:
     return _coerce_pk(model, text)
 
 
+def missing(admin: ModelAdmin, pk_text: str) -> HTTPException:
+    """The 404 of an object that isn't there (the admin shows it as a message on its list)."""
+    shown = pk_text if len(pk_text) <= 40 else pk_text[:39] + "…"
+    return HTTPException(
+        404, f"There is no {admin.name.lower()} with the id “{shown}”. Perhaps it was deleted?"
+    )
+
+
 async def object_or_404(ctx: Ctx, admin: ModelAdmin) -> Any:
+    pk_text = str(ctx.request.path_params["pk"])
     try:
-        pk = admin.parse_pk(str(ctx.request.path_params["pk"]))
+        pk = admin.parse_pk(pk_text)
     except (ValueError, TypeError):
-        raise HTTPException(404, f"No such {admin.name.lower()}") from None
+        raise missing(admin, pk_text) from None
     obj = await admin.get_object(ctx.request, ctx.db, pk)
     if obj is None:
-        raise HTTPException(404, f"No such {admin.name.lower()}")
+        raise missing(admin, pk_text)
     return obj

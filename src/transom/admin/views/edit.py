@@ -16,6 +16,7 @@ from transom.admin.history import (
     log_action,
 )
 from transom.admin.options import ModelAdmin, object_label
+from transom.admin.validation import run_model_validators, validate_with_schema
 from transom.admin.views.common import (
     coerce,
     crumbs,
@@ -40,13 +41,21 @@ async def _prepare_related(ctx: Ctx, admin: ModelAdmin, form: AdminForm) -> None
         pk = sa_inspect(related).primary_key[0]
         limit = admin.fk_select_limit
         related_admin = ctx.site.admin_for(related)
+        if field.widget == "fk" and related_admin is not None and not field.readonly:
+            field.related_links = await _related_links(ctx, field, related_admin, form)
         base = related_admin.get_queryset(ctx.request) if related_admin else select(related)
         rows = list((await ctx.db.execute(base.order_by(pk).limit(limit + 1))).scalars())
         label = related_admin.label if related_admin else object_label
         pk_key = sa_inspect(related).get_property_by_column(pk).key
         if len(rows) <= limit:
-            field.options = [(str(getattr(r, pk_key)), label(r)) for r in rows]
+            named = [(r, admin.choice_label(field, r) or label(r)) for r in rows]
+            field.options = [(str(getattr(r, pk_key)), text) for r, text in named]
             field.selected_labels = dict(field.options)
+            if field.widget == "m2m":
+                groups: dict[str, list[tuple[str, str]]] = {}
+                for (row, _), option in zip(named, field.options, strict=True):
+                    groups.setdefault(admin.choice_group(field, row), []).append(option)
+                field.groups = sorted(groups.items())
             continue
         field.options = None
         current = form.values.get(field.name)
@@ -60,6 +69,23 @@ async def _prepare_related(ctx: Ctx, admin: ModelAdmin, form: AdminForm) -> None
         if keys:
             chosen = (await ctx.db.execute(select(related).where(pk.in_(keys)))).scalars()
             field.selected_labels = {str(getattr(r, pk_key)): label(r) for r in chosen}
+
+
+async def _related_links(
+    ctx: Ctx, field: Any, related_admin: ModelAdmin, form: AdminForm
+) -> list[tuple[str, str]]:
+    """ "Edit Ann" and "Add another author" beside a foreign key (each opens a new tab)."""
+    perms = await related_admin.permissions(ctx.request, ctx.db, ctx.user)
+    links = []
+    current = form.values.get(field.name)
+    if current not in (None, "") and (perms["change"] or perms["view"]):
+        verb = "Edit" if perms["change"] else "View"
+        links.append(
+            (f"{verb} this {related_admin.name.lower()}", related_admin.url("change", current))
+        )
+    if perms["add"]:
+        links.append((f"Add another {related_admin.name.lower()}", related_admin.url("add")))
+    return links
 
 
 async def _resolve_related(ctx: Ctx, form: AdminForm) -> None:
@@ -81,7 +107,33 @@ async def _resolve_related(ctx: Ctx, form: AdminForm) -> None:
             form.cleaned[field.name] = rows
 
 
-def _changes(form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
+async def _related_labels(ctx: Ctx, field: Any, values: list[Any]) -> dict[str, str]:
+    """How history names related rows: their labels (a deleted row keeps its id)."""
+    related = field.related
+    keys = []
+    for value in values:
+        if value is None:
+            continue
+        if hasattr(value, "__table__"):
+            identity = sa_inspect(value).identity
+            keys.append(identity[0] if identity else None)
+            continue
+        try:
+            keys.append(coerce(related, value))
+        except (ValueError, TypeError):
+            continue
+    keys = [k for k in keys if k is not None]
+    if related is None or not keys:
+        return {}
+    pk = sa_inspect(related).primary_key[0]
+    pk_key = sa_inspect(related).get_property_by_column(pk).key
+    related_admin = ctx.site.admin_for(related)
+    label = related_admin.label if related_admin else object_label
+    rows = (await ctx.db.execute(select(related).where(pk.in_(keys)))).scalars()
+    return {str(getattr(row, pk_key)): label(row) for row in rows}
+
+
+async def _changes(ctx: Ctx, form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
     changes = []
     for field in form.editable():
         if field.name not in form.cleaned:
@@ -92,15 +144,31 @@ def _changes(form: AdminForm, before: dict[str, Any]) -> list[dict[str, Any]]:
             old_keys = sorted(field.to_form(old))
             new_keys = sorted(field.to_form(new))
             if old_keys != new_keys:
+                names = await _related_labels(ctx, field, [*old_keys, *new_keys])
                 changes.append(
-                    {"field": field.label, "old": ", ".join(old_keys), "new": ", ".join(new_keys)}
+                    {
+                        "field": field.label,
+                        "old": ", ".join(names.get(k, k) for k in old_keys) or "—",
+                        "new": ", ".join(names.get(k, k) for k in new_keys) or "—",
+                    }
                 )
             continue
         if field.widget == "password":
             continue
         if field.to_form(old) != field.to_form(new):
+            if field.widget == "fk":
+                names = await _related_labels(ctx, field, [old, new])
+                shown_old = names.get(str(old), display_value(old))
+                shown_new = names.get(str(new), display_value(new))
+                changes.append({"field": field.label, "old": shown_old, "new": shown_new})
+                continue
+            zone = ctx.site.zone
             changes.append(
-                {"field": field.label, "old": display_value(old), "new": display_value(new)}
+                {
+                    "field": field.label,
+                    "old": display_value(old, zone),
+                    "new": display_value(new, zone),
+                }
             )
     return changes
 
@@ -175,9 +243,12 @@ async def _edit(ctx: Ctx, admin: ModelAdmin, obj: Any | None) -> Response:
         data = await request.form()
         form.bind(data)
         await _resolve_related(ctx, form)
+        target = obj if obj is not None else admin.model()
+        # The model's own rules (its schema, its validators), then the admin's.
+        validate_with_schema(admin, form, obj)
+        run_model_validators(admin, form, target)
         await admin.clean(request, db, form, obj, adding)
         if not form.has_errors:
-            target = obj if obj is not None else admin.model()
             try:
                 await admin.save_model(request, db, target, dict(form.cleaned), adding)
                 await log_action(
@@ -188,7 +259,7 @@ async def _edit(ctx: Ctx, admin: ModelAdmin, obj: Any | None) -> Response:
                     object_id=admin.pk_of(target),
                     object_repr=admin.label(target),
                     action=ADDITION if adding else CHANGE,
-                    changes=_changes(form, before),
+                    changes=await _changes(ctx, form, before),
                 )
                 response = await admin.after_save(request, db, target, adding)
                 await db.commit()

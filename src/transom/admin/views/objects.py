@@ -18,6 +18,7 @@ from transom.admin.views.common import (
     coerce,
     crumbs,
     delete_one,
+    missing,
     object_or_404,
     render_page,
     user_repr,
@@ -82,10 +83,10 @@ async def history(ctx: Ctx) -> Response:
     try:
         obj = await admin.get_object(ctx.request, ctx.db, admin.parse_pk(pk_text))
     except (ValueError, TypeError):
-        raise HTTPException(404, f"No such {admin.name.lower()}") from None
-    entries = await object_history(ctx.db, admin.key, pk_text)
+        raise missing(admin, pk_text) from None
+    entries = await object_history(ctx.db, admin.key, pk_text, exists=obj is not None)
     if obj is None and not entries:
-        raise HTTPException(404, f"No such {admin.name.lower()}")
+        raise missing(admin, pk_text)
     label = admin.label(obj) if obj is not None else entries[0].object_repr
     return render_page(
         ctx,
@@ -177,6 +178,7 @@ async def password(ctx: Ctx) -> Response:
         ctx,
         "password.html",
         status_code=status,
+        rules=auth.password_rules(),
         title=f"Change the password of {label}",
         admin=admin,
         errors=errors,

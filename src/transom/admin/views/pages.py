@@ -10,6 +10,7 @@ from transom.admin.history import (
     recent_actions,
 )
 from transom.admin.views.common import render_page
+from transom.forms import flash
 from transom.responses import RedirectResponse, Response
 from transom.security.redirects import safe_next
 from transom.templating import render
@@ -51,6 +52,9 @@ async def login(ctx: Ctx) -> Response:
             and getattr(user, "is_staff", False)
         ):
             await site.auth.login(request, user)
+            # The login stamps the user (``last_login``) in this view's session, which, unlike
+            # the site's per-request session, commits only when a view says so.
+            await db.commit()
             return RedirectResponse(target, 303)
         error = LOGIN_ERROR
         status = 400
@@ -66,6 +70,7 @@ async def login(ctx: Ctx) -> Response:
         "admin/login.html",
         status_code=status,
         **site.context(request, "", title="Log in"),
+        logged_out=request.query.get("logged_out") == "1" and not error,
         error=error,
         username_value=username,
         next_url=target,
@@ -73,10 +78,59 @@ async def login(ctx: Ctx) -> Response:
 
 
 async def logout(ctx: Ctx) -> Response:
-    """Log out (POST only, CSRF-checked) and go back to the login page."""
-    assert ctx.site.auth is not None
-    await ctx.site.auth.logout(ctx.request)
-    return RedirectResponse(ctx.site.url("login"), 303)
+    """GET: a page asking to confirm; POST (CSRF-checked): log out, then the login page says so."""
+    site, request = ctx.site, ctx.request
+    assert site.auth is not None
+    if request.method == "POST":
+        await site.auth.logout(request)
+        return RedirectResponse(site.url("login", logged_out=1), 303)
+    user = await cached_user(site.auth, request, ctx.db)
+    if user is None:
+        return RedirectResponse(site.url("login"), 302)
+    return render(
+        "admin/logout.html",
+        **site.context(request, site.username_of(user), title="Log out?"),
+    )
+
+
+async def own_password(ctx: Ctx) -> Response:
+    """Change my own password: the current one first (checked like a login), the new twice."""
+    site, request, db = ctx.site, ctx.request, ctx.db
+    auth = site.auth
+    assert auth is not None
+    errors: list[str] = []
+    status = 200
+    if request.method == "POST":
+        data = await request.form()
+        current = str(data.get("current_password") or "")
+        first = str(data.get("password1") or "")
+        second = str(data.get("password2") or "")
+        # Through the login path: rate-limited, hashed off the event loop.
+        checked = await auth.authenticate(request, db, ctx.username, current)
+        if checked is None or auth.user_id(checked) != ctx.user_id:
+            errors.append("Your current password was entered incorrectly.")
+        elif first != second:
+            errors.append("The two passwords differ.")
+        else:
+            errors.extend(auth.validate_password(first, checked))
+        if not errors:
+            await auth.aset_password(checked, first)
+            await auth.login(request, checked)  # a new session, valid with the new password
+            await db.commit()
+            await flash(request, "Your password was changed.", "success")
+            return RedirectResponse(site.url(), 303)
+        status = 422
+    return render_page(
+        ctx,
+        "password.html",
+        status_code=status,
+        rules=auth.password_rules(),
+        title="Change my password",
+        errors=errors,
+        ask_current=True,
+        change_url=site.url(),
+        breadcrumbs=[("Change my password", None)],
+    )
 
 
 async def index(ctx: Ctx) -> Response:
