@@ -122,3 +122,30 @@ async def test_sigterm_finishes_the_running_task(
     assert worker.popen.wait(timeout=30) == 0
     assert await reported(prefix, "done") == ["graceful"]
     assert (await result.refresh()).status == TaskStatus.SUCCESSFUL
+
+
+async def test_a_run_delivered_twice_runs_once_and_a_cancelled_one_never(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    """At-least-once delivery (a redelivery, the outbox relay sending a row again) meets the
+    run's record: a run that finished is not run again, a cancelled one never starts."""
+    from transom.tasks.transports import Envelope
+
+    done = await worker_app.record.enqueue("once")
+    cancelled = await worker_app.record.enqueue("cancelled")
+    assert await cancelled.cancel()
+    worker = spawn("worker", "-c", "1", broker_url=broker)
+    worker.wait_for("listening")
+    assert await done.wait(timeout=30) == "ONCE"
+    # The same run again, as a broker redelivering it would.
+    await tasks._send(
+        Envelope(id=done.id, task="t.record", arguments={"tag": "once"}, queue="default"), None
+    )
+    last = await worker_app.record.enqueue("last")
+    assert await last.wait(timeout=30) == "LAST"  # one consumer, one queue: after the copy
+    assert sorted(await reported(prefix, "done")) == ["last", "once"]
+    await cancelled.refresh()
+    assert cancelled.status == TaskStatus.CANCELLED
+    assert f"task t.record {done.id} is successful: not run" in worker.output
+    assert f"task t.record {cancelled.id} is cancelled: not run" in worker.output
+    assert worker.stop() == 0

@@ -104,6 +104,10 @@ class TasksStats:
         }
 
 
+#: Statuses from which a run may start, and be cancelled (None: no record yet).
+_STARTABLE = (None, TaskStatus.READY, TaskStatus.RUNNING)
+_CANCELLABLE = (None, TaskStatus.READY)
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -322,35 +326,33 @@ class Tasks(Battery):
                 if existing is not None:
                     logger.info("task %s key %r: duplicate of %s", task.name, options.key, existing)
                     return TaskResult(task, existing, self)
-            await self._send(envelope, delay, status=True)
+            await self._send(envelope, delay)
         except StoreUnavailable as exc:
             raise BrokerUnavailable(str(exc)) from exc
         self.stats.enqueued += 1
         return result
 
-    async def _send(self, envelope: Envelope, delay: float | None, *, status: bool) -> None:
+    async def _send(self, envelope: Envelope, delay: float | None) -> None:
+        # No record is written here: a run with none is READY, so an enqueue costs only the
+        # message the broker confirms. asyncio.timeout, not wait_for: no extra asyncio task.
         if not self._started:
             await self.start()
-        if status and self.store.keeps:
-            await self.store.put(
-                self._key("result", envelope.id),
-                {"status": TaskStatus.READY, "enqueued_at": envelope.enqueued_at, "errors": []},
-                self.config.result_ttl,
-            )
         try:
-            await asyncio.wait_for(
-                self.transport.send(envelope, delay), self.config.connect_timeout
-            )
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.transport.send(envelope, delay)
         except (OSError, ConnectionError, TimeoutError, RuntimeError) as exc:
-            if envelope.key:
-                await self.store.delete(self._key("key", envelope.key))
+            await self._unclaim(envelope)
             raise BrokerUnavailable(f"task {envelope.task} not sent: {exc!r}") from exc
         except Exception as exc:
             if type(exc).__module__.startswith(("aiormq", "aio_pika", "redis", "pamqp")):
-                if envelope.key:
-                    await self.store.delete(self._key("key", envelope.key))
+                await self._unclaim(envelope)
                 raise BrokerUnavailable(f"task {envelope.task} not sent: {exc!r}") from exc
             raise
+
+    async def _unclaim(self, envelope: Envelope) -> None:
+        # Not sent: the idempotency key must not keep the next try out.
+        if envelope.key:
+            await self.store.delete(self._key("key", envelope.key))
 
     async def enqueue_on_commit(
         self, task: Task[Any, Any], session: Any, arguments: dict[str, Any]
@@ -362,27 +364,28 @@ class Tasks(Battery):
 
     # -- results ---------------------------------------------------------------------------------
     async def record(self, task_id: str) -> dict[str, Any] | None:
-        """The stored state of run ``task_id`` (``None``: unknown or expired)."""
+        """The stored state of run ``task_id`` (``None``: not started yet, unknown or expired)."""
         try:
-            return await self.store.get(self._key("result", task_id))
+            return await self.store.get(self._key("run", task_id))
         except StoreUnavailable as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
     async def _update(self, task_id: str, **fields: Any) -> None:
-        if not self.store.keeps:
-            return
-        key = self._key("result", task_id)
-        record = await self.store.get(key) or {"errors": []}
-        record.update(fields)
-        await self.store.put(key, record, self.config.result_ttl)
+        if self.store.keeps:
+            await self.store.update(self._key("run", task_id), fields, self.config.result_ttl)
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not started: True when it will not run."""
-        record = await self.record(task_id)
-        if record is None or record.get("status") != TaskStatus.READY:
-            return False
-        await self._update(task_id, status=TaskStatus.CANCELLED, finished_at=time.time())
-        return True
+        try:
+            refused = await self.store.transition(
+                self._key("run", task_id),
+                {"status": TaskStatus.CANCELLED, "finished_at": time.time()},
+                self.config.result_ttl,
+                _CANCELLABLE,
+            )
+        except StoreUnavailable as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+        return self.store.keeps and refused is None
 
     # -- dead letters ----------------------------------------------------------------------------
     async def dead_letters(self) -> list[DeadLetter]:
@@ -399,7 +402,8 @@ class Tasks(Battery):
         if letter is None:
             return False
         envelope = dataclasses.replace(letter.envelope, attempt=0, enqueued_at=time.time())
-        await self._send(envelope, None, status=True)
+        await self._update(envelope.id, status=TaskStatus.READY, errors=[])
+        await self._send(envelope, None)
         return True
 
     async def discard_dead(self, task_id: str) -> bool:
@@ -423,12 +427,25 @@ class Tasks(Battery):
             logger.error("unknown task %s (%s): dead-lettered", envelope.task, envelope.id)
             await self._dead(envelope, "unknown task (not imported by the worker?)")
             return
-        if self.store.keeps:
-            record = await self.store.get(self._key("result", envelope.id))
-            if record is not None and record.get("status") == TaskStatus.CANCELLED:
-                logger.info("task %s %s cancelled: skipped", task.name, envelope.id, extra=extra)
-                return
         started = time.time()
+        # One atomic step: a cancelled run does not start, and a run that already succeeded or
+        # failed (delivered twice: at-least-once brokers, the outbox relay) does not run again.
+        refused = await self.store.transition(
+            self._key("run", envelope.id),
+            {
+                "status": TaskStatus.RUNNING,
+                "enqueued_at": envelope.enqueued_at,
+                "started_at": started,
+                "attempts": envelope.attempt + 1,
+            },
+            self.config.result_ttl,
+            _STARTABLE,
+        )
+        if refused is not None:
+            logger.info(
+                "task %s %s is %s: not run", task.name, envelope.id, refused.lower(), extra=extra
+            )
+            return
         self.stats.started += 1
         self.stats.observe(max(0.0, started - envelope.enqueued_at))
         logger.info(
@@ -438,12 +455,6 @@ class Tasks(Battery):
             envelope.attempt + 1,
             envelope.request_id or "-",
             extra=extra,
-        )
-        await self._update(
-            envelope.id,
-            status=TaskStatus.RUNNING,
-            started_at=started,
-            attempts=envelope.attempt + 1,
         )
         failure: Exception | None = None
         try:
@@ -488,8 +499,7 @@ class Tasks(Battery):
             if isinstance(exc, TimeoutError)
             else "".join(traceback.format_exception_only(exc)).strip()
         )
-        key = self._key("result", envelope.id)
-        record = await self.store.get(key) if self.store.keeps else None
+        record = await self.store.get(self._key("run", envelope.id)) if self.store.keeps else None
         errors = [*(record or {}).get("errors", []), error]
         if envelope.attempt < task.retries:
             delay = self.backoff(envelope.attempt)
@@ -509,7 +519,7 @@ class Tasks(Battery):
             if self.config.backend == "eager":
                 await self.run(retry)  # eager: at once, no waiting in tests
             else:
-                await self._send(retry, delay, status=False)
+                await self._send(retry, delay)
             return
         self.stats.failed += 1
         logger.error(

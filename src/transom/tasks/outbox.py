@@ -203,7 +203,7 @@ class Relay:
                 else:
                     delay = None
                 envelope = Envelope(**data["envelope"])
-                await self.tasks._send(envelope, delay, status=True)
+                await self.tasks._send(envelope, delay)
                 await session.delete(row)
                 sent += 1
         self.sent += sent
