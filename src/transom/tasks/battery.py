@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import random
 import re
+import sys
 import time
 import traceback
 import uuid
@@ -167,6 +168,8 @@ class Tasks(Battery):
     """
 
     name = "transom.tasks"
+    #: The admin's tasks page (``tasks/admin.html``), when the admin is installed.
+    template_packages = ("transom.tasks",)
 
     @overload
     def __init__(self, config: TasksConfig | None = None, /) -> None: ...
@@ -232,6 +235,8 @@ class Tasks(Battery):
         app.on_startup(self._start_serving)
         app.on_shutdown(self.close)
         app.add_middleware(_RequestContext, tasks=self)
+        # At build time, whichever battery was installed first.
+        app.add_check(self._add_admin_page)
 
         async def broker_unavailable(request: Request, exc: Exception) -> Response:
             from transom.exceptions import HTTPException
@@ -245,6 +250,14 @@ class Tasks(Battery):
             )
 
         app.exception_handler(BrokerUnavailable)(broker_unavailable)
+
+    def _add_admin_page(self) -> None:
+        site = sys.modules.get("transom.admin.site")  # not imported: no admin installed
+        admin = self.app.batteries.find(site.Admin) if site is not None else None
+        if admin is not None:
+            from transom.tasks.admin import install_admin
+
+            install_admin(self, admin)
 
     def activate(self) -> _Activation:
         """``with tasks.activate():`` enqueue through this battery (several apps, one process)."""
