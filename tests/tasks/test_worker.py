@@ -149,3 +149,38 @@ async def test_a_run_delivered_twice_runs_once_and_a_cancelled_one_never(
     assert f"task t.record {done.id} is successful: not run" in worker.output
     assert f"task t.record {cancelled.id} is cancelled: not run" in worker.output
     assert worker.stop() == 0
+
+
+async def test_runs_log_the_task_id_and_the_enqueuing_request_id(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    """The request's X-Request-ID travels in the task's labels to the worker, whose start,
+    finish and failure lines name it; a request without one (or a malformed one) gives '-'."""
+    from transom import App
+
+    app = App()
+    app.install(tasks)
+
+    @app.post("/send/{tag}")
+    async def send(tag: str) -> dict[str, str]:
+        task = worker_app.fails if tag == "bad" else worker_app.record
+        return {"id": (await task.enqueue(tag)).id}
+
+    async with app.async_test_client() as client:
+        good = (await client.post("/send/good", headers={"X-Request-ID": "req-good-1"})).json()
+        bad = (await client.post("/send/bad", headers={"X-Request-ID": "req-bad-2"})).json()
+        plain = (await client.post("/send/plain")).json()
+        forged = (await client.post("/send/forged", headers={"X-Request-ID": "a b\tc"})).json()
+    worker = spawn("worker", "-c", "4", broker_url=broker)
+    worker.wait_for("listening")
+    for result in (good, plain, forged):
+        assert await worker_app.record.result(result["id"]).wait(timeout=30)
+    worker.wait_for(f"task t.fails {bad['id']} failed (attempt 3 of 3, request req-bad-2)")
+    output = worker.output
+    assert f"task t.record {good['id']} started (attempt 1, request req-good-1)" in output
+    assert f"task t.record {good['id']} succeeded in" in output
+    assert "(request req-good-1)" in output
+    assert f"task t.fails {bad['id']} failed (attempt 1 of 3, request req-bad-2)" in output
+    assert f"task t.record {plain['id']} started (attempt 1, request -)" in output
+    assert f"task t.record {forged['id']} started (attempt 1, request -)" in output
+    assert worker.stop() == 0

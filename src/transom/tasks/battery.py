@@ -11,7 +11,6 @@ import re
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, overload
 
@@ -114,7 +113,9 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 class _RequestContext:
     """Makes the app's :class:`Tasks` the current one during its requests, and records the
-    request id (``X-Request-ID``, else a new one) for the tasks the request enqueues."""
+    request's ``X-Request-ID`` (when it sends a well-formed one) for the tasks it enqueues:
+    they carry it in their labels, and each run's log lines name it. Ids are not made here:
+    that is the core's request-id work, whose header this reads."""
 
     def __init__(self, app: Any, tasks: Tasks) -> None:
         self.app = app
@@ -128,10 +129,11 @@ class _RequestContext:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
+                # Into log lines and message labels: a bounded, plain token or nothing.
                 rid = text if _REQUEST_ID.fullmatch(text) else None
                 break
         tasks_token = _current.set(self.tasks)
-        rid_token = request_id_var.set(rid or uuid.uuid4().hex)
+        rid_token = request_id_var.set(rid)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -481,10 +483,11 @@ class Tasks(Battery):
             return
         self.stats.succeeded += 1
         logger.info(
-            "task %s %s succeeded in %.3f s",
+            "task %s %s succeeded in %.3f s (request %s)",
             task.name,
             envelope.id,
             time.time() - started,
+            envelope.request_id or "-",
             extra=extra,
         )
         await self._update(
@@ -518,11 +521,12 @@ class Tasks(Battery):
             delay = self.backoff(envelope.attempt)
             self.stats.retried += 1
             logger.warning(
-                "task %s %s failed (attempt %d of %d): %s; retried in %.1f s",
+                "task %s %s failed (attempt %d of %d, request %s): %s; retried in %.1f s",
                 task.name,
                 envelope.id,
                 envelope.attempt + 1,
                 task.retries + 1,
+                envelope.request_id or "-",
                 error,
                 delay,
                 extra=extra,
@@ -536,11 +540,12 @@ class Tasks(Battery):
             return
         self.stats.failed += 1
         logger.error(
-            "task %s %s failed (attempt %d of %d): %s; dead-lettered",
+            "task %s %s failed (attempt %d of %d, request %s): %s; dead-lettered",
             task.name,
             envelope.id,
             envelope.attempt + 1,
             task.retries + 1,
+            envelope.request_id or "-",
             error,
             exc_info=exc,
             extra=extra,
