@@ -9,8 +9,9 @@ tasks/s with one worker process, and enqueue-to-start latency.
   (``seq``) and 50 at a time (``c50``), in process (no HTTP server), beside the same handler
   without the enqueue; the enqueue's cost per request is the difference of the two times.
   No worker runs: only the sending side is measured.
-* **tasks/s**: ``--tasks`` no-op tasks enqueued 50 at a time while one worker process (50
-  concurrent tasks) runs them, from the first enqueue to the last finish.
+* **tasks/s**: ``--tasks`` no-op tasks queued (50 enqueues at a time) before one worker process
+  (50 concurrent tasks) starts; tasks/s from the first finish to the last, so the worker's
+  start-up and the producer are not counted.
 * **p50/p99**: enqueue-to-start latency (the task returns ``time.time() - t``, ``t`` taken just
   before the enqueue) of ``--paced`` tasks sent at ``--rate`` per second, one worker running:
   the latency of a system that is not saturated.
@@ -219,7 +220,6 @@ async def transom_run(url: str, args: argparse.Namespace) -> dict[str, float]:
             "TRANSOM_TASKS_PREFETCH": str(CONCURRENCY),
         }
         argv = [sys.executable, "-m", "transom.cli", "--app", "bench_worker:app", "worker"]
-        worker = await start_worker([*argv, "-c", str(CONCURRENCY)], folder, env)
 
         async def finished(ids: list[str]) -> list[dict[str, Any]]:
             pipe = client.pipeline(transaction=False)
@@ -236,16 +236,15 @@ async def transom_run(url: str, args: argparse.Namespace) -> dict[str, float]:
             return out
 
         with tasks.activate():
+            await tasks.start()
+            # Queued before the worker starts: tasks/s is the worker's alone.
+            sent = await concurrently(lambda: noop.enqueue(time.time()), args.tasks)
+            ids = [r.id for r in sent]
+            worker = await start_worker([*argv, "-c", str(CONCURRENCY)], folder, env)
             try:
-                await tasks.start()
-                await asyncio.sleep(3)  # the worker connects and declares its queue
-                await wait_ready(lambda: noop.enqueue(time.time()), lambda r: r.wait(60))
-                first = time.time()
-                sent = await concurrently(lambda: noop.enqueue(time.time()), args.tasks)
-                ids = [r.id for r in sent]
                 await wait_all(lambda: _len(finished(ids)), len(ids), "transom")
-                last = max(r["at"] for r in await finished(ids))
-                out["tasks_per_s"] = len(ids) / (last - first)
+                done = sorted(r["at"] for r in await finished(ids))
+                out["tasks_per_s"] = (len(done) - 1) / (done[-1] - done[0])
                 paced = await pace(lambda: noop.enqueue(time.time()), args)
                 ids = [r.id for r in paced]
                 await wait_all(lambda: _len(finished(ids)), len(ids), "transom")
@@ -263,11 +262,6 @@ async def transom_run(url: str, args: argparse.Namespace) -> dict[str, float]:
 
 async def _len(rows: Awaitable[list[Any]]) -> int:
     return len(await rows)
-
-
-async def wait_ready(send: Callable[[], Awaitable[Any]], wait: Callable[[Any], Any]) -> None:
-    """One task through the worker before the clock starts (it has connected)."""
-    await wait(await send())
 
 
 async def pace(send: Callable[[], Awaitable[Any]], args: argparse.Namespace) -> list[Any]:
@@ -297,16 +291,6 @@ async def celery_run(url: str, args: argparse.Namespace) -> dict[str, float]:
         app = handler_app(bench_celery.fire.delay, False)
         out = await handler_rates(app, args.requests)
         await purge_celery(prefix, url)
-        worker = await start_worker(
-            [
-                *(sys.executable, "-m", "celery", "-A", "bench_celery", "worker"),
-                *("--pool", "threads", "--concurrency", str(CONCURRENCY), "-Q", prefix),
-                *("--without-heartbeat", "--without-gossip", "--without-mingle"),
-                *("--loglevel", "WARNING"),
-            ],
-            folder,
-            env,
-        )
 
         def send() -> Any:
             return bench_celery.noop.delay(time.time())
@@ -318,18 +302,29 @@ async def celery_run(url: str, args: argparse.Namespace) -> dict[str, float]:
             raw = await client.mget([f"{prefix}_celery-task-meta-{i}" for i in ids])
             return [m for m in (orjson.loads(r) for r in raw if r) if m["status"] == "SUCCESS"]
 
-        try:
-            await asyncio.sleep(3)
-            await wait_ready(asend, lambda r: asyncio.to_thread(r.get, 60))
-            first = time.time()
-            sent = await concurrently(asend, args.tasks)
-            ids = [r.id for r in sent]
-            await wait_all(lambda: _len(finished(ids)), len(ids), "celery")
-            import datetime as dt
+        import datetime as dt
 
-            done = [dt.datetime.fromisoformat(m["date_done"]) for m in await finished(ids)]
-            last = max(d if d.tzinfo else d.replace(tzinfo=dt.UTC) for d in done)
-            out["tasks_per_s"] = len(ids) / (last.timestamp() - first)
+        def done_at(meta: dict[str, Any]) -> float:
+            when = dt.datetime.fromisoformat(meta["date_done"])
+            return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+        # Queued before the worker starts: tasks/s is the worker's alone.
+        sent = await concurrently(asend, args.tasks)
+        ids = [r.id for r in sent]
+        worker = await start_worker(
+            [
+                *(sys.executable, "-m", "celery", "-A", "bench_celery", "worker"),
+                *("--pool", "threads", "--concurrency", str(CONCURRENCY), "-Q", prefix),
+                *("--without-heartbeat", "--without-gossip", "--without-mingle"),
+                *("--loglevel", "WARNING"),
+            ],
+            folder,
+            env,
+        )
+        try:
+            await wait_all(lambda: _len(finished(ids)), len(ids), "celery")
+            done = sorted(done_at(m) for m in await finished(ids))
+            out["tasks_per_s"] = (len(done) - 1) / (done[-1] - done[0])
             paced = await pace(asend, args)
             ids = [r.id for r in paced]
             await wait_all(lambda: _len(finished(ids)), len(ids), "celery")
