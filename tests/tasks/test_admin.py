@@ -31,21 +31,18 @@ PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture
-async def site(
-    tmp_path: Path, prefix: str, redis_required: None
-) -> AsyncIterator[tuple[App, Tasks, Database]]:
+async def build(
+    tmp_path: Path, config: TasksConfig, *, outbox_table: bool = True
+) -> tuple[App, Tasks, Database]:
     database = Database(DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"))
     async with database.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-        await conn.run_sync(OutboxEntry.metadata.tables["transom_tasks_outbox"].create)
+        if outbox_table:
+            await conn.run_sync(OutboxEntry.metadata.tables["transom_tasks_outbox"].create)
         await conn.run_sync(LogEntry.metadata.tables["transom_admin_log"].create)
     app = App(Settings(debug=True))
     app.install(Security())
     app.install(database)
-    config = TasksConfig(
-        broker_url=REDIS_URL, prefix=prefix, result_url=REDIS_URL, outbox_interval=3600
-    )
     tasks = app.install(Tasks(config))
     app.install(Admin(AdminConfig(auth=SessionAuth(User), register_auth_models=False)))
     async with database.session() as db:
@@ -69,6 +66,15 @@ async def site(
             user.set_password(PASSWORD)
             db.add(user)
         await db.commit()
+    return app, tasks, database
+
+
+@pytest.fixture
+async def site(
+    tmp_path: Path, prefix: str, redis_required: None
+) -> AsyncIterator[tuple[App, Tasks, Database]]:
+    config = TasksConfig(broker_url=REDIS_URL, prefix=prefix, result_url=REDIS_URL)
+    app, tasks, database = await build(tmp_path, config)
     yield app, tasks, database
     await tasks.close()
     await database.dispose()
@@ -195,3 +201,24 @@ async def test_retry_and_discard(site: tuple[App, Tasks, Database], prefix: str)
         gone = await post(client, {"action": "discard", "kind": "dead", "id": "d" * 32})
         assert gone.status_code == 303
         assert "is no longer there" in (await client.get("/admin/tasks")).text
+
+
+async def test_the_page_survives_a_broker_outage_and_a_missing_outbox_table(
+    tmp_path: Path, prefix: str
+) -> None:
+    down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    config = TasksConfig(broker_url=down, prefix=prefix, result_url=down, connect_timeout=1)
+    app, tasks, database = await build(tmp_path, config, outbox_table=False)
+    try:
+        async with AsyncTestClient(app) as client:
+            await login(client, "root")
+            page = await client.get("/admin/tasks")
+            assert page.status_code == 200
+            assert "The task broker cannot be reached" in page.text
+            assert "The outbox table cannot be read" in page.text
+            refused = await post(client, {"action": "retry", "kind": "dead", "id": "d" * 32})
+            assert refused.status_code == 303  # back to the page, which says why
+            assert "try again shortly" in (await client.get("/admin/tasks")).text
+    finally:
+        await tasks.close()
+        await database.dispose()

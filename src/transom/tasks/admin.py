@@ -108,10 +108,20 @@ async def page(ctx: Ctx, tasks: Tasks) -> Response:
     if request.method == "POST":
         return await _act(ctx, tasks, outbox)
     may = await outbox.permissions(request, db, ctx.user)
-    rows = (
-        await db.scalars(sa.select(OutboxEntry).order_by(OutboxEntry.created_at).limit(PAGE_ROWS))
-    ).all()
-    queued = [_outbox_view(row) for row in rows]
+    queued: list[dict[str, Any]] = []
+    outbox_error = ""
+    try:
+        rows = (
+            await db.scalars(
+                sa.select(OutboxEntry).order_by(OutboxEntry.created_at).limit(PAGE_ROWS)
+            )
+        ).all()
+        queued = [_outbox_view(row) for row in rows]
+    except sa.exc.DBAPIError as exc:
+        # No outbox table yet (the tasks migrations not run): the rest of the page still works.
+        await db.rollback()
+        logger.warning("admin tasks page: the outbox cannot be read: %s", exc)
+        outbox_error = "The outbox table cannot be read: run `transom db migrate`."
     dead: list[dict[str, Any]] = []
     broker_error = ""
     try:
@@ -131,6 +141,7 @@ async def page(ctx: Ctx, tasks: Tasks) -> Response:
         queued=queued,
         dead=dead,
         broker_error=broker_error,
+        outbox_error=outbox_error,
         can_retry=may["change"],
         can_discard=may["delete"],
         outbox_url=site.model_url(outbox),
