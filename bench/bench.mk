@@ -7,12 +7,17 @@
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-tasks                the tasks battery beside Celery on RabbitMQ and Redis (~4 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
+# make bench-production           what request ids, health probes and metrics cost a request (~1 min)
+# make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
+#                                 cross-host checks, rolling restart, throughput table (~3 min, root)
+# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy, PostgreSQL (~4 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production \
+	bench-hosts bench-rest
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -41,3 +46,14 @@ bench-cache:
 
 bench-tasks: bench-deps
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
+
+bench-production:
+	$(BENCH_PYTHON) -m pip install -q -e '.[metrics]'
+	$(BENCH_PYTHON) bench/production.py $(BENCH_ARGS)
+
+bench-hosts: bench-deps
+	@command -v nginx >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq nginx; }
+	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)
+
+bench-rest: bench-deps
+	$(BENCH_PYTHON) bench/rest.py $(BENCH_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -66,18 +67,39 @@ def test_the_access_log_is_the_apps_on_both_servers(tmp_path: Path, server: str)
     command = [sys.executable, "-m", "transom.cli", "run", "--no-debug", "--port", str(port)]
     command += ["--server", server]
     with serving(command, tmp_path, port) as process:
-        for path in ("/items/1", "/items/2?secret=1", "/missing"):
-            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+        ids = [
+            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).headers["x-request-id"]
+            for path in ("/items/1", "/items/2?secret=1", "/missing")
+        ]
     assert process.stdout is not None
     output = process.stdout.read().decode()
-    access = [line for line in output.splitlines() if '"GET /' in line]
+    # Production: one JSON object a line (transom.logs), the access lines among them.
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [r for r in records if r["logger"] == "transom.access"]
     # Ours, once per request (the server's own access log is off), the same on both servers;
     # the readiness probes of `serving` are the first lines.
-    assert access[-3].startswith('127.0.0.1 - "GET /items/1 HTTP/1.1" 200 8 '), output
-    assert access[-2].startswith('127.0.0.1 - "GET /items/2 HTTP/1.1" 200 8 '), output
-    assert access[-1].startswith('127.0.0.1 - "GET /missing HTTP/1.1" 404 '), output
-    assert all(line.startswith('127.0.0.1 - "GET /') for line in access), output
+    assert [(r["path"], r["status"], r["request_id"]) for r in access[-3:]] == [
+        ("/items/1", 200, ids[0]),
+        ("/items/2", 200, ids[1]),
+        ("/missing", 404, ids[2]),
+    ], output
+    assert access[-3]["message"].startswith('127.0.0.1 - "GET /items/1 HTTP/1.1" 200 8 ')
+    assert all(r["client"] == "127.0.0.1" and r["level"] == "INFO" for r in access), output
     assert f"address: http://127.0.0.1:{port}" in output
+
+
+def test_debug_mode_logs_text_lines(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(HELLO)
+    port = _free_port()
+    command = [sys.executable, "-m", "transom.cli", "run", "--debug", "--no-reload"]
+    command += ["--port", str(port)]
+    with serving(command, tmp_path, port) as process:
+        rid = httpx.get(f"http://127.0.0.1:{port}/items/7", timeout=2).headers["x-request-id"]
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    [line] = [line for line in output.splitlines() if "/items/7" in line]
+    assert ' INFO transom.access: 127.0.0.1 - "GET /items/7 HTTP/1.1" 200 ' in line, output
+    assert line.endswith(f"[{rid}]"), output
 
 
 RUN_SCRIPT = textwrap.dedent(

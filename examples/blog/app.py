@@ -31,6 +31,7 @@ from transom.auth import Auth, CurrentUser, User
 from transom.cache import Cache, cached
 from transom.db import DbSessionDep, Model, to_schema
 from transom.forms import Form, Widget, flash
+from transom.health import Health
 from transom.security import Security
 from transom.settings import Settings
 from transom.tasks import Tasks, task
@@ -82,8 +83,11 @@ class PostList(BaseModel):
 # --- The app: each battery is one line ---
 
 app = App(Settings(title="Transom blog", version="0.1.0"))
-# Sessions, CSRF on every form, CSP with nonces, rate limits: on by default.
+# Sessions, CSRF on every form, CSP with nonces, rate limits: on by default. Behind nginx
+# (docs/deployment.md): TRANSOM_TRUSTED_PROXIES=127.0.0.1 lets its X-Forwarded-* headers count.
 app.install(Security())
+# /healthz and /readyz for the load balancer: the database (and its migrations) reachable.
+app.install(Health())
 # The blog's pages, from templates/ beside this file.
 app.install(Templates())
 # /auth/login, /auth/logout, password change and reset; users and permissions.

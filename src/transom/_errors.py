@@ -25,7 +25,11 @@ def wants_html(request: Request) -> bool:
 
 
 def request_id(request: Request) -> str:
-    """The client's ``X-Request-ID`` when it is sane, else a new random id."""
+    """The request's id (:mod:`transom.logs`); without one (``request_id_header`` off), the
+    client's ``X-Request-ID`` when it is sane, else a new random id."""
+    given = request.scope.get("transom.request_id")
+    if given:
+        return str(given)
     supplied = request.headers.get("x-request-id")
     if supplied and _REQUEST_ID.fullmatch(supplied):
         return str(supplied)

@@ -17,7 +17,7 @@ The fields of the format (``%(name)s`` as in :mod:`logging`):
 ``status``                the response status (``-`` if none was sent: the client left)
 ``bytes``                 response body bytes sent
 ``duration_ms``           milliseconds from the request's arrival to its last byte (a float)
-``request_id``            the ``X-Request-ID`` of the response (error pages have one) or request
+``request_id``            the request's id (:mod:`transom.logs`), returned in ``X-Request-ID``
 ``user_agent``            the ``User-Agent`` header
 ``referer``               the ``Referer`` header
 ========================  ======================================================================
@@ -32,6 +32,7 @@ import datetime
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from transom._types import ASGIApp, Message, Receive, Scope, Send
@@ -111,6 +112,9 @@ class _Line(dict[str, Any]):
             stamp = datetime.datetime.fromtimestamp(self._started).astimezone()
             return stamp.isoformat(timespec="seconds")
         if key == "request_id":
+            given = self._scope.get("transom.request_id")  # the request's id (transom.logs)
+            if given:
+                return str(given)
             for name, value in self._headers:
                 if name.lower() == b"x-request-id":
                     return _clean(value.decode("latin-1"))
@@ -141,14 +145,22 @@ class AccessLog:
     When that logger doesn't write INFO lines, a request costs one level check.
     """
 
-    __slots__ = ("app", "format")
+    __slots__ = ("app", "exclude", "format")
 
-    def __init__(self, app: ASGIApp, format: str = DEFAULT_FORMAT) -> None:
+    def __init__(
+        self, app: ASGIApp, format: str = DEFAULT_FORMAT, exclude: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.format = format
+        #: Paths never logged (health probes): compared with the scope's path as it is.
+        self.exclude = frozenset(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
+        if (
+            scope["type"] != "http"
+            or not logger.isEnabledFor(logging.INFO)
+            or scope["path"] in self.exclude
+        ):
             await self.app(scope, receive, send)
             return
         started = time.time()

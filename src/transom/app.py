@@ -18,10 +18,11 @@ from transom._hosts import AllowedHosts
 from transom._signature import Dependant, Invalid, SolveContext, compile_dependant
 from transom._trie import Trie
 from transom._types import ASGIApp, Receive, Scope, Send
-from transom.accesslog import AccessLog, install_default_handler
+from transom.accesslog import AccessLog
 from transom.batteries import Batteries, Battery
 from transom.datastructures import MutableHeaders, State
 from transom.exceptions import ClientDisconnect, HTTPException, RequestValidationError
+from transom.logs import RequestIdMiddleware, configure_logging
 from transom.requests import Request
 from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
@@ -29,6 +30,7 @@ from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
 
 if TYPE_CHECKING:
+    from transom.openapi import OpenAPIHook
     from transom.testing import AsyncTestClient, TestClient
 
 __all__ = ["App"]
@@ -36,6 +38,7 @@ __all__ = ["App"]
 logger = logging.getLogger("transom")
 F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B", bound=Battery)
+H = TypeVar("H", bound="OpenAPIHook")
 Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Any]]
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
@@ -79,6 +82,11 @@ class App(Router):
         #: Replace a dependency in tests: ``app.dependency_overrides[get_db] = fake_db``.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.default_headers = MutableHeaders(dict(DEFAULT_HEADERS))
+        #: Paths the access log leaves out (the health battery adds its probes); read when
+        #: the app is built.
+        self.access_log_exclude: set[str] = set()
+        #: Post-processors of the OpenAPI document, in order (:meth:`openapi_hook`).
+        self.openapi_hooks: list[OpenAPIHook] = []
         self._lifespan = lifespan
         self._lifespan_cm: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._on_startup: list[Callable[[], Any]] = []
@@ -109,6 +117,21 @@ class App(Router):
         self._table = None
         super().include_router(router, prefix)
 
+    def include(self, item: Any, prefix: str = "") -> None:
+        """Serve a router, or anything that builds one, under ``prefix``.
+
+        ``item`` is a :class:`Router` or an object with ``__transom_router__(app) -> Router``
+        (a REST resource class: ``app.include(Posts)``); the core learns what a battery's
+        class serves without importing the battery.
+        """
+        if isinstance(item, Router):
+            self.include_router(item, prefix)
+            return
+        build = getattr(item, "__transom_router__", None)
+        if build is None:
+            raise TypeError(f"app.include() takes a Router or a resource, not {item!r}")
+        self.include_router(build(self), prefix)
+
     def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
         self._table = None
         super().mount(prefix, app, name)
@@ -129,6 +152,16 @@ class App(Router):
         See :mod:`transom.batteries` for the rules every battery follows.
         """
         return battery.install(self)
+
+    def openapi_hook(self, func: H) -> H:
+        """Register ``func(document)`` to post-process the ``/openapi.json`` document.
+
+        It edits the dict in place (returning ``None``) or returns a replacement; hooks run in
+        the order registered, after the document is built from the routes. Batteries declare
+        their security schemes this way (:func:`transom.openapi.add_security_scheme`).
+        """
+        self.openapi_hooks.append(func)
+        return func
 
     def add_check(self, func: Callable[[], None]) -> None:
         """Run ``func()`` when the app is built, before it serves anything (or a server forks).
@@ -278,9 +311,18 @@ class App(Router):
                 asgi = middleware(asgi, **options)
             if settings.access_log:
                 # Outermost, so what a middleware answers (a CORS preflight...) is logged too.
-                asgi = AccessLog(asgi, settings.access_log_format)
+                asgi = AccessLog(asgi, settings.access_log_format, self.access_log_exclude)
+            if settings.request_id_header:
+                # Outside the access log, so its line carries the id too. The proxies whose
+                # id is kept are the security battery's (read from its extension entry: the
+                # core imports no battery).
+                security = self.extensions.get("transom.security")
+                trusted = getattr(security, "trusted_proxies", ())
+                asgi = RequestIdMiddleware(asgi, settings.request_id_header, trusted)
             self._asgi = asgi
-            self._direct_http = not self._middleware and not settings.access_log
+            self._direct_http = (
+                not self._middleware and not settings.access_log and not settings.request_id_header
+            )
         return self._asgi
 
     def _static_folders(self) -> list[Path]:
@@ -549,8 +591,8 @@ class App(Router):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.settings.access_log:
-                    install_default_handler()  # a server runs us: the log needs somewhere to go
+                # A server runs us: the log lines need somewhere to go.
+                configure_logging(self.settings)
                 try:
                     await self.startup()
                 except Exception as exc:

@@ -143,7 +143,29 @@ def main(app: str | None, show_traceback: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
 @click.option("--reload/--no-reload", default=None, help="Restart on code changes [on in debug].")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    envvar="TRANSOM_WORKERS",
+    type=click.IntRange(1),
+    help="Worker processes ($TRANSOM_WORKERS; about one per CPU core in production).",
+)
+@click.option(
+    "--backlog",
+    default=serving.DEFAULT_BACKLOG,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections queued while every worker is busy.",
+)
+@click.option(
+    "--graceful-timeout",
+    default=serving.DEFAULT_GRACEFUL_TIMEOUT,
+    show_default=True,
+    envvar="TRANSOM_GRACEFUL_TIMEOUT",
+    type=click.IntRange(1),
+    help="Seconds requests in flight get to finish on SIGTERM.",
+)
 @click.option("--debug/--no-debug", default=None, help="Debug mode (sets TRANSOM_DEBUG).")
 @click.option("--server", type=click.Choice(serving.SERVERS), default=None, help="ASGI server.")
 @click.argument("target", required=False)
@@ -154,6 +176,8 @@ def run(
     port: int,
     reload: bool | None,
     workers: int,
+    backlog: int,
+    graceful_timeout: int,
     debug: bool | None,
     server: str | None,
     target: str | None,
@@ -171,9 +195,18 @@ def run(
     server = server or app.settings.server
     click.echo(
         f"Serving {location.target} on {serving.address(host, port)} (server: "
-        f"{server}, debug: {app.settings.debug}, reload: {reload})"
+        f"{server}, workers: {workers}, debug: {app.settings.debug}, reload: {reload})"
     )
-    serve(location, host=host, port=port, reload=reload, workers=workers, server=server)
+    serve(
+        location,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=workers,
+        server=server,
+        backlog=backlog,
+        graceful_timeout=graceful_timeout,
+    )
 
 
 @main.command()

@@ -38,7 +38,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
+        return obj.model_dump(mode="json", by_alias=True)
     if isinstance(obj, decimal.Decimal):
         return str(obj)
     if isinstance(obj, set | frozenset | tuple):

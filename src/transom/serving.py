@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from transom.app import App
 
 __all__ = [
+    "MULTIPROC_ENV",
     "SERVER_URL_ENV",
     "AppLocation",
     "AppNotFound",
     "address",
+    "clear_multiproc_dir",
     "locate_app",
     "location_of",
     "main_app",
@@ -35,6 +37,13 @@ SERVERS: tuple[Server, ...] = ("granian", "uvicorn")
 SERVER_URL_ENV = "TRANSOM_SERVER_URL"
 #: Set by :func:`location_of`: the name of the app in the script that called ``app.run()``.
 MAIN_APP_ENV = "TRANSOM_MAIN_APP"
+
+#: prometheus-client's switch to multiprocess mode: a folder shared by the worker processes.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+#: ``transom run``'s production defaults (see :func:`serve`).
+DEFAULT_BACKLOG = 1024
+DEFAULT_GRACEFUL_TIMEOUT = 30
 
 _CANDIDATE_MODULES = ("app", "main")
 _CANDIDATE_ATTRS = ("app", "application")
@@ -161,6 +170,20 @@ def server_url() -> str | None:
     return os.environ.get(SERVER_URL_ENV) or None
 
 
+def clear_multiproc_dir() -> None:
+    """Empty ``$PROMETHEUS_MULTIPROC_DIR`` of a previous run's files (creating the folder):
+    prometheus-client requires an empty folder when the server starts, or the counters of
+    processes long gone are added to the new ones. :func:`serve` does it before the workers
+    start; nothing happens when the variable is not set."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 def serve(
     location: AppLocation,
     *,
@@ -169,6 +192,8 @@ def serve(
     reload: bool = False,
     workers: int = 1,
     server: str = "granian",
+    backlog: int = DEFAULT_BACKLOG,
+    graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT,
 ) -> None:
     """Run the app at ``location`` with a production ASGI server until it is stopped.
 
@@ -179,15 +204,21 @@ def serve(
         reload: Restart the workers when a Python file under the current folder changes.
         workers: Worker processes (1 with ``reload``).
         server: ``"granian"`` or ``"uvicorn"``.
+        backlog: Connections the kernel queues while every worker is busy.
+        graceful_timeout: On SIGTERM (or Ctrl-C) the server stops accepting connections and
+            gives the requests in flight this many seconds to finish before the workers are
+            stopped; then the app's shutdown hooks run (the database pools close).
 
     The servers' own access logs stay off: the app writes one line per request, the same on
-    both servers, to the ``transom.access`` logger (``Settings.access_log``).
+    both servers, to the ``transom.access`` logger (``Settings.access_log``). Without
+    ``reload``, granian starts a new worker in place of one that crashed.
     """
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r} (granian or uvicorn)")
     if reload and workers > 1:
         raise ValueError("reload works with a single worker")
     os.environ[SERVER_URL_ENV] = address(host, port)
+    clear_multiproc_dir()
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
@@ -212,6 +243,9 @@ def serve(
             reload_filter=PythonFilter,
             factory=location.factory,
             log_access=False,
+            backlog=backlog,
+            respawn_failed_workers=not reload,
+            workers_kill_timeout=graceful_timeout,
         ).serve()
     else:
         import uvicorn
@@ -224,4 +258,6 @@ def serve(
             workers=None if reload else workers,
             factory=location.factory,
             access_log=False,
+            backlog=backlog,
+            timeout_graceful_shutdown=graceful_timeout,
         )

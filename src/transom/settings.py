@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # (see transom.accesslog for the fields); written to stdout unless logging is configured.
     access_log: bool = True
     access_log_format: str = DEFAULT_ACCESS_LOG_FORMAT
+    # Log lines written by a server running the app when logging isn't configured (see
+    # transom.logs): "json" objects, "text", or "auto": text in debug mode, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Every request gets an id, returned in this header and put on its log lines; taken from
+    # the request only when a trusted proxy (the security battery's) sent it. "" turns it off.
+    request_id_header: str = "X-Request-ID"
     # Static files: `static_dir` (beside the app's module) is served at `static_url`;
     # `transom collectstatic` writes fingerprinted copies to `static_root`, which production
     # (debug off) serves first. Set static_url to "" to serve nothing.

@@ -28,7 +28,14 @@ from transom.db.lifecycle import (
     get_sync_db_session,
 )
 from transom.db.models import NAMING_CONVENTION, Model, TimestampMixin, make_base, to_dict
-from transom.db.pagination import CursorPage, Page, paginate, paginate_cursor
+from transom.db.pagination import (
+    CursorPage,
+    OffsetPage,
+    Page,
+    paginate,
+    paginate_cursor,
+    paginate_offset,
+)
 from transom.db.schemas import from_schema, schema_for, to_schema, update_from
 from transom.db.sessions import DbSession, RoutingSession
 from transom.db.types import UTCDateTime, utcnow
@@ -46,6 +53,7 @@ __all__ = [
     "DbSessionOptions",
     "ManualDbSessionDep",
     "Model",
+    "OffsetPage",
     "Page",
     "PrimaryDbSessionDep",
     "RoutingSession",
@@ -62,6 +70,7 @@ __all__ = [
     "make_base",
     "paginate",
     "paginate_cursor",
+    "paginate_offset",
     "schema_for",
     "setup",
     "to_dict",

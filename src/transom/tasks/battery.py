@@ -113,9 +113,9 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 class _RequestContext:
     """Makes the app's :class:`Tasks` the current one during its requests, and records the
-    request's ``X-Request-ID`` (when it sends a well-formed one) for the tasks it enqueues:
-    they carry it in their labels, and each run's log lines name it. Ids are not made here:
-    that is the core's request-id work, whose header this reads."""
+    request's id for the tasks it enqueues: they carry it in their labels, and each run's log
+    lines name it. The id is the core's (:mod:`transom.logs`); with those ids turned off, a
+    well-formed ``X-Request-ID`` header, else none. Ids are not made here."""
 
     def __init__(self, app: Any, tasks: Tasks) -> None:
         self.app = app
@@ -125,8 +125,10 @@ class _RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        for name, value in scope["headers"]:
+        # The app's request id (transom.logs) when it gives one, so the task's log lines and
+        # the request's share it.
+        rid = scope.get("transom.request_id")
+        for name, value in () if rid else scope["headers"]:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
                 # Into log lines and message labels: a bounded, plain token or nothing.
