@@ -354,6 +354,7 @@ async def purge_celery(prefix: str, url: str, delete: bool = False) -> None:
         channel = await connection.channel()
         if delete:
             await channel.queue_delete(prefix)
+            await channel.exchange_delete(prefix)  # Celery declares one named as the queue
         else:
             queue = await channel.declare_queue(prefix, passive=True)
             await queue.purge()
