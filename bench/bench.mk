@@ -5,7 +5,7 @@
 # make bench-micro                in-process cost per request, no server (~1 min)
 # make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
-# make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
+# make bench-tasks                the tasks battery beside Celery on RabbitMQ and Redis (~4 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
 # make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
@@ -23,8 +23,12 @@ bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
 	$(BENCH_PYTHON) -m pip install -q -e '.[bench]'
 
+# The tasks bench takes --quick from BENCH_ARGS (its other options are bench/run.py's).
+TASKS_ARGS ?= $(filter --quick,$(BENCH_ARGS))
+
 bench: bench-deps
 	$(BENCH_PYTHON) bench/run.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/tasks.py $(TASKS_ARGS)
 
 bench-micro: bench-deps
 	$(BENCH_PYTHON) bench/micro.py $(BENCH_ARGS)
@@ -40,8 +44,7 @@ bench-cache:
 	$(BENCH_PYTHON) -m pip install -q -e '.[redis]'
 	$(BENCH_PYTHON) bench/cache.py $(BENCH_ARGS)
 
-bench-tasks:
-	$(BENCH_PYTHON) -m pip install -q -e '.[tasks]'
+bench-tasks: bench-deps
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
 
 bench-production:

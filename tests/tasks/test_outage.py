@@ -112,3 +112,31 @@ async def test_every_acknowledged_enqueue_runs_once_across_an_outage(
     assert all(done[tag] == 1 for tag in acknowledged), done
     worker.stop()
     await tasks.close()
+
+
+async def test_a_message_rabbitmq_cannot_route_is_not_acknowledged(
+    amqp_required: None, redis_required: None, prefix: str
+) -> None:
+    """Publisher confirms alone would acknowledge a message dropped for want of a queue: the
+    enqueue checks the broker's answer and raises instead of losing the task silently."""
+    import aio_pika
+
+    from .conftest import AMQP_URL, remove_amqp
+
+    tasks = Tasks(TasksConfig(broker_url=AMQP_URL, prefix=prefix, result_url=REDIS_URL))
+    try:
+        with tasks.activate():
+            await worker_app.record.enqueue("routed")  # declares the queue; it arrives
+            connection = await aio_pika.connect(AMQP_URL)
+            try:
+                channel = await connection.channel()
+                queue = await channel.declare_queue(f"{prefix}.default", passive=True)
+                assert queue.declaration_result.message_count == 1
+                await channel.queue_delete(f"{prefix}.default")  # an operator's mistake
+            finally:
+                await connection.close()
+            with pytest.raises(BrokerUnavailable, match="did not take the message"):
+                await worker_app.record.enqueue("lost")
+    finally:
+        await tasks.close()
+        await remove_amqp(prefix, ["default", "other"])

@@ -122,3 +122,72 @@ async def test_sigterm_finishes_the_running_task(
     assert worker.popen.wait(timeout=30) == 0
     assert await reported(prefix, "done") == ["graceful"]
     assert (await result.refresh()).status == TaskStatus.SUCCESSFUL
+
+
+async def test_a_run_delivered_twice_runs_once_and_a_cancelled_one_never(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    """At-least-once delivery (a redelivery, the outbox relay sending a row again) meets the
+    run's record: a run that finished is not run again, a cancelled one never starts."""
+    from transom.tasks.transports import Envelope
+
+    done = await worker_app.record.enqueue("once")
+    cancelled = await worker_app.record.enqueue("cancelled")
+    assert await cancelled.cancel()
+    worker = spawn("worker", "-c", "1", broker_url=broker)
+    worker.wait_for("listening")
+    assert await done.wait(timeout=30) == "ONCE"
+    # The same run again, as a broker redelivering it would.
+    await tasks._send(
+        Envelope(id=done.id, task="t.record", arguments={"tag": "once"}, queue="default"), None
+    )
+    last = await worker_app.record.enqueue("last")
+    assert await last.wait(timeout=30) == "LAST"  # one consumer, one queue: after the copy
+    assert sorted(await reported(prefix, "done")) == ["last", "once"]
+    await cancelled.refresh()
+    assert cancelled.status == TaskStatus.CANCELLED
+    assert f"task t.record {done.id} is successful: not run" in worker.output
+    assert f"task t.record {cancelled.id} is cancelled: not run" in worker.output
+    assert worker.stop() == 0
+
+
+async def test_runs_log_the_task_id_and_the_enqueuing_request_id(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    """The request's id (the core's, returned in X-Request-ID) travels in the task's labels to
+    the worker, whose start, finish and failure lines name it; a client's own X-Request-ID is
+    not trusted (no trusted proxy here): the core's id replaces it."""
+    from transom import App
+
+    app = App()
+    app.install(tasks)
+
+    @app.post("/send/{tag}")
+    async def send(tag: str) -> dict[str, str]:
+        task = worker_app.fails if tag == "bad" else worker_app.record
+        return {"id": (await task.enqueue(tag)).id}
+
+    sent: dict[str, tuple[str, str]] = {}
+    async with app.async_test_client() as client:
+        for tag, header in [("good", None), ("bad", None), ("forged", "forged-id")]:
+            headers = {"X-Request-ID": header} if header else {}
+            response = await client.post(f"/send/{tag}", headers=headers)
+            sent[tag] = (response.json()["id"], response.headers["x-request-id"])
+    assert len({rid for _, rid in sent.values()}) == 3  # one id per request
+    worker = spawn("worker", "-c", "4", broker_url=broker)
+    worker.wait_for("listening")
+    for tag in ("good", "forged"):
+        assert await worker_app.record.result(sent[tag][0]).wait(timeout=30)
+    bad_id, bad_rid = sent["bad"]
+    worker.wait_for(f"task t.fails {bad_id} failed (attempt 3 of 3, request {bad_rid})")
+    output = worker.output
+    good_id, good_rid = sent["good"]
+    assert f"task t.record {good_id} started (attempt 1, request {good_rid})" in output
+    assert f"task t.record {good_id} succeeded in" in output
+    assert f"(request {good_rid})" in output
+    assert f"task t.fails {bad_id} failed (attempt 1 of 3, request {bad_rid})" in output
+    forged_id, forged_rid = sent["forged"]
+    assert forged_rid != "forged-id"
+    assert f"task t.record {forged_id} started (attempt 1, request {forged_rid})" in output
+    assert "forged-id" not in output
+    assert worker.stop() == 0

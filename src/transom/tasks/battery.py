@@ -8,9 +8,9 @@ import dataclasses
 import logging
 import random
 import re
+import sys
 import time
 import traceback
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, overload
 
@@ -104,12 +104,18 @@ class TasksStats:
         }
 
 
+#: Statuses from which a run may start, and be cancelled (None: no record yet).
+_STARTABLE = (None, TaskStatus.READY, TaskStatus.RUNNING)
+_CANCELLABLE = (None, TaskStatus.READY)
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class _RequestContext:
     """Makes the app's :class:`Tasks` the current one during its requests, and records the
-    request id (``X-Request-ID``, else a new one) for the tasks the request enqueues."""
+    request's id for the tasks it enqueues: they carry it in their labels, and each run's log
+    lines name it. The id is the core's (:mod:`transom.logs`); with those ids turned off, a
+    well-formed ``X-Request-ID`` header, else none. Ids are not made here."""
 
     def __init__(self, app: Any, tasks: Tasks) -> None:
         self.app = app
@@ -125,10 +131,11 @@ class _RequestContext:
         for name, value in () if rid else scope["headers"]:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
+                # Into log lines and message labels: a bounded, plain token or nothing.
                 rid = text if _REQUEST_ID.fullmatch(text) else None
                 break
         tasks_token = _current.set(self.tasks)
-        rid_token = request_id_var.set(rid or uuid.uuid4().hex)
+        rid_token = request_id_var.set(rid)
         try:
             await self.app(scope, receive, send)
         finally:
@@ -165,6 +172,8 @@ class Tasks(Battery):
     """
 
     name = "transom.tasks"
+    #: The admin's tasks page (``tasks/admin.html``), when the admin is installed.
+    template_packages = ("transom.tasks",)
 
     @overload
     def __init__(self, config: TasksConfig | None = None, /) -> None: ...
@@ -230,6 +239,8 @@ class Tasks(Battery):
         app.on_startup(self._start_serving)
         app.on_shutdown(self.close)
         app.add_middleware(_RequestContext, tasks=self)
+        # At build time, whichever battery was installed first.
+        app.add_check(self._add_admin_page)
 
         async def broker_unavailable(request: Request, exc: Exception) -> Response:
             from transom.exceptions import HTTPException
@@ -243,6 +254,14 @@ class Tasks(Battery):
             )
 
         app.exception_handler(BrokerUnavailable)(broker_unavailable)
+
+    def _add_admin_page(self) -> None:
+        site = sys.modules.get("transom.admin.site")  # not imported: no admin installed
+        admin = self.app.batteries.find(site.Admin) if site is not None else None
+        if admin is not None:
+            from transom.tasks.admin import install_admin
+
+            install_admin(self, admin)
 
     def activate(self) -> _Activation:
         """``with tasks.activate():`` enqueue through this battery (several apps, one process)."""
@@ -324,35 +343,33 @@ class Tasks(Battery):
                 if existing is not None:
                     logger.info("task %s key %r: duplicate of %s", task.name, options.key, existing)
                     return TaskResult(task, existing, self)
-            await self._send(envelope, delay, status=True)
+            await self._send(envelope, delay)
         except StoreUnavailable as exc:
             raise BrokerUnavailable(str(exc)) from exc
         self.stats.enqueued += 1
         return result
 
-    async def _send(self, envelope: Envelope, delay: float | None, *, status: bool) -> None:
+    async def _send(self, envelope: Envelope, delay: float | None) -> None:
+        # No record is written here: a run with none is READY, so an enqueue costs only the
+        # message the broker confirms. asyncio.timeout, not wait_for: no extra asyncio task.
         if not self._started:
             await self.start()
-        if status and self.store.keeps:
-            await self.store.put(
-                self._key("result", envelope.id),
-                {"status": TaskStatus.READY, "enqueued_at": envelope.enqueued_at, "errors": []},
-                self.config.result_ttl,
-            )
         try:
-            await asyncio.wait_for(
-                self.transport.send(envelope, delay), self.config.connect_timeout
-            )
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.transport.send(envelope, delay)
         except (OSError, ConnectionError, TimeoutError, RuntimeError) as exc:
-            if envelope.key:
-                await self.store.delete(self._key("key", envelope.key))
+            await self._unclaim(envelope)
             raise BrokerUnavailable(f"task {envelope.task} not sent: {exc!r}") from exc
         except Exception as exc:
             if type(exc).__module__.startswith(("aiormq", "aio_pika", "redis", "pamqp")):
-                if envelope.key:
-                    await self.store.delete(self._key("key", envelope.key))
+                await self._unclaim(envelope)
                 raise BrokerUnavailable(f"task {envelope.task} not sent: {exc!r}") from exc
             raise
+
+    async def _unclaim(self, envelope: Envelope) -> None:
+        # Not sent: the idempotency key must not keep the next try out.
+        if envelope.key:
+            await self.store.delete(self._key("key", envelope.key))
 
     async def enqueue_on_commit(
         self, task: Task[Any, Any], session: Any, arguments: dict[str, Any]
@@ -364,27 +381,28 @@ class Tasks(Battery):
 
     # -- results ---------------------------------------------------------------------------------
     async def record(self, task_id: str) -> dict[str, Any] | None:
-        """The stored state of run ``task_id`` (``None``: unknown or expired)."""
+        """The stored state of run ``task_id`` (``None``: not started yet, unknown or expired)."""
         try:
-            return await self.store.get(self._key("result", task_id))
+            return await self.store.get(self._key("run", task_id))
         except StoreUnavailable as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
     async def _update(self, task_id: str, **fields: Any) -> None:
-        if not self.store.keeps:
-            return
-        key = self._key("result", task_id)
-        record = await self.store.get(key) or {"errors": []}
-        record.update(fields)
-        await self.store.put(key, record, self.config.result_ttl)
+        if self.store.keeps:
+            await self.store.update(self._key("run", task_id), fields, self.config.result_ttl)
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task that has not started: True when it will not run."""
-        record = await self.record(task_id)
-        if record is None or record.get("status") != TaskStatus.READY:
-            return False
-        await self._update(task_id, status=TaskStatus.CANCELLED, finished_at=time.time())
-        return True
+        try:
+            refused = await self.store.transition(
+                self._key("run", task_id),
+                {"status": TaskStatus.CANCELLED, "finished_at": time.time()},
+                self.config.result_ttl,
+                _CANCELLABLE,
+            )
+        except StoreUnavailable as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+        return self.store.keeps and refused is None
 
     # -- dead letters ----------------------------------------------------------------------------
     async def dead_letters(self) -> list[DeadLetter]:
@@ -401,7 +419,8 @@ class Tasks(Battery):
         if letter is None:
             return False
         envelope = dataclasses.replace(letter.envelope, attempt=0, enqueued_at=time.time())
-        await self._send(envelope, None, status=True)
+        await self._update(envelope.id, status=TaskStatus.READY, errors=[])
+        await self._send(envelope, None)
         return True
 
     async def discard_dead(self, task_id: str) -> bool:
@@ -425,12 +444,25 @@ class Tasks(Battery):
             logger.error("unknown task %s (%s): dead-lettered", envelope.task, envelope.id)
             await self._dead(envelope, "unknown task (not imported by the worker?)")
             return
-        if self.store.keeps:
-            record = await self.store.get(self._key("result", envelope.id))
-            if record is not None and record.get("status") == TaskStatus.CANCELLED:
-                logger.info("task %s %s cancelled: skipped", task.name, envelope.id, extra=extra)
-                return
         started = time.time()
+        # One atomic step: a cancelled run does not start, and a run that already succeeded or
+        # failed (delivered twice: at-least-once brokers, the outbox relay) does not run again.
+        refused = await self.store.transition(
+            self._key("run", envelope.id),
+            {
+                "status": TaskStatus.RUNNING,
+                "enqueued_at": envelope.enqueued_at,
+                "started_at": started,
+                "attempts": envelope.attempt + 1,
+            },
+            self.config.result_ttl,
+            _STARTABLE,
+        )
+        if refused is not None:
+            logger.info(
+                "task %s %s is %s: not run", task.name, envelope.id, refused.lower(), extra=extra
+            )
+            return
         self.stats.started += 1
         self.stats.observe(max(0.0, started - envelope.enqueued_at))
         logger.info(
@@ -440,12 +472,6 @@ class Tasks(Battery):
             envelope.attempt + 1,
             envelope.request_id or "-",
             extra=extra,
-        )
-        await self._update(
-            envelope.id,
-            status=TaskStatus.RUNNING,
-            started_at=started,
-            attempts=envelope.attempt + 1,
         )
         failure: Exception | None = None
         try:
@@ -459,10 +485,11 @@ class Tasks(Battery):
             return
         self.stats.succeeded += 1
         logger.info(
-            "task %s %s succeeded in %.3f s",
+            "task %s %s succeeded in %.3f s (request %s)",
             task.name,
             envelope.id,
             time.time() - started,
+            envelope.request_id or "-",
             extra=extra,
         )
         await self._update(
@@ -490,18 +517,18 @@ class Tasks(Battery):
             if isinstance(exc, TimeoutError)
             else "".join(traceback.format_exception_only(exc)).strip()
         )
-        key = self._key("result", envelope.id)
-        record = await self.store.get(key) if self.store.keeps else None
+        record = await self.store.get(self._key("run", envelope.id)) if self.store.keeps else None
         errors = [*(record or {}).get("errors", []), error]
         if envelope.attempt < task.retries:
             delay = self.backoff(envelope.attempt)
             self.stats.retried += 1
             logger.warning(
-                "task %s %s failed (attempt %d of %d): %s; retried in %.1f s",
+                "task %s %s failed (attempt %d of %d, request %s): %s; retried in %.1f s",
                 task.name,
                 envelope.id,
                 envelope.attempt + 1,
                 task.retries + 1,
+                envelope.request_id or "-",
                 error,
                 delay,
                 extra=extra,
@@ -511,15 +538,16 @@ class Tasks(Battery):
             if self.config.backend == "eager":
                 await self.run(retry)  # eager: at once, no waiting in tests
             else:
-                await self._send(retry, delay, status=False)
+                await self._send(retry, delay)
             return
         self.stats.failed += 1
         logger.error(
-            "task %s %s failed (attempt %d of %d): %s; dead-lettered",
+            "task %s %s failed (attempt %d of %d, request %s): %s; dead-lettered",
             task.name,
             envelope.id,
             envelope.attempt + 1,
             task.retries + 1,
+            envelope.request_id or "-",
             error,
             exc_info=exc,
             extra=extra,

@@ -45,6 +45,8 @@ class OutboxEntry(Model):
     """A task waiting to be relayed to the broker (written in the caller's transaction)."""
 
     __tablename__ = "transom_tasks_outbox"
+    #: Permission codenames ``tasks.view_outboxentry``... (the admin's tasks page uses them).
+    __app_label__ = "tasks"
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     task: Mapped[str] = mapped_column(sa.String(255))
@@ -196,15 +198,17 @@ class Relay:
                 )
             ).all()
             for row in rows:
-                data = orjson.loads(row.payload)
-                not_before = data.get("not_before")
-                if not_before and not_before > now + 1:
-                    delay: float | None = not_before - now
-                else:
-                    delay = None
-                envelope = Envelope(**data["envelope"])
-                await self.tasks._send(envelope, delay, status=True)
+                await self.send(self.tasks, row, now)
                 await session.delete(row)
                 sent += 1
         self.sent += sent
         return sent
+
+    @staticmethod
+    async def send(tasks: Tasks, row: OutboxEntry, now: float | None = None) -> None:
+        """Send one row's task to the broker (the caller deletes the row)."""
+        now = time.time() if now is None else now
+        data = orjson.loads(row.payload)
+        not_before = data.get("not_before")
+        delay = not_before - now if not_before and not_before > now + 1 else None
+        await tasks._send(Envelope(**data["envelope"]), delay)

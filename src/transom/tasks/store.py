@@ -1,8 +1,16 @@
-"""Where task results, idempotency keys and scheduler ticks live: memory or Redis."""
+"""Where task results, idempotency keys and scheduler ticks live: memory or Redis.
+
+A run's record is a set of fields (``status``, ``attempts``, ``started_at``...). Enqueuing
+writes none: a run with no record is ``READY`` (waiting, or unknown), which keeps the enqueue to
+the one message the broker must confirm. Starting and cancelling a run are atomic transitions
+(:meth:`StateStore.transition`), so a cancelled run never starts and a finished one is not run
+again when the broker delivers it twice.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any, Protocol
 
 import orjson
@@ -20,11 +28,17 @@ class StateStore(Protocol):
     #: False when nothing is kept (RabbitMQ with no ``result_url``).
     keeps: bool
 
-    async def put(self, key: str, value: dict[str, Any], ttl: float) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds."""
-
     async def get(self, key: str) -> dict[str, Any] | None:
-        """The value under ``key``, or ``None``."""
+        """The record under ``key`` (its fields), or ``None``."""
+
+    async def update(self, key: str, fields: dict[str, Any], ttl: float) -> None:
+        """Set ``fields`` of the record ``key`` (others kept); it expires after ``ttl`` s."""
+
+    async def transition(
+        self, key: str, fields: dict[str, Any], ttl: float, allowed: Collection[str | None]
+    ) -> str | None:
+        """Set ``fields`` only if the record's ``status`` is in ``allowed`` (``None``: no
+        record), atomically. Returns ``None`` when set, else the status that refused it."""
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         """Set ``key`` to ``value`` unless it exists: ``None`` when claimed, else its value."""
@@ -41,10 +55,15 @@ class NoStore:
 
     keeps = False
 
-    async def put(self, key: str, value: dict[str, Any], ttl: float) -> None:
+    async def get(self, key: str) -> dict[str, Any] | None:
         return None
 
-    async def get(self, key: str) -> dict[str, Any] | None:
+    async def update(self, key: str, fields: dict[str, Any], ttl: float) -> None:
+        return None
+
+    async def transition(
+        self, key: str, fields: dict[str, Any], ttl: float, allowed: Collection[str | None]
+    ) -> str | None:
         return None
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
@@ -74,12 +93,24 @@ class MemoryStore:
             return None
         return entry[1]
 
-    async def put(self, key: str, value: dict[str, Any], ttl: float) -> None:
-        self._data[key] = (time.monotonic() + ttl, value)
-
     async def get(self, key: str) -> dict[str, Any] | None:
         value = self._live(key)
         return dict(value) if isinstance(value, dict) else None
+
+    async def update(self, key: str, fields: dict[str, Any], ttl: float) -> None:
+        record = self._live(key)
+        record = {**record, **fields} if isinstance(record, dict) else dict(fields)
+        self._data[key] = (time.monotonic() + ttl, record)
+
+    async def transition(
+        self, key: str, fields: dict[str, Any], ttl: float, allowed: Collection[str | None]
+    ) -> str | None:
+        record = self._live(key)
+        status = record.get("status") if isinstance(record, dict) else None
+        if status not in allowed:
+            return str(status or "")
+        await self.update(key, fields, ttl)
+        return None
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
         existing = self._live(key)
@@ -95,8 +126,38 @@ class MemoryStore:
         return None
 
 
+# A record is a hash of JSON values. ARGV: ttl in ms, then field, value pairs.
+_UPDATE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# ARGV: ttl in ms, the number n of allowed statuses (JSON; "" for no record), the n statuses,
+# then field, value pairs. Returns "" when set, else the status that refused it.
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status') or ''
+local n = tonumber(ARGV[2])
+for i = 3, n + 2 do
+  if ARGV[i] == status then
+    redis.call('HSET', KEYS[1], unpack(ARGV, n + 3))
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    return ''
+  end
+end
+return status
+"""
+
+
+def _pairs(fields: dict[str, Any]) -> list[bytes | str]:
+    out: list[bytes | str] = []
+    for name, value in fields.items():
+        out += [name, orjson.dumps(value)]
+    return out
+
+
 class RedisStore:
-    """One Redis server, shared by every process of the app."""
+    """One Redis server, shared by every process of the app: a record is a hash."""
 
     keeps = True
 
@@ -106,37 +167,48 @@ class RedisStore:
         self.client: Any = Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
+        # Scripts run by EVALSHA (EVAL once when Redis does not know them yet): one round trip.
+        self._update = self.client.register_script(_UPDATE)
+        self._transition = self.client.register_script(_TRANSITION)
 
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
-            return await getattr(self.client, method)(*args, **kwargs)
+            return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
 
-    async def put(self, key: str, value: dict[str, Any], ttl: float) -> None:
-        await self._call("set", key, orjson.dumps(value), px=max(1, int(ttl * 1000)))
-
     async def get(self, key: str) -> dict[str, Any] | None:
-        raw = await self._call("get", key)
-        if raw is None:
+        raw = await self._call(self.client.hgetall, key)
+        if not raw:
             return None
-        value = orjson.loads(raw)
-        return value if isinstance(value, dict) else None
+        return {name.decode(): orjson.loads(value) for name, value in raw.items()}
+
+    async def update(self, key: str, fields: dict[str, Any], ttl: float) -> None:
+        args = [max(1, int(ttl * 1000)), *_pairs(fields)]
+        await self._call(self._update, keys=[key], args=args)
+
+    async def transition(
+        self, key: str, fields: dict[str, Any], ttl: float, allowed: Collection[str | None]
+    ) -> str | None:
+        statuses = [b"" if s is None else orjson.dumps(s) for s in allowed]
+        args = [max(1, int(ttl * 1000)), len(statuses), *statuses, *_pairs(fields)]
+        refused = await self._call(self._transition, keys=[key], args=args)
+        return str(orjson.loads(refused)) if refused else None
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
-        claimed = await self._call("set", key, value, nx=True, px=max(1, int(ttl * 1000)))
+        claimed = await self._call(self.client.set, key, value, nx=True, px=max(1, int(ttl * 1000)))
         if claimed:
             return None
-        existing = await self._call("get", key)
+        existing = await self._call(self.client.get, key)
         # Expired between the two calls: the key is free again, but claiming it now would be a
         # second round trip for a case that needs none; the caller treats it as a duplicate.
         return existing.decode() if isinstance(existing, bytes) else str(existing or "")
 
     async def delete(self, key: str) -> None:
-        await self._call("delete", key)
+        await self._call(self.client.delete, key)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -230,6 +230,7 @@ class AmqpTransport:
         self.prefix = prefix
         self.queues = list(dict.fromkeys(queues))
         self.broker = self.make_broker(self.queues, prefetch, timeout)
+        self._exchange: Any = None
 
     def queue_name(self, queue: str) -> str:
         return f"{self.prefix}.{queue}"
@@ -268,38 +269,56 @@ class AmqpTransport:
             )
 
     async def close(self) -> None:
+        self._exchange = None
         await self.broker.shutdown()
+
+    async def _publish(self, exchange: Any, message: Any, routing_key: str) -> None:
+        from pamqp.commands import Basic
+
+        # Publisher confirms (taskiq's write channel has them) and mandatory routing: the
+        # message counts as sent only when RabbitMQ acknowledged it, which for a persistent
+        # message on a durable queue means it is on disk. An unroutable message (its queue
+        # deleted) comes back instead of an Ack: that is a failed send, not a silent drop.
+        confirmation = await exchange.publish(message, routing_key=routing_key, mandatory=True)
+        if not isinstance(confirmation, Basic.Ack):
+            raise ConnectionError(f"RabbitMQ did not take the message for {routing_key!r}")
 
     async def send(self, envelope: Envelope, delay: float | None) -> None:
         from aio_pika import DeliveryMode, Message
 
         if envelope.queue not in self.queues:
             raise ValueError(f"queue {envelope.queue!r} is not declared (queues: {self.queues})")
-        message = _message(self.broker, envelope, self.queue_name(envelope.queue))
-        if not delay:
-            await self.broker.kick(message)
-            return
-        await self.broker.write_channel.default_exchange.publish(
-            Message(
-                body=message.message,
-                headers={"task_id": envelope.id, "task_name": envelope.task, **message.labels},
-                delivery_mode=DeliveryMode.PERSISTENT,
-                priority=envelope.priority,
-                expiration=dt.timedelta(seconds=delay),
-            ),
-            routing_key=self.queue_name(envelope.queue) + ".delay",
+        raw = _message(self.broker, envelope, self.queue_name(envelope.queue))
+        message = Message(
+            body=raw.message,
+            headers={"task_id": envelope.id, "task_name": envelope.task, **raw.labels},
+            delivery_mode=DeliveryMode.PERSISTENT,
+            priority=envelope.priority,
+            expiration=dt.timedelta(seconds=delay) if delay else None,
         )
+        channel = self.broker.write_channel
+        if delay:
+            await self._publish(
+                channel.default_exchange, message, self.queue_name(envelope.queue) + ".delay"
+            )
+            return
+        # What taskiq's kick does (same message, same exchange), publishing through the
+        # exchange object kept from start() and checking the broker's answer.
+        if self._exchange is None:
+            self._exchange = await channel.get_exchange(f"{self.prefix}.tasks", ensure=False)
+        await self._publish(self._exchange, message, self.queue_name(envelope.queue))
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         from aio_pika import DeliveryMode, Message
 
-        await self.broker.write_channel.default_exchange.publish(
+        await self._publish(
+            self.broker.write_channel.default_exchange,
             Message(
                 body=letter.to_json(),
                 headers={"task_id": letter.envelope.id},
                 delivery_mode=DeliveryMode.PERSISTENT,
             ),
-            routing_key=f"{self.prefix}.dead",
+            f"{self.prefix}.dead",
         )
 
     async def _browse(self, take: str | None) -> tuple[list[DeadLetter], DeadLetter | None]:
@@ -364,6 +383,48 @@ return n
 """
 
 
+def _stream_broker_class() -> Any:
+    from redis.asyncio import Redis
+    from taskiq import AckableMessage
+    from taskiq_redis import RedisStreamBroker
+
+    class StreamBroker(RedisStreamBroker):
+        """taskiq-redis's stream broker, reading with one XREADGROUP per batch.
+
+        taskiq-redis follows every read with a locked XAUTOCLAIM (two more round trips, one
+        of them a SCRIPT EXISTS) before the next read, which delays the next task; the
+        transport's own ``pump`` gives back a dead worker's tasks instead.
+        """
+
+        async def listen(self) -> Any:
+            streams = {self.queue_name: ">", **self.additional_streams}
+            client: Any = Redis(connection_pool=self.connection_pool)
+            async with client as redis:
+                while True:
+                    fetched = await redis.xreadgroup(
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        streams,
+                        block=self.block,
+                        noack=False,
+                        count=self.count,
+                    )
+                    for stream, entries in fetched or ():
+                        for entry_id, fields in entries:
+                            yield AckableMessage(
+                                data=fields[b"data"], ack=self._acker(stream, entry_id)
+                            )
+
+        def _acker(self, stream: Any, entry_id: Any) -> Any:
+            async def ack() -> None:
+                async with Redis(connection_pool=self.connection_pool) as redis:
+                    await redis.xack(stream, self.consumer_group_name, entry_id)
+
+            return ack
+
+    return StreamBroker
+
+
 class RedisTransport:
     """Redis through taskiq-redis's stream broker: a stream per queue (``<prefix>:<queue>``)
     read by one consumer group, so a task a dead worker took is given to another after
@@ -390,10 +451,8 @@ class RedisTransport:
         return f"{self.prefix}:{queue}"
 
     def make_broker(self, queues: list[str]) -> Any:
-        from taskiq_redis import RedisStreamBroker
-
         streams = [self.stream(q) for q in queues]
-        return RedisStreamBroker(
+        return _stream_broker_class()(
             self.url,
             queue_name=streams[0],
             consumer_group_name=f"{self.prefix}-workers",
