@@ -69,6 +69,10 @@ class Endpoint:
     note: str = ""
     suite: str = "core"  # "tfb": served by the framework's TechEmpower database app
     check: Callable[[bytes], str | None] | None = None  # for answers that vary (random rows)
+    only: tuple[str, ...] = ()  # the frameworks that serve it (empty: all)
+
+    def served_by(self, framework: str) -> bool:
+        return not self.only or framework in self.only
 
 
 def _check_worlds(count: int | None) -> Callable[[bytes], str | None]:
@@ -123,6 +127,12 @@ ENDPOINTS = [
         note="HTTP/1.1 pipelining, depth 16",
     ),
     Endpoint("json", "app", "GET", "/json", "application/json", b'{"message":"Hello, World!"}'),
+    Endpoint(
+        "html", "app", "GET", "/html", "text/html",
+        b"<!doctype html><title>Hello</title><p>Hello, World!</p>",
+        only=("raw", "transom", "transom-secure", "starlette"),
+        note="a str returned as text/html (with Security: the response with a CSP nonce)",
+    ),
     Endpoint(
         "typed",
         "app",
@@ -188,6 +198,7 @@ FRAMEWORKS = {
     for f in [
         Framework("raw", "bench.apps.raw_asgi", None, "asgi", "bench.apps.tfb_raw"),
         Framework("transom", "bench.apps.transom_app", "transom", "asgi", "bench.apps.tfb_transom"),
+        Framework("transom-secure", "bench.apps.transom_secure_app", "transom", "asgi"),
         Framework("starlette", "bench.apps.starlette_app", "starlette", "asgi"),
         Framework("fastapi", "bench.apps.fastapi_app", "fastapi", "asgi", "bench.apps.tfb_fastapi"),
         Framework("litestar", "bench.apps.litestar_app", "litestar", "asgi"),
@@ -203,6 +214,8 @@ DEFAULT_TARGETS = [
     ("raw", "uvicorn"),
     ("transom", "granian"),
     ("transom", "uvicorn"),
+    ("transom-secure", "granian"),
+    ("transom-secure", "uvicorn"),
     ("starlette", "uvicorn"),
     ("fastapi", "uvicorn"),
     ("litestar", "uvicorn"),
@@ -483,7 +496,7 @@ def measure(
     apps: dict[tuple[str, str], list[Endpoint]] = {}
     for endpoint in cfg.endpoints:
         module = framework.tfb_module if endpoint.suite == "tfb" else framework.module
-        if module is not None:
+        if module is not None and endpoint.served_by(framework.name):
             apps.setdefault((module, endpoint.app), []).append(endpoint)
     key = f"{framework.name}/{server}"
     for (module, app), endpoints in apps.items():
@@ -777,7 +790,7 @@ def installed(cfg: Config) -> list[tuple[str, str]]:
     for fw, server in cfg.targets:
         needed = [server] + ([FRAMEWORKS[fw].dist or ""] if FRAMEWORKS[fw].dist else [])
         missing = [m for m in needed if importlib.util.find_spec(m) is None]
-        if fw == "transom" and not missing:
+        if fw.startswith("transom") and not missing:
             # A namespace package (src/transom without __init__) is not Transom yet.
             spec = importlib.util.find_spec("transom")
             if spec is None or spec.origin in (None, "namespace"):
@@ -831,7 +844,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         1
         for fw, _ in cfg.targets
         for e in cfg.endpoints
-        if e.suite != "tfb" or FRAMEWORKS[fw].tfb_module is not None
+        if (e.suite != "tfb" or FRAMEWORKS[fw].tfb_module is not None) and e.served_by(fw)
     )
     print(
         f"{runs} measurements x {cfg.rounds} round(s): about "
