@@ -337,8 +337,11 @@ class ServerFailed(Exception):
 
 
 @contextlib.contextmanager
-def serving(command: list[str], port: int, probe: Endpoint, log_path: Path) -> Iterator[None]:
-    """Run the server until the block ends; ready once it answers any HTTP response."""
+def serving(
+    command: list[str], port: int, probe: Endpoint, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the server until the block ends (``as`` gives its process); ready once it answers
+    any HTTP response."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         log.write(f"\n$ {printable(command)}\n".encode())
@@ -357,7 +360,7 @@ def serving(command: list[str], port: int, probe: Endpoint, log_path: Path) -> I
                 if time.monotonic() > deadline:
                     raise ServerFailed(f"no answer within {START_TIMEOUT:.0f} s; see {log_path}")
                 time.sleep(0.1)
-            yield
+            yield process
         finally:
             _kill(process)
 
