@@ -125,6 +125,10 @@ def test_https_gets_hsts_and_http_does_not() -> None:
 
 def test_unsafe_methods_still_get_the_csrf_check() -> None:
     with make().test_client() as client:
+        # No cookie, no Origin: an API client, nothing to forge; no context either.
+        assert client.post("/submit").json() == {"context": False}
+        cross = client.post("/submit", headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403
         client.get("/login")  # a session cookie: an ambient credential
         refused = client.post("/submit")
         assert refused.status_code == 403

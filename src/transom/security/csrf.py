@@ -29,7 +29,7 @@ import hmac
 import html
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -308,29 +308,47 @@ async def _submitted_token(request: Request, config: CSRFConfig) -> str | None:
     return None
 
 
+def check_request(request: Request, config: CSRFConfig) -> Awaitable[None] | None:
+    """Check the unsafe ``request``: ``None`` when it passed at once, else a coroutine that
+    finishes the check (raising :class:`CSRFError`). The per-request context is only made
+    when needed: a credential-less request (an API client) never gets one."""
+    route = request.route
+    if route is not None and getattr(route.endpoint, EXEMPT_ATTR, False):
+        return None
+    if config.exempt_bearer and _exempt_by_authorization(request):
+        # A token header is no ambient credential, so no check now; but if the handler then
+        # uses the cookie session, the cookie is what the request acts with after all, and
+        # the check runs at that moment (load_session calls verify_deferred).
+        get_context(request).csrf_deferred = request
+        return None
+    try:
+        if _carries_ambient_credentials(request):
+            return _verify_logged(request, config, get_context(request))
+        # Nothing a browser attaches by itself (no cookie, no Basic-style header): the
+        # request can't act as anyone it doesn't name, so there is nothing to forge. A curl
+        # or mobile client gets through without a token; a page on another site is still
+        # refused by what browsers always send with its requests (Sec-Fetch-Site, Origin),
+        # which also covers login forms posted cross-site.
+        _check_cross_site(request, config)
+    except CSRFError as exc:
+        _log_refusal(request, exc)
+        raise
+    return None
+
+
 async def verify_request(request: Request, ctx: RequestContext) -> None:
     """Raise :class:`CSRFError` unless the unsafe ``request`` is safe to process."""
     config = ctx.security.csrf
     if config is None or request.method in SAFE_METHODS:
         return
-    if ctx.endpoint is not None and getattr(ctx.endpoint, EXEMPT_ATTR, False):
-        return
-    if config.exempt_bearer and _exempt_by_authorization(request):
-        # A token header is no ambient credential, so no check now; but if the handler then
-        # uses the cookie session, the cookie is what the request acts with after all, and
-        # the check runs at that moment (load_session calls verify_deferred).
-        ctx.csrf_deferred = request
-        return
+    pending = check_request(request, config)
+    if pending is not None:
+        await pending
+
+
+async def _verify_logged(request: Request, config: CSRFConfig, ctx: RequestContext) -> None:
     try:
-        if _carries_ambient_credentials(request):
-            await _verify(request, config, ctx)
-        else:
-            # Nothing a browser attaches by itself (no cookie, no Basic-style header): the
-            # request can't act as anyone it doesn't name, so there is nothing to forge. A curl
-            # or mobile client gets through without a token; a page on another site is still
-            # refused by what browsers always send with its requests (Sec-Fetch-Site, Origin),
-            # which also covers login forms posted cross-site.
-            _check_cross_site(request, config)
+        await _verify(request, config, ctx)
     except CSRFError as exc:
         _log_refusal(request, exc)
         raise

@@ -36,11 +36,10 @@ from transom.security._context import (
     CONTEXT_KEY,
     RequestContext,
     StoreUnavailable,
-    get_context,
     unavailable_error,
 )
 from transom.security.cors import CORSConfig, CORSMiddleware
-from transom.security.csrf import SAFE_METHODS, CSRFConfig, verify_request
+from transom.security.csrf import SAFE_METHODS, CSRFConfig, check_request
 from transom.security.headers import (
     HeaderPlan,
     HeadersConfig,
@@ -185,9 +184,10 @@ class Security(Battery):
 
     def _before_request(self, request: Request) -> Awaitable[None] | None:
         # Plain function: a safe method costs no coroutine, and no context.
-        if self.csrf is None or request.method in SAFE_METHODS or request.route is None:
+        config = self.csrf
+        if config is None or request.method in SAFE_METHODS or request.route is None:
             return None
-        return verify_request(request, get_context(request))
+        return check_request(request, config)
 
     def _plan(self, request: Request, base: RawHeaders) -> HeaderPlan:
         if base is not self._plans_base:  # the app was built again: new default headers
