@@ -429,6 +429,8 @@ class App(Router):
             try:
                 for after in self._after:
                     result = after(request, response)
+                    if result is None:
+                        continue  # the common answer: skip the awaitable test
                     if inspect.isawaitable(result):
                         result = await result
                     if result is not None:
@@ -497,6 +499,8 @@ class App(Router):
         request.route = route
         for before in self._before:
             result = before(request)
+            if result is None:
+                continue  # the common answer: skip the awaitable test
             if inspect.isawaitable(result):
                 result = await result
             if result is not None:
