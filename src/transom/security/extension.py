@@ -185,7 +185,7 @@ class Security(Battery):
     def _before_request(self, request: Request) -> Awaitable[None] | None:
         # Plain function: a safe method costs no coroutine, and no context.
         config = self.csrf
-        if config is None or request.method in SAFE_METHODS or request.route is None:
+        if config is None or request.scope["method"] in SAFE_METHODS or request.route is None:
             return None
         return check_request(request, config)
 
@@ -205,18 +205,28 @@ class Security(Battery):
     ) -> RawHeaders | Awaitable[RawHeaders]:
         scope = request.scope
         ctx = scope.get(CONTEXT_KEY)
-        if ctx is None:
-            # Nothing of the battery was used: no session to save, no cookie to set.
-            route = request.route
-            plan = (
-                self._plans.get(route.endpoint if route is not None else None)
-                if headers is self._plans_base
-                else None
-            )
-            if plan is None:
-                plan = self._plan(request, headers)
-            return plan.block(scope.get("scheme") in _SECURE, is_html(response), None)
-        return self._finish(ctx, request, response, headers)
+        if ctx is not None:
+            return self._finish(ctx, request, response, headers)
+        # Nothing of the battery was used: no session to save, no cookie to set. This runs on
+        # every response, hence the inlined look-ups.
+        route = request.route
+        plan = (
+            self._plans.get(route.endpoint if route is not None else None)
+            if headers is self._plans_base
+            else None
+        )
+        if plan is None:
+            plan = self._plan(request, headers)
+        secure = scope.get("scheme") in _SECURE
+        if not plan.templates:
+            if plan.html_csp is None:
+                return plan.blocks[secure]
+            content_type = response.content_type
+            if not response._raw_headers and (
+                content_type is None or not content_type.startswith("text/html")
+            ):
+                return plan.blocks[secure]  # not HTML: the policy without a nonce
+        return plan.block(secure, is_html(response), None)
 
     async def _finish(
         self, ctx: RequestContext, request: Request, response: Response, headers: RawHeaders
