@@ -25,6 +25,7 @@ CORE_PAGES = [
     "cache.md",
     "tasks.md",
     "deprecations.md",
+    "performance.md",
 ]
 
 
