@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test test-sqlalchemy-lowest fuzz lint typecheck install docs clean
+.PHONY: demo conduit test test-sqlalchemy-lowest fuzz lint typecheck install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ PORT ?= 8000
 demo: install
 	cd examples/blog && ../../$(BIN)/transom db migrate
 	cd examples/blog && TRANSOM_DEBUG=1 TRANSOM_SECRET_KEY=$${TRANSOM_SECRET_KEY:-demo-only-not-secret} \
+	  ../../$(BIN)/transom run --host $(HOST) --port $(PORT)
+
+# The RealWorld "Conduit" backend API (examples/conduit): apply its migrations, then serve it
+# on http://$(HOST):$(PORT)/api. SQLite file examples/conduit/db.sqlite3 by default;
+# `make conduit DATABASE_URL=postgresql://user@host/db` (or in the environment) for PostgreSQL.
+# The fallback secret key is for trying it locally only: set TRANSOM_SECRET_KEY elsewhere.
+conduit: install
+	cd examples/conduit && ../../$(BIN)/transom db migrate
+	cd examples/conduit && TRANSOM_SECRET_KEY=$${TRANSOM_SECRET_KEY:-conduit-demo-only-not-secret} \
 	  ../../$(BIN)/transom run --host $(HOST) --port $(PORT)
 
 test: install

@@ -7,12 +7,15 @@
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
+# make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
+#                                 cross-host checks, rolling restart, throughput table (~3 min, root)
+# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy, PostgreSQL (~4 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-soak
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-hosts bench-rest bench-soak
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -38,6 +41,13 @@ bench-cache:
 bench-tasks:
 	$(BENCH_PYTHON) -m pip install -q -e '.[tasks]'
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
+
+bench-hosts: bench-deps
+	@command -v nginx >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq nginx; }
+	$(BENCH_SUDO) $(BENCH_PYTHON) bench/hosts.py $(BENCH_ARGS)
+
+bench-rest: bench-deps
+	$(BENCH_PYTHON) bench/rest.py $(BENCH_ARGS)
 
 # make bench-soak                 RSS of the worker over a 10-minute soak per target (~40 min)
 # make bench-soak BENCH_ARGS="--duration 60 --interval 10"   a short one

@@ -68,6 +68,7 @@ class Endpoint:
     body: str | None = None
     note: str = ""
     suite: str = "core"  # "tfb": served by the framework's TechEmpower database app
+    core_app: bool = False  # a "tfb" endpoint that the framework's core app serves
     check: Callable[[bytes], str | None] | None = None  # for answers that vary (random rows)
     only: tuple[str, ...] = ()  # the frameworks that serve it (empty: all)
 
@@ -162,6 +163,18 @@ ENDPOINTS = [
         "application/json",
         b'{"route":999,"id":42}',
         note="last of 1,000 routes /r{i}/{id:int}",
+    ),
+    # TechEmpower's two tests without a database, with its rules (plaintext pipelined 16 deep,
+    # JSON serialising a new object per request), in the tfb suite so that `make bench-tfb`
+    # runs all six; the frameworks' core apps serve them (the same handlers as `json` above).
+    Endpoint(
+        "tfb-plaintext", "app", "GET", "/plaintext", "text/plain", b"Hello, World!",
+        script="pipeline.lua", script_args=("16",), suite="tfb", core_app=True,
+        note="TechEmpower plaintext: pipelined, depth 16",
+    ),
+    Endpoint(
+        "tfb-json", "app", "GET", "/json", "application/json", b'{"message":"Hello, World!"}',
+        suite="tfb", core_app=True, note="TechEmpower JSON serialization",
     ),
     Endpoint(
         "db", "app", "GET", "/db", "application/json", b"", suite="tfb",
@@ -498,7 +511,8 @@ def measure(
 ) -> None:
     apps: dict[tuple[str, str], list[Endpoint]] = {}
     for endpoint in cfg.endpoints:
-        module = framework.tfb_module if endpoint.suite == "tfb" else framework.module
+        database_test = endpoint.suite == "tfb" and not endpoint.core_app
+        module = framework.tfb_module if database_test else framework.module
         if module is not None and endpoint.served_by(framework.name):
             apps.setdefault((module, endpoint.app), []).append(endpoint)
     key = f"{framework.name}/{server}"
@@ -520,7 +534,7 @@ def measure(
                         results.errors[sample_key] = problem
                         print(f"    {sample_key}: {problem}", file=sys.stderr)
                         continue
-                    if endpoint.suite == "tfb":
+                    if endpoint.suite == "tfb" and not endpoint.core_app:
                         vacuum_worlds()
                     if cfg.warmup > 0:
                         run_wrk(
@@ -847,7 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         1
         for fw, _ in cfg.targets
         for e in cfg.endpoints
-        if (e.suite != "tfb" or FRAMEWORKS[fw].tfb_module is not None) and e.served_by(fw)
+        if (e.suite != "tfb" or e.core_app or FRAMEWORKS[fw].tfb_module is not None)
+        and e.served_by(fw)
     )
     print(
         f"{runs} measurements x {cfg.rounds} round(s): about "

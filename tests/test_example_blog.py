@@ -23,7 +23,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import MetaData
 
 from test_cli import _free_port, serving
-from transom.db import NAMING_CONVENTION, Database, DatabaseConfig, Model, get_database, setup
+from transom.db import NAMING_CONVENTION, Database, DatabaseConfig, Model, get_database
 from transom.db.migrations import Migrations
 from transom.testing import TestClient
 
@@ -45,7 +45,10 @@ def module() -> ModuleType:
 
 @pytest.fixture
 def blog(module: ModuleType, tmp_path: Path) -> Iterator[ModuleType]:
-    setup(module.app, DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite3'}"))
+    # The example installs its database from settings: point it at this test's file.
+    Database.of(module.app).configure(
+        DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'blog.sqlite3'}")
+    )
     migrations = Migrations(get_database(module.app), EXAMPLE / "migrations")
     migrations.upgrade()
     asyncio.run(module.cache.clear())  # the app outlives each test's database

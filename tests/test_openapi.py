@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from openapi_spec_validator import validate
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from transom import App, Depends, File, FormParam, Header, Query, Router, UploadFile
+from transom.openapi import add_security_scheme
 from transom.settings import Settings
 
 
@@ -161,3 +163,98 @@ def test_openapi_and_docs_can_be_turned_off() -> None:
     with only_json.test_client() as client:
         assert client.get("/openapi.json").status_code == 200
         assert client.get("/docs").status_code == 404
+
+
+class CamelOut(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    user_name: str
+    created_at: int
+
+
+def test_response_models_are_rendered_by_alias_as_documented() -> None:
+    app = App()
+
+    @app.get("/me")
+    def me() -> CamelOut:
+        return CamelOut(user_name="ann", created_at=1)
+
+    @app.get("/row")
+    def row() -> CamelOut:
+        return {"userName": "bob", "createdAt": 2}  # type: ignore[return-value]
+
+    with app.test_client() as client:
+        body = client.get("/me").json()
+        other = client.get("/row").json()
+        document = client.get("/openapi.json").json()
+    assert body == {"userName": "ann", "createdAt": 1}
+    assert other == {"userName": "bob", "createdAt": 2}
+    # The same names as the document promises.
+    assert set(document["components"]["schemas"]["CamelOut"]["properties"]) == set(body)
+
+
+def test_a_handler_returning_none_is_documented_as_204_without_body() -> None:
+    app = App()
+
+    @app.post("/ping")
+    def ping(n: int) -> None:
+        return None
+
+    @app.put("/done", status_code=202)
+    def done() -> None:
+        return None
+
+    with app.test_client() as client:
+        answer = client.post("/ping?n=1")
+        accepted = client.put("/done")
+        document = client.get("/openapi.json").json()
+    validate(document)
+    assert answer.status_code == 204
+    assert document["paths"]["/ping"]["post"]["responses"]["204"] == {
+        "description": "Successful response"
+    }
+    assert "200" not in document["paths"]["/ping"]["post"]["responses"]
+    assert accepted.status_code == 202
+    assert "content" not in document["paths"]["/done"]["put"]["responses"]["202"]
+
+
+def test_a_routes_own_422_entry_is_kept() -> None:
+    app = App()
+    custom = {
+        "description": "Errors by field",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+
+    @app.post("/things", responses={422: custom})
+    def create(thing: Article) -> Article:
+        return thing
+
+    document = app.test_client().get("/openapi.json").json()
+    assert document["paths"]["/things"]["post"]["responses"]["422"] == custom
+
+
+def test_openapi_hooks_post_process_the_document() -> None:
+    app = App()
+
+    @app.get("/a")
+    def a() -> dict[str, int]:
+        return {}
+
+    @app.openapi_hook
+    def servers(document: dict[str, Any]) -> None:
+        document["servers"] = [{"url": "https://api.example.com"}]
+
+    def replace(document: dict[str, Any]) -> dict[str, Any]:
+        add_security_scheme(document, "key", {"type": "apiKey", "in": "header", "name": "X-Key"})
+        return {**document, "info": {**document["info"], "title": "Replaced"}}
+
+    with app.test_client() as client:
+        first = client.get("/openapi.json").json()
+        app.openapi_hook(replace)  # a hook added later is applied to the next document
+        second = client.get("/openapi.json").json()
+    assert first["servers"] == [{"url": "https://api.example.com"}]
+    assert "securitySchemes" not in first["components"]
+    validate(second)
+    assert second["info"]["title"] == "Replaced"
+    assert second["security"] == [{}, {"key": []}]
+    assert second["components"]["securitySchemes"]["key"]["name"] == "X-Key"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from transom import App, Settings
 from transom.admin import Admin, ModelAdmin, SessionAuth
-from transom.db import DatabaseConfig, make_base, setup
+from transom.db import Database, DatabaseConfig, make_base
 from transom.security import Security
 
 Base: Any = make_base(name="BenchBase")
@@ -73,7 +73,7 @@ class BenchItem(Base):
 
 app = App(Settings(secret_key="bench-secret-key", allowed_hosts=["127.0.0.1"]))
 Security(app)
-setup(app, DatabaseConfig(url=DATABASE_URL), metadata=Base.metadata)
+app.install(Database(DatabaseConfig(url=DATABASE_URL), metadata=Base.metadata))
 admin = Admin(app, auth=SessionAuth(BenchUser))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom import App, HTMLResponse, Settings
-from transom.db import DatabaseConfig, DbSessionDep, Model, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep, Model
 
 from .tfb_common import DATABASE_URL, POOL_SIZE, clamp_queries, render_fortunes
 
@@ -31,7 +31,7 @@ class Fortune(Model):
 
 
 app = App(settings=Settings(secret_key="bench"))
-setup(app, DatabaseConfig(url=DATABASE_URL, pool_size=POOL_SIZE, max_overflow=0))
+app.install(Database(DatabaseConfig(url=DATABASE_URL, pool_size=POOL_SIZE, max_overflow=0)))
 
 
 async def _world(session: DbSessionDep) -> World:

@@ -73,5 +73,7 @@ def render_output(output: Output, result: Any, status_code: int | None) -> Respo
             result = adapter.validate_python(result, from_attributes=True)
         except ValidationError as exc:
             raise ResponseValidationError(str(exc)) from exc
-    body = adapter.dump_json(result)
+    # By alias, like the OpenAPI document (serialization schemas use aliases): a camelCase
+    # alias generator sends what /openapi.json promises.
+    body = adapter.dump_json(result, by_alias=True)
     return Response(body, status_code or 200, media_type="application/json")

@@ -29,6 +29,7 @@ from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
 
 if TYPE_CHECKING:
+    from transom.openapi import OpenAPIHook
     from transom.testing import AsyncTestClient, TestClient
 
 __all__ = ["App"]
@@ -36,6 +37,7 @@ __all__ = ["App"]
 logger = logging.getLogger("transom")
 F = TypeVar("F", bound=Callable[..., Any])
 B = TypeVar("B", bound=Battery)
+H = TypeVar("H", bound="OpenAPIHook")
 Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Any]]
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 RawHeaders = list[tuple[bytes, bytes]]
@@ -83,6 +85,8 @@ class App(Router):
         #: Replace a dependency in tests: ``app.dependency_overrides[get_db] = fake_db``.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.default_headers = MutableHeaders(dict(DEFAULT_HEADERS))
+        #: Post-processors of the OpenAPI document, in order (:meth:`openapi_hook`).
+        self.openapi_hooks: list[OpenAPIHook] = []
         self._lifespan = lifespan
         self._lifespan_cm: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._on_startup: list[Callable[[], Any]] = []
@@ -114,6 +118,21 @@ class App(Router):
         self._table = None
         super().include_router(router, prefix)
 
+    def include(self, item: Any, prefix: str = "") -> None:
+        """Serve a router, or anything that builds one, under ``prefix``.
+
+        ``item`` is a :class:`Router` or an object with ``__transom_router__(app) -> Router``
+        (a REST resource class: ``app.include(Posts)``); the core learns what a battery's
+        class serves without importing the battery.
+        """
+        if isinstance(item, Router):
+            self.include_router(item, prefix)
+            return
+        build = getattr(item, "__transom_router__", None)
+        if build is None:
+            raise TypeError(f"app.include() takes a Router or a resource, not {item!r}")
+        self.include_router(build(self), prefix)
+
     def mount(self, prefix: str, app: ASGIApp, name: str | None = None) -> None:
         self._table = None
         super().mount(prefix, app, name)
@@ -134,6 +153,16 @@ class App(Router):
         See :mod:`transom.batteries` for the rules every battery follows.
         """
         return battery.install(self)
+
+    def openapi_hook(self, func: H) -> H:
+        """Register ``func(document)`` to post-process the ``/openapi.json`` document.
+
+        It edits the dict in place (returning ``None``) or returns a replacement; hooks run in
+        the order registered, after the document is built from the routes. Batteries declare
+        their security schemes this way (:func:`transom.openapi.add_security_scheme`).
+        """
+        self.openapi_hooks.append(func)
+        return func
 
     def add_check(self, func: Callable[[], None]) -> None:
         """Run ``func()`` when the app is built, before it serves anything (or a server forks).

@@ -8,6 +8,7 @@ assets ship inside the package: ``/docs`` works offline and loads nothing from a
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, get_origin
@@ -23,7 +24,11 @@ from transom.routing import Route
 if TYPE_CHECKING:
     from transom.app import App
 
-__all__ = ["install_openapi_routes", "openapi_document"]
+__all__ = ["OpenAPIHook", "add_security_scheme", "install_openapi_routes", "openapi_document"]
+
+#: ``hook(document)`` post-processes the OpenAPI document; it edits it in place (and returns
+#: ``None``) or returns a replacement. Register with :meth:`App.openapi_hook`.
+OpenAPIHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 JsonMode = Literal["validation", "serialization"]
 _REF = "#/components/schemas/{model}"
@@ -117,7 +122,29 @@ def openapi_document(app: App) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    for hook in app.openapi_hooks:
+        replaced = hook(document)
+        if replaced is not None:
+            document = replaced
     return document
+
+
+def add_security_scheme(
+    document: dict[str, Any], name: str, scheme: dict[str, Any], *, optional: bool = True
+) -> None:
+    """Declare a security scheme in ``document`` (from an :data:`OpenAPIHook`).
+
+    The scheme goes in ``components/securitySchemes`` and is listed as one alternative of the
+    top-level ``security`` requirement, so Swagger UI's "Authorize" button offers it and sends
+    the credential with every call. ``optional`` keeps an empty alternative (``{}``) in that
+    list: endpoints that also serve anonymous clients are not documented as requiring it.
+    """
+    document.setdefault("components", {}).setdefault("securitySchemes", {})[name] = scheme
+    security: list[dict[str, list[str]]] = document.setdefault("security", [])
+    if optional and {} not in security:
+        security.insert(0, {})
+    if {name: []} not in security:
+        security.append({name: []})
 
 
 def _openapi_path(route: Route) -> str:
@@ -302,7 +329,10 @@ def _responses(
         success["content"] = {"application/json": media}
     else:
         annotation = inspect.signature(route.endpoint).return_annotation
-        if annotation in (str, "str"):
+        if annotation in (None, "None"):
+            # What it answers: no body, and 204 unless the route chose a status.
+            status = str(route.status_code or 204)
+        elif annotation in (str, "str"):
             success["content"] = {"text/html": {"schema": {"type": "string"}}}
         elif annotation in (dict, list, "dict", "list") or route.status_code not in (204,):
             success["content"] = {"application/json": {"schema": {}}}
@@ -311,7 +341,7 @@ def _responses(
     responses: dict[str, Any] = {status: success}
     for code, extra in route.responses.items():
         responses[str(code)] = extra if isinstance(extra, dict) else {"description": str(extra)}
-    if has_input:
+    if has_input and "422" not in responses:  # the route's own entry documents its format
         responses["422"] = {
             "description": "Validation error",
             "content": {
@@ -357,8 +387,8 @@ def install_openapi_routes(app: App) -> None:
         # Keyed by the route table itself: adding a route makes a new one, and a new document.
         table = app.route_table
         cached = app.extensions.get("transom.openapi.document")
-        if cached is None or cached[0] is not table:
-            cached = (table, JSONResponse(openapi_document(app)).body)
+        if cached is None or cached[0] is not table or cached[2] != len(app.openapi_hooks):
+            cached = (table, JSONResponse(openapi_document(app)).body, len(app.openapi_hooks))
             app.extensions["transom.openapi.document"] = cached
         return Response(cached[1], media_type="application/json")
 

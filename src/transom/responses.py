@@ -41,7 +41,7 @@ _ADDITIVE = frozenset({b"set-cookie", b"vary"})
 
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
+        return obj.model_dump(mode="json", by_alias=True)
     if isinstance(obj, decimal.Decimal):
         return str(obj)
     if isinstance(obj, set | frozenset | tuple):

@@ -30,7 +30,7 @@ from transom.auth import (
     login_required,
 )
 from transom.auth.models import auth_tables
-from transom.db import Database, DatabaseConfig, Model, get_database, setup
+from transom.db import Database, DatabaseConfig, Model, get_database
 from transom.db.config import sync_url
 from transom.security import CSRFToken, Security, SecurityConfig
 from transom.testing import AsyncTestClient
@@ -122,7 +122,7 @@ def make_app(db_url: str, outbox: MemoryBackend) -> AppFactory:
         settings: Settings | None = None, security: dict[str, Any] | None = None, **kw: Any
     ) -> App:
         app = App(settings or Settings(secret_key=SECRET))
-        setup(app, DatabaseConfig(url=db_url))
+        app.install(Database(DatabaseConfig(url=db_url)))
         app.install(Security(SecurityConfig(**(security or {}))))
         kw.setdefault("hashers", CHEAP)
         kw.setdefault("email_backend", outbox)

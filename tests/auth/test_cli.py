@@ -28,10 +28,10 @@ _names = itertools.count()
 APP = """
 from transom import App, Settings
 from transom.auth import Auth, AuthConfig, Argon2Hasher, PasswordHashers
-from transom.db import DatabaseConfig, setup
+from transom.db import Database, DatabaseConfig
 
 app = App(Settings(secret_key={secret!r}))
-setup(app, DatabaseConfig(url={url!r}))
+app.install(Database(DatabaseConfig(url={url!r})))
 cheap = PasswordHashers(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
 app.install(Auth(AuthConfig(hashers=cheap)))  # brings Security with its defaults
 """

@@ -133,6 +133,55 @@ async def test_revoked_access_token(make_app: AppFactory) -> None:
         assert response.status_code == 401
 
 
+async def test_revocation_check_can_be_turned_off(make_app: AppFactory) -> None:
+    # check_revoked=False skips the per-request lookup: a revoked access token still works
+    # until it expires (the documented trade-off), which proves the query is not run.
+    app = make_app(jwt=JWTConfig(check_revoked=False))
+    async with app.async_test_client() as client:
+        await add_user(app)
+        tokens = await _tokens(client)
+        manager = get_auth(app).jwt
+        async with get_database(app).session() as db:
+            await manager.revoke_access(db, manager.decode(tokens["access_token"]))
+            await db.commit()
+        response = await client.get(
+            "/me", headers={"authorization": f"Bearer {tokens['access_token']}"}
+        )
+        assert response.status_code == 200
+        assert response.json()["username"] == "alice"
+
+
+async def test_openapi_declares_the_auth_schemes(make_app: AppFactory) -> None:
+    from openapi_spec_validator import validate
+
+    app = make_app()
+    async with app.async_test_client() as client:
+        document = (await client.get("/openapi.json")).json()
+    validate(document)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["BearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert schemes["TokenAuth"]["in"] == "header"
+    assert schemes["TokenAuth"]["name"] == "Authorization"
+    assert schemes["sessionCookie"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+        "description": schemes["sessionCookie"]["description"],
+    }
+    # Anonymous calls stay documented as allowed: {} is one of the alternatives.
+    assert document["security"][0] == {}
+    assert {"BearerAuth": []} in document["security"]
+    assert {"sessionCookie": []} in document["security"]
+
+
+async def test_openapi_leaves_out_jwt_when_it_is_off(make_app: AppFactory) -> None:
+    app = make_app(jwt=None)
+    async with app.async_test_client() as client:
+        document = (await client.get("/openapi.json")).json()
+    assert "BearerAuth" not in document["components"]["securitySchemes"]
+    assert "TokenAuth" in document["components"]["securitySchemes"]
+
+
 def test_alg_none_and_tampering_are_refused() -> None:
     manager = JWTManager(JWTConfig(), "app-secret")
     token = manager.access_token("1")

@@ -250,10 +250,11 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
     made = project.run("db", "makemigrations", "-m", "add article").stdout
     assert "Running upgrade  -> auth_0001" in made
     assert "Running upgrade auth_0001 -> auth_0002" in made
+    assert "Running upgrade auth_0002 -> auth_0003" in made
     assert "Detected added table 'article'" in made
     assert "Detected added table 'transom_auth_user'" not in made  # the battery's, not ours
     script = next((project.root / "migrations" / "versions").glob("0001_*.py")).read_text()
-    assert 'depends_on: str | Sequence[str] | None = "auth_0002"' in script
+    assert 'depends_on: str | Sequence[str] | None = "auth_0003"' in script
 
     assert "Running upgrade  -> 0001_" in project.run("db", "migrate").stdout
     assert "up to date" in project.run("db", "current").stdout
@@ -264,7 +265,7 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
 
     # `downgrade` steps back along the project's own migrations, leaving the battery's.
     project.run("db", "downgrade")
-    assert project.run("db", "current").stdout.startswith("auth_0002 ")
+    assert project.run("db", "current").stdout.startswith("auth_0003 ")
     tables = project.python(TABLES)
     assert "'article'" not in tables
     assert "'transom_auth_user'" in tables
@@ -291,7 +292,7 @@ def test_migrate_applies_the_batteries_without_project_migrations(project: Proje
     project.write_app(APP_ONLY_AUTH)
     migrated = project.run("db", "migrate").stdout
     assert "Running upgrade  -> auth_0001" in migrated
-    assert "Database is at auth_0002" in migrated
+    assert "Database is at auth_0003" in migrated
     assert not (project.root / "migrations").exists()  # nothing written into the project
     assert "'transom_auth_user'" in project.python(TABLES)
     assert "up to date" in project.run("db", "current").stdout

@@ -74,7 +74,7 @@ def writer(sqlite_url: str) -> Iterator[sqlite3.Connection]:
 
 def _app(url: str, **config: Any) -> tuple[App, Database]:
     app = App(Settings(secret_key="test-secret"))
-    database = setup(app, DatabaseConfig(url=url, **config), metadata=Base.metadata)
+    database = app.install(Database(DatabaseConfig(url=url, **config), metadata=Base.metadata))
 
     @app.post("/remarks")
     async def remark(db: DbSessionDep) -> dict[str, int]:

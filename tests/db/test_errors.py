@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, insert, select
 
 from transom import App, Settings
-from transom.db import Database, DbSessionDep, classify, setup
+from transom.db import Database, DbSessionDep, classify
 
 from .models import Author, Post
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 def make_app(database: Database) -> App:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
 
     @app.post("/authors")
     async def create_author(body: dict[str, Any], db: DbSessionDep) -> dict[str, int]:

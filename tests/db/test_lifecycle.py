@@ -17,7 +17,6 @@ from transom.db import (
     SyncDbSessionDep,
     db_session_options,
     get_db_session,
-    setup,
 )
 from transom.db.lifecycle import RENAMES
 
@@ -75,7 +74,7 @@ async def test_old_and_new_names_inject_the_same_session(database: Database) -> 
         from transom.db import get_session
     assert get_session is get_db_session
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
 
     @app.post("/old")
     async def old(db: Session) -> dict[str, Any]:

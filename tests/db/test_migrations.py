@@ -6,12 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, inspect, text
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import ForeignKey, Index, MetaData, String, Text, UniqueConstraint, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom.db import Database, DatabaseConfig, TimestampMixin, make_base
-from transom.db.migrations import Migrations, NotUpToDate, run_on_connection
+from transom.db.migrations import (
+    Migrations,
+    NotUpToDate,
+    migration_options,
+    run_on_connection,
+)
 
 
 def models_v1() -> Any:
@@ -190,3 +197,64 @@ def test_data_migration(fresh_url: str, tmp_path: Path) -> None:
     assert run_on_connection(config, titles) == [("a", "draft"), ("b", "final")]
     m.downgrade()
     assert run_on_connection(config, titles) == []
+
+
+def _battery_metadata() -> Any:
+    # The batteries' tables, copied off the shared Model.metadata (other tests add theirs).
+    import transom.admin.history
+    import transom.auth.user
+    import transom.tasks.outbox  # noqa: F401  (their tables register on Model.metadata)
+    from transom.db import NAMING_CONVENTION, Model
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    for name, table in Model.metadata.tables.items():
+        if name.startswith(("transom_auth_", "transom_admin_", "transom_tasks_")):
+            table.to_metadata(metadata)
+    return metadata
+
+
+def _datetime_columns(url: str) -> dict[str, str]:
+    def read(conn: Connection) -> dict[str, str]:
+        insp = inspect(conn)
+        found = {}
+        for table in ("transom_auth_user", "transom_admin_log", "transom_tasks_outbox"):
+            for column in insp.get_columns(table):
+                kind = column["type"]
+                if "TIME" in str(kind).upper():
+                    # MySQL's DATETIME prints the same with or without its fraction digits
+                    found[f"{table}.{column['name']}"] = f"{kind}/{getattr(kind, 'fsp', None)}"
+        return found
+
+    return run_on_connection(DatabaseConfig(url=url), read)
+
+
+def test_battery_timestamps_move_to_microseconds(fresh_url: str, tmp_path: Path) -> None:
+    # Tables made before Transom 0.2 have whole-second DATETIME on MariaDB: the batteries'
+    # migrations (auth_0003, admin_0002, tasks_0002) widen them and step back on downgrade;
+    # other engines keep microseconds already and the migrations leave them alone.
+    migrations = migrations_for(fresh_url, _battery_metadata(), tmp_path / "migrations")
+    migrations.upgrade()
+    assert migrations.check() == []
+    widened = _datetime_columns(fresh_url)
+    assert widened["transom_auth_user.date_joined"]
+    mariadb = fresh_url.startswith("mysql")
+    if mariadb:
+        assert set(widened.values()) == {"DATETIME/6"}, widened
+    for target in ("auth@auth_0002", "admin@admin_0001", "tasks@tasks_0001"):
+        migrations.downgrade(target)
+    if mariadb:
+        assert set(_datetime_columns(fresh_url).values()) == {"DATETIME/None"}
+        # and autogenerate sees a whole-second column as a change (Alembic alone would not)
+        only_log = MetaData()
+        _battery_metadata().tables["transom_admin_log"].to_metadata(only_log)
+
+        def compare(conn: Connection) -> list[Any]:
+            options = migration_options(only_log)
+            context = MigrationContext.configure(conn, opts=options)
+            return list(compare_metadata(context, only_log))
+
+        changes = [str(c) for c in run_on_connection(DatabaseConfig(url=fresh_url), compare)]
+        assert any("modify_type" in c and "action_time" in c for c in changes), changes
+    migrations.upgrade()
+    assert _datetime_columns(fresh_url) == widened
+    assert migrations.check() == []

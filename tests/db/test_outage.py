@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from _services import TcpProxy
 from transom import App, Settings
-from transom.db import DatabaseConfig, DbSessionDep, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,7 @@ async def test_outage_gives_503_and_pool_recovers(server_url: str) -> None:
 async def test_exhausted_pool_gives_503(server_url: str) -> None:
     app = App(Settings(secret_key="test-secret"))
     config = DatabaseConfig(url=server_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
-    database = setup(app, config)
+    database = app.install(Database(config))
 
     @app.get("/ping")
     async def ping(db: DbSessionDep) -> dict[str, Any]:
@@ -75,7 +75,7 @@ async def ping_app_behind_proxy(server_url: str, **config: Any) -> tuple[TcpProx
     await proxy.start()
     url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     app = App(Settings(secret_key="test-secret"))
-    setup(app, DatabaseConfig(url=url, **{"connect_timeout": 2, **config}))
+    app.install(Database(DatabaseConfig(url=url, **{"connect_timeout": 2, **config})))
 
     @app.get("/ping")
     async def ping(db: DbSessionDep) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 
 from transom import App, Settings
-from transom.db import CursorPage, Database, DbSessionDep, Page, setup, to_dict
+from transom.db import CursorPage, Database, DbSessionDep, Page, to_dict
 from transom.db.pagination import decode_cursor, encode_cursor
 
 from .models import Author, Post
@@ -41,7 +41,7 @@ async def seed(database: Database, n: int = 25) -> None:
 
 def make_app(database: Database) -> App:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
 
     @app.get("/posts")
     async def posts(db: DbSessionDep) -> dict[str, Any]:
@@ -54,7 +54,34 @@ def make_app(database: Database) -> App:
         page = await db.paginate_cursor(stmt, count=True)
         return page.map(lambda p: to_dict(p, include={"id", "score"})).__json__()
 
+    @app.get("/window")
+    async def window(db: DbSessionDep) -> dict[str, Any]:
+        page = await db.paginate_offset(select(Post).order_by(Post.id), max_limit=10)
+        return page.map(lambda p: to_dict(p, include={"id", "slug"})).__json__()
+
     return app
+
+
+async def test_limit_offset_pagination(database: Database) -> None:
+    await seed(database)
+    app = make_app(database)
+    async with app.async_test_client() as client:
+        first = (await client.get("/window", params={"limit": 5})).json()
+        assert [p["slug"] for p in first["items"]] == ["p00", "p01", "p02", "p03", "p04"]
+        assert (first["total"], first["limit"], first["offset"]) == (25, 5, 0)
+        assert first["links"]["prev"] is None
+        assert first["links"]["next"] == "http://testserver/window?limit=5&offset=5"
+
+        last = (await client.get("/window", params={"limit": 5, "offset": 22})).json()
+        assert [p["slug"] for p in last["items"]] == ["p22", "p23", "p24"]
+        assert last["links"]["next"] is None
+        assert last["links"]["prev"] == "http://testserver/window?limit=5&offset=17"
+
+        capped = (await client.get("/window", params={"limit": 1000, "offset": -3})).json()
+        assert (capped["limit"], capped["offset"], len(capped["items"])) == (10, 0, 10)
+        bad = await client.get("/window", params={"offset": "x"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "offset"]
 
 
 async def test_offset_pagination_reads_the_query_and_links(database: Database) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from transom import App, Settings
-from transom.db import Database, DatabaseConfig, DbSessionDep, make_base, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep, make_base
 
 from .conftest import Servers, require_backend
 
@@ -141,10 +141,11 @@ async def test_a_cancelled_waiter_is_cancelled_not_timed_out(open_db: Open) -> N
 
 async def test_a_busy_pool_answers_503_through_the_app(lamps: str) -> None:
     app = App(Settings(secret_key="test-secret"))
-    database = setup(
-        app,
-        DatabaseConfig(url=lamps, pool_size=1, max_overflow=0, pool_timeout=0.2, retry_after=7),
-        metadata=Base.metadata,
+    database = app.install(
+        Database(
+            DatabaseConfig(url=lamps, pool_size=1, max_overflow=0, pool_timeout=0.2, retry_after=7),
+            metadata=Base.metadata,
+        )
     )
 
     @app.get("/lamp")
@@ -254,16 +255,17 @@ async def test_many_gets_on_a_small_pool_answer_and_leave_nothing_behind(
 ) -> None:
     name = f"transom-pool-{id(caplog)}"
     app = App(Settings(secret_key="test-secret"))
-    database = setup(
-        app,
-        DatabaseConfig(
-            url=lamps,
-            pool_size=1,
-            max_overflow=1,
-            pool_timeout=30,
-            engine_options={"connect_args": {"server_settings": {"application_name": name}}},
-        ),
-        metadata=Base.metadata,
+    database = app.install(
+        Database(
+            DatabaseConfig(
+                url=lamps,
+                pool_size=1,
+                max_overflow=1,
+                pool_timeout=30,
+                engine_options={"connect_args": {"server_settings": {"application_name": name}}},
+            ),
+            metadata=Base.metadata,
+        )
     )
 
     @app.get("/lamps/{lamp_id}")

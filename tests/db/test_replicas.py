@@ -20,7 +20,6 @@ from transom.db import (
     PrimaryDbSessionDep,
     SyncDbSessionDep,
     db_session_options,
-    setup,
 )
 
 from .models import Author, Base
@@ -51,7 +50,7 @@ def names(authors: Any) -> list[str]:
 
 async def test_reads_use_the_replica_and_writes_the_primary(routed: Database) -> None:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, routed.config, metadata=routed.metadatas)
+    app.install(Database(routed.config, metadata=routed.metadatas))
 
     @app.get("/authors")
     async def list_authors(db: DbSessionDep) -> list[str]:
@@ -105,7 +104,7 @@ async def test_reads_use_the_replica_and_writes_the_primary(routed: Database) ->
 async def test_get_by_primary_key_follows_the_same_routing(routed: Database) -> None:
     # Both databases hold an author with id 1, named after the database it lives in.
     app = App(Settings(secret_key="test-secret"))
-    setup(app, routed.config, metadata=routed.metadatas)
+    app.install(Database(routed.config, metadata=routed.metadatas))
 
     @app.get("/author")
     async def author(db: DbSessionDep) -> str:

@@ -19,7 +19,6 @@ from transom.db import (
     SyncDbSessionDep,
     db_session_options,
     make_base,
-    setup,
     to_dict,
 )
 
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.anyio
 
 def make_app(database: Database) -> App:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
     return app
 
 
@@ -250,7 +249,7 @@ async def test_lazy_begin_can_be_turned_off(database: Database) -> None:
         pytest.skip("the lazy BEGIN is PostgreSQL's (asyncpg)")
     app = App(Settings(secret_key="test-secret"))
     config = database.config.model_copy(update={"lazy_begin": False})
-    setup(app, config, metadata=database.metadatas)
+    app.install(Database(config, metadata=database.metadatas))
 
     @app.get("/txids")
     async def txids(db: DbSessionDep) -> list[int]:

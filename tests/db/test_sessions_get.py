@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator
 
 from _services import TcpProxy
 from transom import App, Settings
-from transom.db import Database, DatabaseConfig, DbSessionDep, make_base, setup
+from transom.db import Database, DatabaseConfig, DbSessionDep, make_base
 
 pytestmark = pytest.mark.anyio
 
@@ -222,7 +222,7 @@ async def test_composite_keys_as_tuple_and_dict(database: Database) -> None:
 
 async def test_missing_rows_and_404(database: Database) -> None:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
 
     @app.get("/gadgets/{gadget_id}")
     async def show(gadget_id: int, db: DbSessionDep) -> dict[str, Any]:
@@ -409,7 +409,7 @@ async def test_after_commit_listeners_still_see_a_read_only_request(
     database: Database,
 ) -> None:
     app = App(Settings(secret_key="test-secret"))
-    setup(app, database.config, metadata=database.metadatas)
+    app.install(Database(database.config, metadata=database.metadatas))
     commits: list[str] = []
 
     @app.get("/read/{count}")
@@ -441,8 +441,10 @@ async def test_an_outage_during_a_get_gives_503_then_recovers(server_url: str) -
     url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     app = App(Settings(secret_key="test-secret"))
     # A pool that is never pinged: the request itself meets the dead connections.
-    database = setup(
-        app, DatabaseConfig(url=url, connect_timeout=2, pool_ping_idle=60), metadata=Base.metadata
+    database = app.install(
+        Database(
+            DatabaseConfig(url=url, connect_timeout=2, pool_ping_idle=60), metadata=Base.metadata
+        )
     )
 
     @app.get("/gadget")

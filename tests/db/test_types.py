@@ -75,3 +75,27 @@ def test_single_table_inheritance_gets_no_table() -> None:
         __mapper_args__ = {"polymorphic_identity": "dog"}
 
     assert Dog.__table__ is Animal.__table__
+
+
+async def test_timestamps_keep_microseconds_on_every_engine(database: Database) -> None:
+    # SQLite's CURRENT_TIMESTAMP and MariaDB's NOW() on a plain DATETIME have whole seconds:
+    # the ORM sets TimestampMixin's values (to the microsecond) and MariaDB stores DATETIME(6).
+    # A value cut to the second would come back earlier than `before`.
+    moment = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    before = datetime.now(UTC)
+    async with database.session() as s:
+        author = await s.save(Author(email="m@x", name="M"))
+        s.add(Post(slug="m", title="M", author_id=author.id, published_at=moment))
+        await s.commit()
+    async with database.session() as s:
+        post = (await s.scalars(select(Post).where(Post.slug == "m"))).one()
+        assert post.published_at == moment  # a value the app gave, stored exactly
+        assert before <= post.created_at <= datetime.now(UTC)
+        assert before <= post.updated_at
+        edited = datetime.now(UTC)
+        post.title = "M2"
+        await s.commit()
+    async with database.session() as s:
+        post = (await s.scalars(select(Post).where(Post.slug == "m"))).one()
+        assert post.updated_at >= edited
+        assert post.created_at < edited

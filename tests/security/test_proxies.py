@@ -143,3 +143,21 @@ def test_rate_limit_uses_the_real_client() -> None:
 def test_is_trusted(address: str, trusted: bool) -> None:
     middleware = ProxyHeadersMiddleware(lambda s, r, x: None, ["10.0.0.0/8", "::1"])  # type: ignore[arg-type,return-value]
     assert middleware.is_trusted(address) is trusted
+
+
+def test_trusted_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where the deployment is described: TRANSOM_TRUSTED_PROXIES, comma-separated.
+    monkeypatch.setenv("TRANSOM_TRUSTED_PROXIES", "192.0.2.1, 10.0.0.0/8")
+    app = App(Settings(secret_key=SECRET))
+    security = app.install(Security())
+    assert security.trusted_proxies == ("192.0.2.1", "10.0.0.0/8")
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, Any]:
+        return {"client": request.client[0] if request.client else None}
+
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    assert get(app, "/whoami", PROXY, headers).json() == {"client": "203.0.113.7"}
+    assert get(app, "/whoami", ("198.51.100.2", 1), headers).json() == {"client": "198.51.100.2"}
+    # Code still decides when it says so.
+    assert Security(SecurityConfig(trusted_proxies=[])).trusted_proxies == ()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ import pytest
 from redis.asyncio import Redis
 
 from _services import TcpProxy
-from transom import App
-from transom.security import SessionConfig, limit
+from transom import App, Settings
+from transom.exceptions import ImproperlyConfigured
+from transom.security import Security, SecurityConfig, SessionConfig, limit
 from transom.security.backends.redis import RedisRateLimitBackend, RedisSessionBackend
 
 from .conftest import REDIS_HOST, REDIS_PORT, SECRET, AppFactory, build_app, fetch_token
@@ -297,3 +299,45 @@ async def test_rate_limit_fail_open_lets_requests_through_an_outage(
     finally:
         await proxy.cut()
         await _cleanup(redis_url, redis_prefix)
+
+
+def test_rate_limits_go_to_redis_from_the_environment(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TRANSOM_RATE_LIMIT_URL: every process and host of a deployment counts in one place.
+    monkeypatch.setenv("TRANSOM_RATE_LIMIT_URL", redis_url)
+    scope = f"env-test-{uuid.uuid4().hex[:12]}"  # a counter no other run touches
+
+    def build() -> App:
+        app = App(Settings(secret_key=SECRET))
+        security = app.install(Security())
+        assert isinstance(security.rate_limit_backend, RedisRateLimitBackend)
+
+        @app.get("/limited")
+        @limit("2/minute", scope=scope)
+        async def limited() -> dict[str, bool]:
+            return {"ok": True}
+
+        return app
+
+    with build().test_client() as first:
+        assert [first.get("/limited").status_code for _ in range(2)] == [200, 200]
+    with build().test_client() as second:  # another "process": same counter
+        assert second.get("/limited").status_code == 429
+    counters = asyncio.run(_keys(redis_url, f"transom:ratelimit:{scope}"))
+    assert counters  # counted in Redis, under the default prefix
+    asyncio.run(_delete(redis_url, counters))
+
+
+async def _delete(url: str, keys: list[bytes]) -> None:
+    client = Redis.from_url(url)
+    try:
+        await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def test_a_rate_limit_url_that_is_not_redis_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSOM_RATE_LIMIT_URL", "memcached://127.0.0.1")
+    with pytest.raises(ImproperlyConfigured, match="TRANSOM_RATE_LIMIT_URL"):
+        SecurityConfig()

@@ -66,6 +66,6 @@ async def tick() -> None:
 
 if os.environ.get("TRANSOM_TEST_DB_URL"):
     # The worker relays the outbox of the app's database (rows a crashed process left).
-    from transom.db import DatabaseConfig, setup
+    from transom.db import Database, DatabaseConfig
 
-    setup(app, DatabaseConfig(url=os.environ["TRANSOM_TEST_DB_URL"]))
+    app.install(Database(DatabaseConfig(url=os.environ["TRANSOM_TEST_DB_URL"])))

@@ -207,6 +207,7 @@ class Auth(Battery):
             app.include_router(build_router(self), self.prefix)
         app.add_check(self._check)
         app.on_shutdown(self._drain)
+        app.openapi_hook(self._openapi)
         if self.config.sync_permissions:
             app.on_startup(self._sync_permissions)
 
@@ -224,6 +225,29 @@ class Auth(Battery):
         """
         with use_hashers(self.hashers):
             yield self
+
+    def _openapi(self, document: dict[str, Any]) -> None:
+        """Declare the ``Authorization`` schemes this battery accepts (Swagger's "Authorize")."""
+        from transom.openapi import add_security_scheme
+
+        for scheme, kind in self.token_schemes.items():
+            if kind == "jwt" and self.jwt_config is None:
+                continue  # JWT off: the scheme is refused, so not offered
+            title = scheme.capitalize()
+            if scheme == "bearer":
+                spec: dict[str, Any] = {"type": "http", "scheme": "bearer"}
+                if kind == "jwt":
+                    spec["bearerFormat"] = "JWT"
+            else:
+                # Not a registered HTTP scheme: Swagger UI sends an apiKey header as typed.
+                what = "a JWT access token" if kind == "jwt" else "an API token"
+                spec = {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": f"`{title} <token>`: {what}.",
+                }
+            add_security_scheme(document, f"{title}Auth", spec)
 
     # -- helpers ----------------------------------------------------------------------------
     def spawn(self, job: Coroutine[Any, Any, object], what: str) -> None:

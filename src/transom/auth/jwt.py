@@ -49,6 +49,10 @@ class JWTConfig:
         access_ttl: Access token lifetime, seconds.
         refresh_ttl: Refresh token lifetime, seconds.
         leeway: Clock skew tolerated, seconds.
+        check_revoked: Look up every access token in the revocation table (one query per
+            authenticated request). ``False`` skips the query: a revoked access token then
+            works until it expires (keep ``access_ttl`` short); refresh tokens are always
+            checked.
     """
 
     algorithm: str = "HS256"
@@ -60,6 +64,7 @@ class JWTConfig:
     access_ttl: int = 15 * 60
     refresh_ttl: int = 14 * 24 * 3600
     leeway: int = 0
+    check_revoked: bool = True
 
     def __post_init__(self) -> None:
         if self.algorithm.lower() == "none":

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from transom._concurrency import run_sync
 from transom.auth import hashers as _hashing
 from transom.auth.hashers import PasswordHashers, current_hashers, make_unusable_password
-from transom.db import Model, UTCDateTime
+from transom.db import Model, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from transom.auth.user import User
@@ -197,7 +197,9 @@ class AbstractUser:
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     last_login: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
-    date_joined: Mapped[dt.datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    date_joined: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
 
     #: Always True for a user object (the anonymous user is ``None``).
     is_authenticated: ClassVar[bool] = True
@@ -263,7 +265,9 @@ class APIToken(Model):
     name: Mapped[str] = mapped_column(String(100), default="")
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
 

@@ -28,10 +28,17 @@ from transom.db.lifecycle import (
     get_sync_db_session,
 )
 from transom.db.models import NAMING_CONVENTION, Model, TimestampMixin, make_base, to_dict
-from transom.db.pagination import CursorPage, Page, paginate, paginate_cursor
+from transom.db.pagination import (
+    CursorPage,
+    OffsetPage,
+    Page,
+    paginate,
+    paginate_cursor,
+    paginate_offset,
+)
 from transom.db.schemas import from_schema, schema_for, to_schema, update_from
 from transom.db.sessions import DbSession, RoutingSession
-from transom.db.types import UTCDateTime
+from transom.db.types import UTCDateTime, utcnow
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -46,6 +53,7 @@ __all__ = [
     "DbSessionOptions",
     "ManualDbSessionDep",
     "Model",
+    "OffsetPage",
     "Page",
     "PrimaryDbSessionDep",
     "RoutingSession",
@@ -62,12 +70,14 @@ __all__ = [
     "make_base",
     "paginate",
     "paginate_cursor",
+    "paginate_offset",
     "schema_for",
     "setup",
     "to_dict",
     "to_http_exception",
     "to_schema",
     "update_from",
+    "utcnow",
 ]
 
 if TYPE_CHECKING:

@@ -106,6 +106,12 @@ class DatabaseConfig(BaseSettings):
         validation_alias=AliasChoices("TRANSOM_DATABASE_REPLICA_URLS", "DATABASE_REPLICA_URLS"),
         description="Read replicas; reads are spread over them, writes always go to `url`.",
     )
+    replica_retry: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a replica that could not be reached is left out (its reads go to "
+        "another replica or the primary) before it is tried again.",
+    )
     echo: bool = Field(default=False, description="Log every SQL statement.")
     pool_size: int = Field(default=5, ge=1)
     max_overflow: int = Field(default=10, ge=0)

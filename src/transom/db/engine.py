@@ -8,7 +8,6 @@ installed on each engine in :mod:`transom.db.hooks`, the session class in
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import warnings
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from transom.batteries import Battery
 from transom.db.cli_errors import driver_required
 from transom.db.config import DatabaseConfig, async_url, engine_kwargs, is_memory_sqlite, sync_url
 from transom.db.hooks import install_hooks
+from transom.db.replicas import ReplicaSet
 from transom.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -146,6 +146,13 @@ class Database(Battery):
         self.replicas: list[AsyncEngine] = [
             make_async_engine(self.config, url) for url in self.config.replica_urls
         ]
+        self.replica_set = ReplicaSet(
+            self.config.replica_urls,
+            retry=self.config.replica_retry,
+            fresh=max(self.config.pool_ping_idle, 0.0),
+        )
+        for index, replica in enumerate(self.replicas):
+            self.replica_set.watch(index, replica.sync_engine)
         self._sync_engine: Engine | None = None
         self._sync_replicas: list[Engine] | None = None
         # expire_on_commit=False: handlers return objects that are serialized after the
@@ -195,10 +202,11 @@ class Database(Battery):
 
     def pick_replica(self, *, sync: bool = False) -> Engine | None:
         """Choose the replica one session will read from, or ``None`` when there is none."""
+        if not self.replicas:
+            return None
         if sync:
-            pool = self.sync_replicas
-            return random.choice(pool) if pool else None
-        return random.choice(self.replicas).sync_engine if self.replicas else None
+            return self.replica_set.choose(self.sync_replicas)
+        return self.replica_set.choose([r.sync_engine for r in self.replicas])
 
     # --- blocking access, for sync handlers, the shell and migrations ---------------------
 
@@ -218,6 +226,8 @@ class Database(Battery):
         """Blocking engines on the read replicas (created on first use)."""
         if self._sync_replicas is None:
             self._sync_replicas = [self._make_sync_engine(u) for u in self.config.replica_urls]
+            for index, replica in enumerate(self._sync_replicas):
+                self.replica_set.watch(index, replica)
         return self._sync_replicas
 
     def _make_sync_engine(self, url: str) -> Engine:

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, declared_attr, mapped_column
 
-from transom.db.types import UTCDateTime
+from transom.db.types import UTCDateTime, utcnow
 from transom.exceptions import ImproperlyConfigured
 
 __all__ = ["NAMING_CONVENTION", "Model", "TimestampMixin", "make_base", "to_dict"]
@@ -218,7 +218,10 @@ _TRANSOM_METADATA.add(Model.metadata)
 
 
 class TimestampMixin:
-    """Adds ``created_at`` and ``updated_at``, set by the database (UTC).
+    """Adds ``created_at`` and ``updated_at`` (aware UTC, to the microsecond on every engine).
+
+    The ORM sets them (:func:`~transom.db.utcnow`); the ``server_default`` covers rows
+    inserted with raw SQL, with the database's clock (whole seconds on SQLite and MariaDB).
 
     Example:
         >>> class Note(TimestampMixin, Model):
@@ -226,10 +229,10 @@ class TimestampMixin:
     """
 
     created_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now(), sort_order=1000
+        UTCDateTime(), default=utcnow, server_default=func.now(), sort_order=1000
     )
     updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now(), onupdate=func.now(), sort_order=1001
+        UTCDateTime(), default=utcnow, server_default=func.now(), onupdate=utcnow, sort_order=1001
     )
 
 

@@ -24,7 +24,7 @@ from transom.exceptions import HTTPException, RequestValidationError
 if TYPE_CHECKING:
     from transom.db.sessions import DbSession
 
-__all__ = ["CursorPage", "Page", "paginate", "paginate_cursor"]
+__all__ = ["CursorPage", "OffsetPage", "Page", "paginate", "paginate_cursor", "paginate_offset"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -157,6 +157,49 @@ class CursorPage(Generic[T]):
         return data
 
 
+@dataclasses.dataclass
+class OffsetPage(Generic[T]):
+    """One window of results by ``limit``/``offset`` (the style many public APIs use).
+
+    Serializes to ``{"items", "total", "limit", "offset", "links"}``; ``links`` has absolute
+    ``self``/``prev``/``next`` URLs when a request is known.
+    """
+
+    items: list[T]
+    total: int | None
+    limit: int
+    offset: int
+    links: dict[str, str | None]
+
+    #: What :func:`paginate_offset` reads from the request, for the OpenAPI document.
+    __openapi_query__: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_PER_PAGE},
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        },
+    )
+
+    def map(self, func: Callable[[T], U]) -> OffsetPage[U]:
+        """Return the same window with each item converted."""
+        return OffsetPage(
+            [func(i) for i in self.items], self.total, self.limit, self.offset, self.links
+        )
+
+    def __json__(self) -> dict[str, Any]:
+        """The JSON shape, items serialized through their own ``__json__`` when they have one."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["items"] = [_jsonable(i) for i in self.items]
+        return data
+
+
 def _jsonable(item: Any) -> Any:
     to_json = getattr(item, "__json__", None)
     return to_json() if callable(to_json) else item
@@ -207,6 +250,38 @@ async def paginate(
         "last": _link(session, page=pages, per_page=size) if pages is not None else None,
     }
     return Page(items, total, page_no, size, pages, links)
+
+
+async def paginate_offset(
+    session: DbSession,
+    stmt: Select[T],
+    *,
+    limit: int | None = None,
+    offset: int | None = None,
+    max_limit: int = 100,
+    count: bool = True,
+) -> OffsetPage[T]:
+    """Run ``stmt`` for ``limit`` rows from ``offset`` (``LIMIT/OFFSET``), with the total.
+
+    ``limit`` and ``offset`` default to the request's ``?limit=`` and ``?offset=`` (20 and 0);
+    a client's ``limit`` is capped at ``max_limit`` (and at least 1), a negative offset is 0.
+    Give ``stmt`` an ``order_by``, or windows may overlap.
+
+    Raises:
+        RequestValidationError: ``limit``/``offset`` in the query string are not integers.
+    """
+    size = min(max(1, _query_int(session, "limit", limit, DEFAULT_PER_PAGE)), max_limit)
+    start = max(0, _query_int(session, "offset", offset, 0))
+    result = await session.execute(stmt.limit(size).offset(start))
+    items = list(result.scalars().all())
+    total = await _count(session, stmt) if count else None
+    has_next = start + size < total if total is not None else len(items) == size
+    links = {
+        "self": _link(session, limit=size, offset=start),
+        "prev": _link(session, limit=size, offset=max(0, start - size)) if start > 0 else None,
+        "next": _link(session, limit=size, offset=start + size) if has_next else None,
+    }
+    return OffsetPage(items, total, size, start, links)
 
 
 # --- keyset pagination ----------------------------------------------------------------------

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.selectable import ForUpdateParameter
 
     from transom.db.engine import Database
-    from transom.db.pagination import CursorPage, Page
+    from transom.db.pagination import CursorPage, OffsetPage, Page
     from transom.requests import Request
 
 __all__ = ["DbSession", "RoutingSession"]
@@ -237,6 +237,22 @@ class DbSession(AsyncSession):
 
         return await paginate(
             self, stmt, page=page, per_page=per_page, max_per_page=max_per_page, count=count
+        )
+
+    async def paginate_offset(
+        self,
+        stmt: Select[T],
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        max_limit: int = 100,
+        count: bool = True,
+    ) -> OffsetPage[T]:
+        """``limit``/``offset`` pagination; see :func:`transom.db.pagination.paginate_offset`."""
+        from transom.db.pagination import paginate_offset
+
+        return await paginate_offset(
+            self, stmt, limit=limit, offset=offset, max_limit=max_limit, count=count
         )
 
     async def paginate_cursor(

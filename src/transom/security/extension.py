@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, overload
 
 from transom._types import ASGIApp, Receive, Scope, Send
 from transom.batteries import Battery, split_arguments
-from transom.exceptions import HTTPException
+from transom.exceptions import HTTPException, ImproperlyConfigured
 from transom.requests import Request
 from transom.responses import Response
 from transom.security._context import (
@@ -63,6 +64,28 @@ _SIGNS = "transom.security signs session cookies and CSRF secrets"
 logger = logging.getLogger("transom.security")
 
 
+def _proxies_from_environment() -> tuple[str, ...]:
+    # TRANSOM_TRUSTED_PROXIES="10.0.0.1, 10.1.0.0/16": the deployment's proxies, set where the
+    # deployment is described (the environment) rather than in the app's code.
+    value = os.environ.get("TRANSOM_TRUSTED_PROXIES", "")
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _rate_limits_from_environment() -> RateLimitBackend | None:
+    # TRANSOM_RATE_LIMIT_URL=redis://...: every process and host counts in one place.
+    url = os.environ.get("TRANSOM_RATE_LIMIT_URL", "")
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"TRANSOM_RATE_LIMIT_URL={url!r}: rate limits are shared through Redis "
+            "(redis://host:6379/0); leave it unset to count in each process's memory"
+        )
+    from transom.security.backends.redis import RedisRateLimitBackend
+
+    return RedisRateLimitBackend(url)
+
+
 @dataclasses.dataclass
 class SecurityConfig:
     """The settings of :class:`Security`.
@@ -77,8 +100,10 @@ class SecurityConfig:
         headers: CSP/HSTS settings (default: strict CSP with nonces, HSTS on HTTPS);
             ``None`` sends neither (the core's four default headers stay).
         cors: CORS settings; ``None`` (default) shares nothing cross-origin.
-        trusted_proxies: Addresses/networks whose ``X-Forwarded-*`` headers are honoured.
-        rate_limit_backend: Where ``@limit`` counts (default: process memory).
+        trusted_proxies: Addresses/networks whose ``X-Forwarded-*`` headers are honoured
+            (default: ``TRANSOM_TRUSTED_PROXIES``, comma-separated, else none).
+        rate_limit_backend: Where ``@limit`` and login throttling count (default: Redis at
+            ``TRANSOM_RATE_LIMIT_URL`` when set, else process memory).
         old_secret_keys: Previous secret keys still accepted for signed cookies (rotation).
     """
 
@@ -86,8 +111,10 @@ class SecurityConfig:
     csrf: CSRFConfig | None = dataclasses.field(default_factory=CSRFConfig)
     headers: HeadersConfig | None = dataclasses.field(default_factory=HeadersConfig)
     cors: CORSConfig | None = None
-    trusted_proxies: Sequence[str] = ()
-    rate_limit_backend: RateLimitBackend | None = None
+    trusted_proxies: Sequence[str] = dataclasses.field(default_factory=_proxies_from_environment)
+    rate_limit_backend: RateLimitBackend | None = dataclasses.field(
+        default_factory=_rate_limits_from_environment
+    )
     old_secret_keys: Sequence[str] = ()
 
 
@@ -147,6 +174,26 @@ class Security(Battery):
         app.add_check(self._require_key)
         app.add_check(self._report_csrf)
         app.on_shutdown(self._close)
+        app.openapi_hook(self._openapi)
+
+    def _openapi(self, document: dict[str, Any]) -> None:
+        # Sessions are an ambient credential: documented, so Swagger UI (same origin) shows
+        # how the API is authenticated; the browser sends the cookie by itself.
+        if self.sessions is None:
+            return
+        from transom.openapi import add_security_scheme
+
+        add_security_scheme(
+            document,
+            "sessionCookie",
+            {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": self.sessions.cookie_name,
+                "description": "The session cookie set by logging in (over HTTPS its name "
+                "gets the __Host- prefix). Unsafe methods also need the CSRF token.",
+            },
+        )
 
     def _report_csrf(self) -> None:
         # Once, when the app is built (not whenever the module is imported, which every CLI

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from transom.db import Model, UTCDateTime
+from transom.db import Model, UTCDateTime, utcnow
 from transom.tasks.core import Task, new_task_id
 from transom.tasks.transports import Envelope
 
@@ -51,7 +51,7 @@ class OutboxEntry(Model):
     #: The :class:`~transom.tasks.transports.Envelope` as JSON, plus ``not_before``.
     payload: Mapped[str] = mapped_column(sa.Text())
     created_at: Mapped[dt.datetime] = mapped_column(
-        UTCDateTime(), server_default=sa.func.now(), index=True
+        UTCDateTime(), default=utcnow, server_default=sa.func.now(), index=True
     )
 
 

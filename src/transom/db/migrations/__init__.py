@@ -10,12 +10,14 @@ from transom.db.migrations.commands import (
     NotUpToDate,
     run_on_connection,
 )
+from transom.db.migrations.operations import microsecond_datetimes
 from transom.db.migrations.runner import migration_options, run_migrations
 
 __all__ = [
     "MigrationError",
     "Migrations",
     "NotUpToDate",
+    "microsecond_datetimes",
     "migration_options",
     "run_migrations",
     "run_on_connection",

@@ -17,6 +17,7 @@ from sqlalchemy.sql.schema import MetaData
 
 from transom.db.config import DatabaseConfig, sync_url
 from transom.db.engine import Database
+from transom.db.types import UTCDateTime
 
 __all__ = ["DATABASE_ATTRIBUTE", "ignore_tables", "migration_options", "run_migrations"]
 
@@ -72,7 +73,9 @@ def _skip_index_drops_of_dropped_tables(container: ops.OpContainer) -> None:
     container.ops = kept
 
 
-_NOW_SPELLINGS = frozenset({"now()", "current_timestamp", "current_timestamp()", "localtimestamp"})
+_NOW_SPELLINGS = frozenset(
+    {"now()", "current_timestamp", "current_timestamp()", "current_timestamp(6)", "localtimestamp"}
+)
 _PG_CAST = re.compile(r"::[a-z ]+(\[\])?$")
 
 
@@ -101,6 +104,22 @@ def _compare_server_default(
     # else is left to Alembic's per-engine comparison.
     if _normalize_default(inspected_default) == _normalize_default(rendered_metadata_default):
         return False
+    return None
+
+
+def _compare_type(
+    context: MigrationContext,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: Any,
+    metadata_type: Any,
+) -> bool | None:
+    # Alembic reads DATETIME and DATETIME(6) as the same type on MySQL/MariaDB, so a table made
+    # before UTCDateTime became DATETIME(6) there would silently keep whole seconds: report it,
+    # and makemigrations writes the ALTER. Anything else is Alembic's own comparison.
+    mysql = context.dialect.name in ("mysql", "mariadb")
+    if mysql and isinstance(metadata_type, UTCDateTime) and getattr(inspected_type, "fsp", 0) != 6:
+        return True
     return None
 
 
@@ -137,7 +156,7 @@ def migration_options(
         "include_object": ignore_tables(ignore),
         "target_metadata": metadata,
         "render_as_batch": True,
-        "compare_type": True,
+        "compare_type": _compare_type,
         "compare_server_default": _compare_server_default,
         "render_item": _render_item,
         "process_revision_directives": _skip_empty,

@@ -1,0 +1,1 @@
+"""The RealWorld "Conduit" backend API, written with Transom's batteries (see README.md)."""

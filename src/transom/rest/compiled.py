@@ -1,0 +1,252 @@
+"""What a resource derives once from its declaration: schemas, loaders, filters, orderings."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, TypeAdapter, create_model
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import configure_mappers, joinedload, lazyload, load_only, selectinload
+from sqlalchemy.sql import ColumnElement
+
+from transom.rest.battery import RestConfig
+from transom.rest.errors import ErrorFormat
+from transom.rest.filters import Filter, compile_filters
+from transom.rest.permissions import Permission
+from transom.rest.schemas import model_fields, read_schema, serializer, write_schema
+
+if TYPE_CHECKING:
+    from transom.rest.resource import ModelResource
+
+__all__ = ["Compiled", "OperationDoc", "list_parameters", "scalar_schema"]
+
+
+@dataclasses.dataclass
+class OperationDoc:
+    """What the OpenAPI hook adds to one operation (the handlers read these themselves)."""
+
+    parameters: list[dict[str, Any]]
+    body: type[BaseModel] | None
+
+
+class Compiled:
+    """Everything derived from the resource's declaration, built once per app."""
+
+    def __init__(self, resource: ModelResource, config: RestConfig) -> None:
+        from transom.rest.resource import ModelResource as resource_class
+
+        cls = type(resource)
+        model = cls.model
+        configure_mappers()
+        mapper = sa_inspect(model)
+        self.error_format: ErrorFormat = cls.error_format or config.error_format
+        unknown = cls.unknown_fields or config.unknown_fields
+        self.max_limit = cls.max_limit or config.max_limit
+        self.default_limit = min(cls.default_limit or config.default_limit, self.max_limit)
+        named = dict(cls.nested)
+        # Nested collections are fields too, without being listed in ``fields``.
+        wanted = list(cls.fields) if cls.fields is not None else None
+        if wanted is None:
+            base = list(model_fields(model, None, ()))
+            if any(n not in base for n in named):
+                wanted = base + [n for n in named if n not in base]
+        else:
+            wanted += [n for n in named if n not in wanted]
+        self.fields = model_fields(model, wanted, cls.exclude)
+        pk_columns = mapper.primary_key
+        self.pk_attr = mapper.get_property_by_column(pk_columns[0]).key
+        lookup = cls.lookup or self.pk_attr
+        if lookup not in self.fields or self.fields[lookup].kind != "column":
+            raise ValueError(f"{cls.__name__}: lookup {lookup!r} is not a column field")
+        self.lookup = self.fields[lookup]
+        # Schema names: two resources of one model (a v1 and a v2) must not share them.
+        title = cls.schema_prefix or cls.__name__
+        # Nested relations: their read schema and the conversion of one related object.
+        nested_schemas: dict[str, Any] = {}
+        nested_getters: dict[str, Callable[[Any], Any]] = {}
+        self.loads: list[Any] = []  # loader options (joinedload/selectinload)
+        for name, spec in self.fields.items():
+            relation: Any = getattr(model, spec.name) if spec.relationship is not None else None
+            if name in named:
+                target = named[name]
+                if isinstance(target, type) and issubclass(target, resource_class):
+                    inner = target()._compiled_for(config)
+                    nested_schemas[name] = inner.read_model
+                    nested_getters[name] = inner.to_data
+                    inner_loads = [*inner.loads, lazyload("*")]
+                elif isinstance(target, type) and issubclass(target, BaseModel):
+                    nested_schemas[name] = target
+                    nested_getters[name] = lambda obj: obj  # read with from_attributes
+                    inner_loads = []
+                elif isinstance(target, list | tuple) and spec.target is not None:
+                    # Named columns only: a related user must not send its password hash.
+                    columns = model_fields(spec.target, list(target), ())
+                    nested_schemas[name] = read_schema(f"{title}{name.title()}", columns, {})
+                    nested_getters[name] = serializer(columns, {})
+                    # Its other relations are never read: not even a mapper's lazy="selectin".
+                    inner_loads = [
+                        load_only(*[getattr(spec.target, c.attr) for c in columns.values()]),
+                        lazyload("*"),
+                    ]
+                else:
+                    raise TypeError(
+                        f"{cls.__name__}.nested[{name!r}]: give a resource class, a Pydantic "
+                        "model or a list of the related model's fields"
+                    )
+                loader = selectinload if spec.kind == "collection" else joinedload
+                option = loader(relation)
+                self.loads.append(option.options(*inner_loads) if inner_loads else option)
+            elif spec.kind == "collection":
+                self.loads.append(selectinload(relation))
+        if cls.read_schema is not None:
+            # An override reads attributes itself: load the relations it names.
+            for field_name in cls.read_schema.model_fields:
+                if field_name in mapper.relationships and field_name not in named:
+                    self.loads.append(selectinload(getattr(model, field_name)))
+        else:
+            # Only the relations above are read: none by a mapper default (lazy="selectin").
+            self.loads.append(lazyload("*"))
+        readable = {n: s for n, s in self.fields.items() if n not in cls.write_only}
+        self.read_model: type[BaseModel] = cls.read_schema or read_schema(
+            f"{title}Read", readable, nested_schemas
+        )
+        self.read_adapter: TypeAdapter[Any] = TypeAdapter(self.read_model)
+        if cls.read_schema is not None:
+            self.to_data: Callable[[Any], Any] = lambda obj: obj
+        else:
+            self.to_data = serializer(readable, nested_getters)
+        read_only = set(cls.read_only) | {self.pk_attr}
+        # A nested relation is written by id(s), as when it is not nested.
+        writable = {n: s for n, s in self.fields.items() if n not in read_only}
+        self.writable = writable
+        self.create_model = cls.create_schema or write_schema(
+            f"{title}Create", writable, partial=False, unknown_fields=unknown
+        )
+        self.update_model = cls.update_schema or write_schema(
+            f"{title}Patch", writable, partial=True, unknown_fields=unknown
+        )
+        if cls.pagination == "cursor":
+            self.list_model: type[BaseModel] = create_model(
+                f"{title}Page",
+                items=(list[self.read_model], ...),  # type: ignore[name-defined]
+                limit=(int, ...),
+                next_cursor=(str | None, ...),
+                total=(int | None, ...),
+                links=(dict[str, str | None], ...),
+            )
+        else:
+            self.list_model = create_model(
+                f"{title}Page",
+                items=(list[self.read_model], ...),  # type: ignore[name-defined]
+                total=(int | None, ...),
+                limit=(int, ...),
+                offset=(int, ...),
+                links=(dict[str, str | None], ...),
+            )
+        self.list_adapter: TypeAdapter[Any] = TypeAdapter(self.list_model)
+        # Filters, ordering and search may use any field of the model, shown or not.
+        every = {**model_fields(model, None, (), collections=True), **self.fields}
+        self.filters: list[Filter] = compile_filters(cls.filters, every)
+        self.order_columns: dict[str, ColumnElement[Any]] = {}
+        for entry in cls.ordering:
+            key = entry.removeprefix("-")
+            found = every.get(key)
+            if found is None or found.kind == "collection":
+                raise ValueError(f"{cls.__name__}: cannot order by {key!r}")
+            self.order_columns[key] = getattr(model, found.attr)
+        self.default_order = list(cls.ordering)
+        self.search_columns = []
+        for name in cls.search:
+            found = every.get(name)
+            if found is None or found.kind != "column" or found.annotation is not str:
+                raise ValueError(f"{cls.__name__}: search field {name!r} is not a text column")
+            self.search_columns.append(getattr(model, found.attr))
+        self.pk_column = getattr(model, self.pk_attr)
+        self.permissions: list[Permission] = [
+            p() if isinstance(p, type) else p for p in cls.permissions
+        ]
+
+    def etag(self, body: bytes) -> str:
+        return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+    def render(self, obj: Any) -> bytes:
+        value = self.read_adapter.validate_python(self.to_data(obj), from_attributes=True)
+        return self.read_adapter.dump_json(value, by_alias=True)
+
+
+def list_parameters(cls: type[ModelResource], compiled: Compiled) -> list[dict[str, Any]]:
+    """The query parameters of a list operation, for the OpenAPI document."""
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"Items per page (at most {compiled.max_limit}).",
+        "schema": {"type": "integer", "minimum": 1, "default": compiled.default_limit},
+    }
+    if cls.pagination == "cursor":
+        params = [
+            {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "description": "The next_cursor of the previous page.",
+                "schema": {"type": "string"},
+            },
+            limit,
+        ]
+    else:
+        offset = {
+            "name": "offset",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        }
+        params = [limit, offset]
+    for item in compiled.filters:
+        schema = scalar_schema(item.schema_type)
+        description = f"{item.field.name}: {item.lookup}"
+        if item.lookup == "in":
+            description += " (comma-separated values)"
+        params.append(
+            {
+                "name": item.param,
+                "in": "query",
+                "required": False,
+                "description": description,
+                "schema": schema,
+            }
+        )
+    if compiled.order_columns:
+        names = [n for key in compiled.order_columns for n in (key, f"-{key}")]
+        params.append(
+            {
+                "name": "ordering",
+                "in": "query",
+                "required": False,
+                "description": "Comma-separated, from: " + ", ".join(names),
+                "schema": {"type": "string"},
+            }
+        )
+    if compiled.search_columns:
+        params.append(
+            {
+                "name": "search",
+                "in": "query",
+                "required": False,
+                "description": "Words to find in: " + ", ".join(cls.search),
+                "schema": {"type": "string"},
+            }
+        )
+    return params
+
+
+def scalar_schema(annotation: Any) -> dict[str, Any]:
+    try:
+        schema = TypeAdapter(annotation).json_schema()
+    except Exception:  # a type without a JSON schema is documented as any value
+        return {}
+    schema.pop("title", None)
+    return schema if "$defs" not in schema else {}
