@@ -17,7 +17,7 @@ BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production \
-	bench-hosts bench-rest
+	bench-hosts bench-rest bench-soak
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -57,3 +57,8 @@ bench-hosts: bench-deps
 
 bench-rest: bench-deps
 	$(BENCH_PYTHON) bench/rest.py $(BENCH_ARGS)
+
+# make bench-soak                 RSS of the worker over a 10-minute soak per target (~40 min)
+# make bench-soak BENCH_ARGS="--duration 60 --interval 10"   a short one
+bench-soak: bench-deps
+	$(BENCH_PYTHON) bench/soak.py $(BENCH_ARGS)
