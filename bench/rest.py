@@ -13,8 +13,9 @@ by hand the way its docs suggest (``Depends`` session, Pydantic ``response_model
 nested serializers, ``select_related``/``prefetch_related`` and ``LimitOffsetPagination``
 (bench/apps/rest_drf.py). Each app runs in one server process with one worker: the ASGI apps
 on uvicorn (uvloop, httptools, no access log), DRF on gunicorn's sync worker, as DRF is
-deployed; SQLAlchemy pools 10 connections, Django keeps its one connection open
-(``CONN_MAX_AGE=None``; a sync worker uses one at a time). wrk drives each in turn with N
+deployed. Connections stay open: the SQLAlchemy apps pool one per wrk connection (no
+overflow), Django keeps its one (``CONN_MAX_AGE=None``; a sync worker serves one request at
+a time). wrk drives each in turn with N
 connections; the table shows the server's CPU time per request (from /proc: the framework,
 ORM and driver; PostgreSQL's own time is not counted), requests per second, and the
 statements each request sent. Best of interleaved rounds; the posts a create run added are
@@ -77,7 +78,10 @@ from sqlalchemy.orm import (  # noqa: E402
 )
 
 SERVER = os.environ.get("BENCH_REST_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-POOL = 10
+# Connections kept open by each SQLAlchemy app: as many as requests in flight, so that no
+# request opens a connection of its own (an overflow connection opened and closed per batch
+# cost more than the rest of a list); Django's sync worker keeps its one connection open.
+POOL = int(os.environ.get("BENCH_REST_POOL", "16"))
 
 
 class Base(DeclarativeBase):
@@ -138,7 +142,8 @@ def transom_app(url: str) -> Any:
     app = App(
         Settings(secret_key="bench", access_log=False, allowed_hosts=["testserver", "127.0.0.1"])
     )
-    app.install(Database(DatabaseConfig(url=url, pool_size=POOL), metadata=Base.metadata))
+    config = DatabaseConfig(url=url, pool_size=POOL, max_overflow=0)
+    app.install(Database(config, metadata=Base.metadata))
     app.include(Posts)
     return app
 
@@ -149,7 +154,7 @@ def transom_app(url: str) -> Any:
 def fastapi_app(url: str) -> Any:
     from fastapi import Depends, FastAPI, HTTPException, Query, Request
 
-    engine = create_async_engine(url, pool_size=POOL)
+    engine = create_async_engine(url, pool_size=POOL, max_overflow=0)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def get_session() -> AsyncIterator[AsyncSession]:
@@ -343,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     name, url = create_database()
     try:
         if args.in_process:
+            global POOL
+            POOL = args.concurrency
             return asyncio.run(measure_in_process(url, args))
         return measure_served(url, args)
     finally:
@@ -474,6 +481,7 @@ def measure_served(url: str, args: argparse.Namespace) -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(BENCH.parent), str(BENCH.parent / "src")])
     env["TRANSOM_ACCESS_LOG"] = "0"
     env["BENCH_REST_ASYNC"] = url
+    env["BENCH_REST_POOL"] = str(args.connections)
     env["BENCH_REST_DJANGO"] = (
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )

@@ -106,9 +106,12 @@ class Reader:
         limit = bindparam("_rest_limit", type_=Integer)
         offset = bindparam("_rest_offset", type_=Integer)
         self._window = (limit, offset)
-        # The unfiltered list, its count and the retrieve: built once, only bound per request.
+        # The unfiltered list (counted and not), its count and the retrieve: built once, only
+        # bound per request.
+        self.total_index = len(columns)
         self.list_stmt = self.base.order_by(*default_order).limit(limit).offset(offset)
         self.count_stmt: Select[Any] = select(func.count()).select_from(table)
+        self.counted_list_stmt = self._counted(self.list_stmt, self.count_stmt)
         self.get_stmt = self.base.where(lookup == bindparam("_rest_key"))
         self.item_adapter: TypeAdapter[Any] = TypeAdapter(item_type)
         self.page_adapter: TypeAdapter[Any] = TypeAdapter(list_type)
@@ -241,6 +244,48 @@ class Reader:
     # -- reading --------------------------------------------------------------------------------
     async def rows(self, session: Any, stmt: Select[Any], params: Mapping[str, Any]) -> list[Any]:
         """The items of the rows ``stmt`` selects, their collections loaded."""
+        return (await self._load(session, stmt, params))[0]
+
+    async def page(
+        self,
+        session: Any,
+        clauses: list[ColumnElement[bool]],
+        order: list[ColumnElement[Any]] | None,
+        limit: int,
+        offset: int,
+        count: bool,
+    ) -> tuple[list[Any], int | None]:
+        """One page of items (the filter ``clauses``, the ``order`` or the default) and the
+        number of rows the filters keep, when counted.
+
+        The count rides on the page's statement as a scalar subquery (the database runs it
+        once), which saves a round trip; an empty page carries no row, so it counts apart.
+        """
+        params = {"_rest_limit": limit, "_rest_offset": offset}
+        if not clauses and order is None:
+            stmt = self.counted_list_stmt if count else self.list_stmt
+        else:
+            limit_param, offset_param = self._window
+            stmt = self.base.where(*clauses).order_by(*(order or self.default_order))
+            stmt = stmt.limit(limit_param).offset(offset_param)
+            if count:
+                stmt = self._counted(stmt, self.count_stmt.where(*clauses))
+        items, rows = await self._load(session, stmt, params)
+        if not count:
+            return items, None
+        if rows:
+            return items, int(rows[0][self.total_index])
+        counter = self.count_stmt.where(*clauses) if clauses else self.count_stmt
+        return items, int((await session.execute(counter)).scalar_one())
+
+    @staticmethod
+    def _counted(stmt: Select[Any], counter: Select[Any]) -> Select[Any]:
+        # Not correlated: the subquery counts the table, not the row it sits beside.
+        return stmt.add_columns(counter.correlate(None).scalar_subquery())
+
+    async def _load(
+        self, session: Any, stmt: Select[Any], params: Mapping[str, Any]
+    ) -> tuple[list[Any], list[Any]]:
         rows = (await session.execute(stmt, params)).all()
         loaded: list[dict[Any, list[Any]]] = []
         for collection in self.collections:
@@ -253,16 +298,7 @@ class Reader:
                     groups.setdefault(row[0], []).append(build(row))
             loaded.append(groups)
         build_item = self._build
-        return [build_item(row, loaded) for row in rows]
-
-    def window(
-        self, stmt: Select[Any] | None, limit: int, offset: int
-    ) -> tuple[Select[Any], dict[str, Any]]:
-        params = {"_rest_limit": limit, "_rest_offset": offset}
-        if stmt is None:
-            return self.list_stmt, params
-        limit_param, offset_param = self._window
-        return stmt.limit(limit_param).offset(offset_param), params
+        return [build_item(row, loaded) for row in rows], rows
 
 
 def _python_type(column: Column[Any]) -> Any:

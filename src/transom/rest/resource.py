@@ -526,20 +526,15 @@ class ModelResource:
             if clause is not None:
                 clauses.append(clause)
         raw_order = query.get("ordering") if compiled.order_columns else None
-        stmt = None  # the prebuilt statement, unless the query string changes it
-        if clauses or raw_order:
+        order = None  # the prebuilt statement's, unless the query string names one
+        if raw_order:
             order, names = ordering_clauses(raw_order, reader.order_columns, compiled.default_order)
             if compiled.pk_attr not in names:
                 order.append(compiled.pk_column.asc())
-            stmt = reader.base.where(*clauses).order_by(*order)
         limit = min(_int_param(query, "limit", compiled.default_limit, 1), compiled.max_limit)
         offset = _int_param(query, "offset", 0, 0)
-        paged, params = reader.window(stmt, limit, offset)
-        items = await reader.rows(ctx.db, paged, params)
-        total: int | None = None
-        if type(self).count:
-            counted = reader.count_stmt.where(*clauses) if clauses else reader.count_stmt
-            total = int((await ctx.db.execute(counted)).scalar_one())
+        counted = type(self).count
+        items, total = await reader.page(ctx.db, clauses, order, limit, offset, counted)
         has_next = offset + limit < total if total is not None else len(items) == limit
         data = {
             "items": items,
