@@ -10,7 +10,7 @@
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
 # make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
 #                                 cross-host checks, rolling restart, throughput table (~3 min, root)
-# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy, PostgreSQL (~4 min)
+# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy and DRF, wrk (~3 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
