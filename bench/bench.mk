@@ -10,14 +10,14 @@
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
 # make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
 #                                 cross-host checks, rolling restart, throughput table (~3 min, root)
-# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy, PostgreSQL (~4 min)
+# make bench-rest                 transom.rest list/create beside FastAPI + SQLAlchemy and DRF, wrk (~3 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production \
-	bench-hosts bench-rest
+	bench-hosts bench-rest bench-soak
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -57,3 +57,8 @@ bench-hosts: bench-deps
 
 bench-rest: bench-deps
 	$(BENCH_PYTHON) bench/rest.py $(BENCH_ARGS)
+
+# make bench-soak                 RSS of the worker over a 10-minute soak per target (~40 min)
+# make bench-soak BENCH_ARGS="--duration 60 --interval 10"   a short one
+bench-soak: bench-deps
+	$(BENCH_PYTHON) bench/soak.py $(BENCH_ARGS)

@@ -5,7 +5,8 @@
 
 This isolates a framework's own per-request cost (routing, parameter parsing, validation,
 serialization, response assembly) from the HTTP server's, and is far less noisy than
-``run.py`` on a busy machine. It reports microseconds per request (best of ``--repeat`` runs)
+``run.py`` on a busy machine. It reports microseconds per request (best of ``--repeat``
+interleaved rounds)
 and the overhead over the raw-ASGI floor. ``--profile`` prints a cProfile of one framework
 and endpoint (the first of ``--only`` / ``--endpoints``).
 
@@ -209,6 +210,8 @@ def measure(
     module = fw.tfb_module if endpoint.suite == "tfb" else fw.module
     if module is None:
         raise LookupError(f"{framework} has no {endpoint.suite} app")
+    if not endpoint.served_by(framework):
+        raise LookupError(f"{framework} does not serve {endpoint.name}")
     app = getattr(importlib.import_module(module), endpoint.app)
     timings: list[float] = []
     if fw.interface == "wsgi":
@@ -240,7 +243,7 @@ def profile(framework: str, endpoint: Endpoint, count: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--only", default=",".join(FRAMEWORKS))
-    parser.add_argument("--endpoints", default="plaintext,json,typed,routes-10,routes-1000")
+    parser.add_argument("--endpoints", default="plaintext,json,html,typed,routes-10,routes-1000")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=1)
@@ -253,17 +256,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(profile(frameworks[0], endpoints[0], args.requests))
         return 0
     table: dict[tuple[str, str], float | str] = {}
-    for framework in frameworks:
-        for endpoint in endpoints:
-            try:
-                table[framework, endpoint.name] = measure(
-                    framework, endpoint, args.requests, args.repeat, args.concurrency
-                )
-            except Exception as exc:  # report and go on: a missing peer, a wrong answer
-                table[framework, endpoint.name] = f"{type(exc).__name__}: {exc}"[:60]
-            print(
-                f"  {framework}/{endpoint.name}: {table[framework, endpoint.name]}", file=sys.stderr
-            )
+    # Interleaved: each round measures every framework once, and the best round is kept, so
+    # other load on a shared machine slows all of them alike instead of whichever ran then.
+    for round_no in range(args.repeat):
+        for framework in frameworks:
+            for endpoint in endpoints:
+                key = framework, endpoint.name
+                if isinstance(table.get(key), str):
+                    continue  # failed in an earlier round
+                try:
+                    value = measure(framework, endpoint, args.requests, 1, args.concurrency)
+                except Exception as exc:  # report and go on: a missing peer, a wrong answer
+                    table[key] = f"{type(exc).__name__}: {exc}"[:60]
+                    print(f"  {framework}/{endpoint.name}: {table[key]}", file=sys.stderr)
+                    continue
+                previous = table.get(key)
+                table[key] = value if previous is None else min(value, previous)  # type: ignore[type-var]
+        print(f"  round {round_no + 1}/{args.repeat} done", file=sys.stderr)
     names = [e.name for e in endpoints]
     what = (
         f"CPU microseconds per request, {args.concurrency} in flight"

@@ -70,6 +70,10 @@ class Endpoint:
     suite: str = "core"  # "tfb": served by the framework's TechEmpower database app
     core_app: bool = False  # a "tfb" endpoint that the framework's core app serves
     check: Callable[[bytes], str | None] | None = None  # for answers that vary (random rows)
+    only: tuple[str, ...] = ()  # the frameworks that serve it (empty: all)
+
+    def served_by(self, framework: str) -> bool:
+        return not self.only or framework in self.only
 
 
 def _check_worlds(count: int | None) -> Callable[[bytes], str | None]:
@@ -124,6 +128,12 @@ ENDPOINTS = [
         note="HTTP/1.1 pipelining, depth 16",
     ),
     Endpoint("json", "app", "GET", "/json", "application/json", b'{"message":"Hello, World!"}'),
+    Endpoint(
+        "html", "app", "GET", "/html", "text/html",
+        b"<!doctype html><title>Hello</title><p>Hello, World!</p>",
+        only=("raw", "transom", "transom-secure", "starlette"),
+        note="a str returned as text/html (with Security: the response with a CSP nonce)",
+    ),
     Endpoint(
         "typed",
         "app",
@@ -201,6 +211,7 @@ FRAMEWORKS = {
     for f in [
         Framework("raw", "bench.apps.raw_asgi", None, "asgi", "bench.apps.tfb_raw"),
         Framework("transom", "bench.apps.transom_app", "transom", "asgi", "bench.apps.tfb_transom"),
+        Framework("transom-secure", "bench.apps.transom_secure_app", "transom", "asgi"),
         Framework("starlette", "bench.apps.starlette_app", "starlette", "asgi"),
         Framework("fastapi", "bench.apps.fastapi_app", "fastapi", "asgi", "bench.apps.tfb_fastapi"),
         Framework("litestar", "bench.apps.litestar_app", "litestar", "asgi"),
@@ -216,6 +227,8 @@ DEFAULT_TARGETS = [
     ("raw", "uvicorn"),
     ("transom", "granian"),
     ("transom", "uvicorn"),
+    ("transom-secure", "granian"),
+    ("transom-secure", "uvicorn"),
     ("starlette", "uvicorn"),
     ("fastapi", "uvicorn"),
     ("litestar", "uvicorn"),
@@ -337,8 +350,11 @@ class ServerFailed(Exception):
 
 
 @contextlib.contextmanager
-def serving(command: list[str], port: int, probe: Endpoint, log_path: Path) -> Iterator[None]:
-    """Run the server until the block ends; ready once it answers any HTTP response."""
+def serving(
+    command: list[str], port: int, probe: Endpoint, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the server until the block ends (``as`` gives its process); ready once it answers
+    any HTTP response."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         log.write(f"\n$ {printable(command)}\n".encode())
@@ -357,7 +373,7 @@ def serving(command: list[str], port: int, probe: Endpoint, log_path: Path) -> I
                 if time.monotonic() > deadline:
                     raise ServerFailed(f"no answer within {START_TIMEOUT:.0f} s; see {log_path}")
                 time.sleep(0.1)
-            yield
+            yield process
         finally:
             _kill(process)
 
@@ -497,7 +513,7 @@ def measure(
     for endpoint in cfg.endpoints:
         database_test = endpoint.suite == "tfb" and not endpoint.core_app
         module = framework.tfb_module if database_test else framework.module
-        if module is not None:
+        if module is not None and endpoint.served_by(framework.name):
             apps.setdefault((module, endpoint.app), []).append(endpoint)
     key = f"{framework.name}/{server}"
     for (module, app), endpoints in apps.items():
@@ -791,7 +807,7 @@ def installed(cfg: Config) -> list[tuple[str, str]]:
     for fw, server in cfg.targets:
         needed = [server] + ([FRAMEWORKS[fw].dist or ""] if FRAMEWORKS[fw].dist else [])
         missing = [m for m in needed if importlib.util.find_spec(m) is None]
-        if fw == "transom" and not missing:
+        if fw.startswith("transom") and not missing:
             # A namespace package (src/transom without __init__) is not Transom yet.
             spec = importlib.util.find_spec("transom")
             if spec is None or spec.origin in (None, "namespace"):
@@ -845,7 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         1
         for fw, _ in cfg.targets
         for e in cfg.endpoints
-        if e.suite != "tfb" or e.core_app or FRAMEWORKS[fw].tfb_module is not None
+        if (e.suite != "tfb" or e.core_app or FRAMEWORKS[fw].tfb_module is not None)
+        and e.served_by(fw)
     )
     print(
         f"{runs} measurements x {cfg.rounds} round(s): about "

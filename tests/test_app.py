@@ -145,6 +145,87 @@ def test_exception_handlers_by_class_and_status() -> None:
         assert client.get("/no-route").text == "<h1>Lost?</h1>"
 
 
+def test_response_headers_hook_on_every_answer_without_middleware() -> None:
+    app = make_app()
+    seen: list[int] = []
+    extra = [(b"x-hooked", b"1")]
+
+    def hook(request: Request, response: Response, headers: list[tuple[bytes, bytes]]) -> Any:
+        seen.append(response.status_code)
+        if request.url.path == "/async":
+
+            async def later() -> list[tuple[bytes, bytes]]:
+                return [*headers, (b"x-hooked", b"async")]
+
+            return later()
+        return [*headers, *extra]
+
+    app.response_headers_hook(hook)
+
+    @app.get("/")
+    def index() -> Response:
+        return Response(b"ok", headers={"X-Hooked": "own", "Vary": "Accept"})
+
+    @app.get("/async")
+    def other() -> str:
+        return "ok"
+
+    with app.test_client() as client:
+        own = client.get("/")
+        assert own.headers.get_list("x-hooked") == ["own"]  # the response's own header wins
+        assert own.headers["x-frame-options"] == "DENY"  # the default block is passed on
+        assert client.get("/async").headers["x-hooked"] == "async"
+        assert client.get("/missing").headers["x-hooked"] == "1"  # 404s too
+    assert seen == [200, 200, 404]
+    assert app._middleware == []  # no ASGI middleware was needed
+
+
+def test_response_headers_hook_failure_is_answered_and_hooked_again() -> None:
+    app = make_app()
+    calls: list[int] = []
+
+    def hook(request: Request, response: Response, headers: list[tuple[bytes, bytes]]) -> Any:
+        calls.append(response.status_code)
+        if response.status_code == 200:
+            raise HTTPException(503, "store down", headers={"Retry-After": "5"})
+        return [*headers, (b"x-hooked", b"error")]
+
+    app.response_headers_hook(hook)
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    with app.test_client() as client:
+        response = client.get("/")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["x-hooked"] == "error"
+    assert calls == [200, 503]
+
+
+def test_set_cookie_and_vary_add_to_the_responses_own() -> None:
+    app = make_app()
+    app.response_headers_hook(
+        lambda request, response, headers: [
+            *headers,
+            (b"set-cookie", b"b=2"),
+            (b"vary", b"Cookie"),
+        ]
+    )
+
+    @app.get("/")
+    def index() -> Response:
+        response = Response(b"ok", headers={"Vary": "Accept"})
+        response.set_cookie("a", "1")
+        return response
+
+    with app.test_client() as client:
+        response = client.get("/")
+    assert sorted(response.headers.get_list("vary")) == ["Accept", "Cookie"]
+    assert len(response.headers.get_list("set-cookie")) == 2
+
+
 def test_http_exception_detail_and_headers() -> None:
     app = make_app()
 

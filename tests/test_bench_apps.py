@@ -35,6 +35,7 @@ class Case(NamedTuple):
 CASES = {
     "raw": Case("bench.apps.raw_asgi", None, wsgi=False),
     "transom": Case("bench.apps.transom_app", "transom", wsgi=False),
+    "transom-secure": Case("bench.apps.transom_secure_app", "transom", wsgi=False),
     "starlette": Case("bench.apps.starlette_app", "starlette", wsgi=False),
     "fastapi": Case("bench.apps.fastapi_app", "fastapi", wsgi=False),
     "litestar": Case("bench.apps.litestar_app", "litestar", wsgi=False),
@@ -135,6 +136,13 @@ def test_main_app(name: str) -> None:
     # The body and the query are really validated (Litestar answers 400, the others 422).
     assert bad_body[0] in (400, 422)
     assert no_limit[0] in (400, 422)
+
+
+@pytest.mark.parametrize("name", ["raw", "transom", "transom-secure", "starlette"])
+def test_html(name: str) -> None:
+    (page,) = call(load(name).app, CASES[name].wsgi, [("GET", "/html", None)])
+    assert page == (200, page[1], b"<!doctype html><title>Hello</title><p>Hello, World!</p>")
+    assert page[1].startswith("text/html")
 
 
 @pytest.mark.parametrize("count", [10, 1000])

@@ -26,6 +26,7 @@ CORE_PAGES = [
     "tasks.md",
     "deprecations.md",
     "deployment.md",
+    "performance.md",
 ]
 
 

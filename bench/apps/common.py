@@ -14,3 +14,8 @@ class Item(BaseModel):
     name: str
     price: float
     tags: list[str] = []
+
+
+#: The body of ``GET /html``: a small page, served as ``text/html`` (with Transom's security
+#: battery, the response that gets a CSP nonce).
+HTML = "<!doctype html><title>Hello</title><p>Hello, World!</p>"

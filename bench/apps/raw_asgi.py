@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 import orjson
 from pydantic import ValidationError
 
-from .common import HELLO, Item
+from .common import HELLO, HTML, Item
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -23,6 +23,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _TEXT = b"text/plain; charset=utf-8"
 _JSON = b"application/json"
+_HTMLTYPE = b"text/html; charset=utf-8"
+_HTML = HTML.encode()
 _HELLO = HELLO.encode()
 
 
@@ -104,7 +106,7 @@ async def _typed(scope: Scope, receive: Receive, send: Send, item_id_text: str) 
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """``/plaintext``, ``/json`` and ``/typed/{item_id}``."""
+    """``/plaintext``, ``/json``, ``/html`` and ``/typed/{item_id}``."""
     if scope["type"] != "http":
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
@@ -115,6 +117,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _respond(send, 200, _TEXT, _HELLO)
     elif path == "/json" and method == "GET":
         await _respond(send, 200, _JSON, orjson.dumps({"message": HELLO}))
+    elif path == "/html" and method == "GET":
+        await _respond(send, 200, _HTMLTYPE, _HTML)
     elif path.startswith("/typed/") and method == "POST":
         await _typed(scope, receive, send, path[7:])
     else:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .common import HELLO, Item
+from .common import HELLO, HTML, Item
 
 
 async def plaintext(request: Request) -> Response:
@@ -17,6 +17,10 @@ async def plaintext(request: Request) -> Response:
 
 async def json(request: Request) -> Response:
     return JSONResponse({"message": HELLO})
+
+
+async def html(request: Request) -> Response:
+    return HTMLResponse(HTML)
 
 
 async def typed(request: Request) -> Response:
@@ -42,6 +46,7 @@ app = Starlette(
     routes=[
         Route("/plaintext", plaintext),
         Route("/json", json),
+        Route("/html", html),
         Route("/typed/{item_id:int}", typed, methods=["POST"]),
     ]
 )

@@ -38,10 +38,15 @@ def request_id(request: Request) -> str:
 
 
 def _nonce(request: Request) -> str:
-    # A battery with a Content-Security-Policy puts a nonce getter in the scope; without
-    # it, the page's inline style would be blocked.
+    # A battery with a Content-Security-Policy puts a nonce function of the request in
+    # app.extensions["transom.csp_nonce"] (or a getter in the scope); without it, the page's
+    # inline style would be blocked.
     getter = request.scope.get("transom.csp_nonce")
-    return str(getter()) if callable(getter) else ""
+    if callable(getter):
+        return str(getter())
+    app = request.app
+    of_request = app.extensions.get("transom.csp_nonce") if app is not None else None
+    return str(of_request(request)) if callable(of_request) else ""
 
 
 #: The error pages' look: readable at any width (long names and code wrap, nothing is cut

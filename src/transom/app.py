@@ -41,6 +41,10 @@ B = TypeVar("B", bound=Battery)
 H = TypeVar("H", bound="OpenAPIHook")
 Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Any]]
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+RawHeaders = list[tuple[bytes, bytes]]
+#: ``hook(request, response, headers)`` -> the header block to append (see
+#: :meth:`App.response_headers_hook`); a coroutine when it has to wait for something.
+HeadersHook = Callable[[Request, Response, RawHeaders], RawHeaders | Awaitable[RawHeaders]]
 
 #: Headers every response carries unless changed on ``app.default_headers``.
 DEFAULT_HEADERS = {
@@ -93,6 +97,7 @@ class App(Router):
         self._on_shutdown: list[Callable[[], Any]] = []
         self._before: list[Callable[[Request], Any]] = []
         self._after: list[Callable[[Request, Response], Any]] = []
+        self._headers_hooks: list[HeadersHook] = []
         self._checks: list[Callable[[], None]] = []
         self._middleware: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = []
         self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
@@ -179,6 +184,24 @@ class App(Router):
     def after_request(self, func: F) -> F:
         """Run ``func(request, response)`` after each routed request; may return a new Response."""
         self._after.append(func)
+        return func
+
+    def response_headers_hook(self, func: HeadersHook) -> HeadersHook:
+        """Let ``func(request, response, headers)`` choose the block of headers appended to
+        every response the app answers itself (routed, error and 404 answers alike; a mounted
+        app answers for itself), just before it starts.
+
+        ``headers`` is the block so far (``app.default_headers``, then what earlier hooks
+        returned); return it, or a new list: never change it in place, it is shared by every
+        request. The response's own headers win over a header of the block with the same name
+        (``Set-Cookie`` and ``Vary`` add to them). Return a coroutine only when there is
+        something to wait for: a plain list costs the request nothing more. An exception
+        raised here is answered like a handler's, and the hooks run again on that answer.
+
+        Batteries use it for what belongs on every response (the security battery's CSP, HSTS
+        and session cookie) without wrapping the app in an ASGI middleware.
+        """
+        self._headers_hooks.append(func)
         return func
 
     def exception_handler(self, key: type[BaseException] | int) -> Callable[[F], F]:
@@ -448,6 +471,8 @@ class App(Router):
             try:
                 for after in self._after:
                     result = after(request, response)
+                    if result is None:
+                        continue  # the common answer: skip the awaitable test
                     if inspect.isawaitable(result):
                         result = await result
                     if result is not None:
@@ -456,11 +481,33 @@ class App(Router):
                         )
             except Exception as exc:
                 response = await self._handle_exception(request, exc)
+        extra = self._default_raw
+        if self._headers_hooks:
+            try:
+                # Inline (not _hook_headers): no coroutine per request for hooks that answer
+                # with a precomputed list.
+                for hook in self._headers_hooks:
+                    result = hook(request, response, extra)
+                    extra = result if type(result) is list else await result  # type: ignore[misc]
+            except Exception as exc:
+                response = await self._handle_exception(request, exc)
+                try:
+                    extra = await self._hook_headers(request, response)
+                except Exception:
+                    logger.exception("A response headers hook failed on an error response")
+                    extra = self._default_raw
         try:
-            await response.send_to(scope, send, self._default_raw)
+            await response.send_to(scope, send, extra)
         finally:
             if request._form is not None:
                 await request.close()
+
+    async def _hook_headers(self, request: Request, response: Response) -> RawHeaders:
+        headers = self._default_raw
+        for hook in self._headers_hooks:
+            result = hook(request, response, headers)
+            headers = result if type(result) is list else await result  # type: ignore[misc]
+        return headers
 
     async def _route(
         self, scope: Scope, receive: Receive, send: Send, request: Request
@@ -494,6 +541,8 @@ class App(Router):
         request.route = route
         for before in self._before:
             result = before(request)
+            if result is None:
+                continue  # the common answer: skip the awaitable test
             if inspect.isawaitable(result):
                 result = await result
             if result is not None:

@@ -153,6 +153,13 @@ class MultiDict(Mapping[str, V], Generic[V]):
     def __getitem__(self, key: str) -> V:
         return self._dict[key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a KeyError: this runs per query parameter.
+        return self._dict.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._dict)
 
@@ -177,14 +184,20 @@ class QueryParams(MultiDict[str]):
     def __init__(self, query: bytes | str | Iterable[tuple[str, str]] = b"") -> None:
         items: Iterable[tuple[str, str]]
         if isinstance(query, bytes) and query.isascii() and b"%" not in query and b"+" not in query:
-            # Nothing to unescape (the common case): split without parse_qsl's machinery.
-            items = [
-                (key, value)
-                for key, _, value in (
-                    part.partition("=") for part in query.decode("ascii").split("&") if part
-                )
-            ]
-        elif isinstance(query, bytes):
+            # Nothing to unescape (the common case): split without parse_qsl's machinery, and
+            # fill both views in one pass (this runs on every request with a query string).
+            pairs: list[tuple[str, str]] = []
+            first: dict[str, str] = {}
+            for part in query.decode("ascii").split("&"):
+                if part:
+                    key, _, value = part.partition("=")
+                    pairs.append((key, value))
+                    if key not in first:
+                        first[key] = value
+            self._list = pairs
+            self._dict = first
+            return
+        if isinstance(query, bytes):
             # Percent-escapes and raw non-ASCII bytes are both UTF-8: decode them byte for byte
             # (latin-1), then read the result as UTF-8.
             pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1")

@@ -149,8 +149,13 @@ class Request:
     @property
     def content_type(self) -> str:
         """The media type without parameters, lower-cased (``application/json``)."""
-        value = self.headers.get("content-type", "")
-        return str(value).split(";", 1)[0].strip().lower()
+        # Straight from the raw headers (names are lower case in ASGI): read on every body.
+        name: bytes
+        value: bytes
+        for name, value in self.scope["headers"]:
+            if name == b"content-type":
+                return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+        return ""
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Absolute URL of the named route, on the host and scheme of this request."""
@@ -169,7 +174,11 @@ class Request:
         if self._stream_consumed:
             raise RuntimeError("the request body was already consumed")
         self._stream_consumed = True
-        declared = self.headers.get("content-length")
+        declared = None
+        for name, value in self.scope["headers"]:
+            if name == b"content-length":
+                declared = value.decode("latin-1")
+                break
         if declared is not None:
             if not (declared.isascii() and declared.isdigit()):
                 raise HTTPException(400, "Invalid Content-Length header")

@@ -34,6 +34,9 @@ __all__ = [
 RawHeaders = list[tuple[bytes, bytes]]
 SameSite = Literal["lax", "strict", "none"]
 _NO_BODY_STATUSES = frozenset({204, 304})
+# Headers that hold a list: one appended by the app (a session cookie, ``Vary: Cookie``) adds
+# to the response's own instead of yielding to it.
+_ADDITIVE = frozenset({b"set-cookie", b"vary"})
 
 
 def _json_default(obj: Any) -> Any:
@@ -203,7 +206,7 @@ class Response:
             if extra:
                 # The app's default headers yield to the same header set on the response.
                 own = {k for k, _ in self._raw_headers}
-                extra = [h for h in extra if h[0] not in own]
+                extra = [h for h in extra if h[0] not in own or h[0] in _ADDITIVE]
         if extra:
             raw.extend(extra)
         if self._cookies:
@@ -211,7 +214,8 @@ class Response:
         return raw
 
     async def send_to(self, scope: Scope, send: Send, extra: RawHeaders = ()) -> None:  # type: ignore[assignment]
-        """Send this response; ``extra`` headers (the app's defaults) are appended."""
+        """Send this response; ``extra`` headers (the app's defaults) are appended, but for
+        those the response sets itself (except ``Set-Cookie`` and ``Vary``)."""
         body = self.body
         await send(
             {

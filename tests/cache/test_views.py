@@ -124,6 +124,24 @@ async def test_cached_view_runs_once_per_url(make_cache: CacheFactory) -> None:
     assert Cache.of(app).stats.hits >= 3
 
 
+async def test_no_middleware_and_untouched_routes_pay_nothing(make_cache: CacheFactory) -> None:
+    app, calls = build(make_cache(), security=True)
+
+    @app.get("/plain")
+    async def plain(request: Request) -> dict[str, bool]:
+        return {"state": "transom.cache.view" in request.scope}
+
+    app.build()
+    app.build()  # built twice: the store hook is registered once
+    assert app._middleware == []  # the core's no-middleware path serves it
+    assert len(app._headers_hooks) == 2  # the security battery's, then the cache's
+    async with app.async_test_client() as client:
+        assert (await client.get("/plain")).json() == {"state": False}
+        await client.get("/posts")
+        await client.get("/posts")
+    assert calls["posts"] == 1
+
+
 async def test_tags_invalidate_views(make_cache: CacheFactory) -> None:
     cache = make_cache()
     app, _calls = build(cache)

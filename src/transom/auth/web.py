@@ -34,7 +34,7 @@ from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
 from transom.routing import Router
-from transom.security._context import CONTEXT_KEY, RequestContext
+from transom.security._context import RequestContext, context_of
 from transom.security.csrf import AMBIENT_AUTH_SCHEMES
 from transom.security.logins import check_credentials
 from transom.security.sessions import (
@@ -102,8 +102,7 @@ def session_hash(auth: Auth, user: Any) -> str:
 
 
 def _ctx(request: Request) -> RequestContext | None:
-    ctx = request.scope.get(CONTEXT_KEY)
-    return ctx if isinstance(ctx, RequestContext) else None
+    return context_of(request)
 
 
 def _cookie_name(request: Request) -> str:

@@ -2,7 +2,7 @@
 
 ``@cached`` stores whole responses. The lookup runs once the route is known (a
 ``before_request`` hook), the decision to store runs on the headers the client would receive
-(an ASGI middleware outside every other one, added when the app is built), so a cookie set by
+(the app's last response headers hook, added when the app is built), so a cookie set by
 the security battery on the way out is seen, and such a response is never stored.
 
 Who a page is for:
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
 
-from transom._types import ASGIApp, Message, Receive, Scope, Send
 from transom.cache.backends import match_any
 from transom.cache.config import Identity
 from transom.requests import Request
@@ -52,6 +51,7 @@ _STATE: Final = "transom.cache.view"
 _HIT: Final = "hit"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 # Response headers a cached copy must not repeat to someone else.
+RawHeaders = list[tuple[bytes, bytes]]
 _NEVER_STORED = frozenset({b"set-cookie", b"date", b"content-length", b"content-type"})
 
 
@@ -328,11 +328,15 @@ def install_views(cache: Cache, app: App) -> None:
     """Register the hooks behind ``@cached`` and ``@cache_control`` on ``app``."""
     ignore = cache.config.ignore_cookies
 
-    async def lookup(request: Request) -> Response | None:
+    def lookup(request: Request) -> Awaitable[Response | None] | None:
+        # A plain function: a route without @cached costs no coroutine.
         route = request.route
         policy: _Policy | None = getattr(route.endpoint, _CACHED_ATTR, None) if route else None
         if policy is None or request.method not in _SAFE_METHODS:
             return None
+        return serve(request, policy)
+
+    async def serve(request: Request, policy: _Policy) -> Response | None:
         creds = _credentials(request, ignore)
         if creds and not policy.vary_on_user:
             return None  # may be someone's own page: neither served from nor stored in the cache
@@ -355,11 +359,13 @@ def install_views(cache: Cache, app: App) -> None:
         request.scope[_STATE] = (policy, key)
         return None
 
-    async def finish(request: Request, response: Response) -> Response | None:
+    def finish(request: Request, response: Response) -> Response | None:
         route = request.route
         endpoint = route.endpoint if route is not None else None
         state = request.scope.get(_STATE)
         control: tuple[str, bool] | None = getattr(endpoint, _CONTROL_ATTR, None)
+        if control is None and state is None:
+            return None  # neither @cached nor @cache_control: nothing to do
         if control is not None and state != _HIT:
             _apply_control(response, control[0])
         if isinstance(state, tuple):
@@ -385,12 +391,38 @@ def install_views(cache: Cache, app: App) -> None:
             return _conditional(request, response)
         return None
 
+    def store(
+        request: Request, response: Response, headers: RawHeaders
+    ) -> RawHeaders | Awaitable[RawHeaders]:
+        pending = request.scope.get(_STATE)
+        if not isinstance(pending, _Pending):
+            return headers  # not a @cached miss: nothing to store (every other request)
+        # What the client gets: the response's own headers, the block, its cookies.
+        final = response._head(request.scope, headers, None)
+        if not _final_ok(response.status_code, final, pending):
+            return headers
+        request.scope[_STATE] = None  # once (the hooks run again on an error answer)
+        return _store(cache, pending, headers)
+
     app.before_request(lookup)
     app.after_request(finish)
-    # The store decision reads the headers the client gets, so the middleware must wrap every
+    # The store decision reads the headers the client gets, so its hook must run after every
     # other one (the security battery adds Set-Cookie on the way out): add it when the app is
-    # built, after every battery has added its own.
-    app.add_check(lambda: app.add_middleware(CacheStoreMiddleware, cache=cache))
+    # built, after every battery has added its own. A hook, not a middleware: the app keeps its
+    # no-middleware path, and a request to a route without @cached pays one dict look-up.
+    registered: list[bool] = []
+
+    def register() -> None:
+        if not registered:  # the checks run again whenever the app is built again
+            registered.append(True)
+            app.response_headers_hook(store)
+
+    app.add_check(register)
+
+
+async def _store(cache: Cache, pending: _Pending, headers: RawHeaders) -> RawHeaders:
+    await cache.set(pending.key, pending.entry, pending.ttl, tags=pending.tags)
+    return headers
 
 
 def _apply_control(response: Response, value: str) -> None:
@@ -415,39 +447,6 @@ def _not_modified_from(response: Response) -> Response:
     result = Response(b"", 304)
     result.headers.raw.extend(h for h in response.headers.raw if h[0] in keep)
     return result
-
-
-class CacheStoreMiddleware:
-    """Stores a ``@cached`` view's response once it has been sent, if nothing on the way out
-    made it private (a cookie, ``private``/``no-store``, a ``Vary`` it can't key on, a CSP
-    nonce inside the page). Added by :class:`~transom.cache.Cache`; not meant by hand."""
-
-    def __init__(self, app: ASGIApp, cache: Cache) -> None:
-        self.app = app
-        self.cache = cache
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in _SAFE_METHODS:
-            await self.app(scope, receive, send)
-            return
-        final: list[tuple[bytes, bytes]] | None = None
-        status = 0
-
-        async def capture(message: Message) -> None:
-            nonlocal final, status
-            if message["type"] == "http.response.start" and isinstance(scope.get(_STATE), _Pending):
-                status = int(message["status"])
-                final = list(message.get("headers", ()))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-        pending = scope.get(_STATE)
-        if (
-            final is not None
-            and isinstance(pending, _Pending)
-            and _final_ok(status, final, pending)
-        ):
-            await self.cache.set(pending.key, pending.entry, pending.ttl, tags=pending.tags)
 
 
 def _final_ok(status: int, headers: list[tuple[bytes, bytes]], pending: _Pending) -> bool:

@@ -16,7 +16,8 @@ from transom.rest.battery import RestConfig
 from transom.rest.errors import ErrorFormat
 from transom.rest.filters import Filter, compile_filters
 from transom.rest.permissions import Permission
-from transom.rest.schemas import model_fields, read_schema, serializer, write_schema
+from transom.rest.reader import Reader
+from transom.rest.schemas import FieldSpec, model_fields, read_schema, serializer, write_schema
 
 if TYPE_CHECKING:
     from transom.rest.resource import ModelResource
@@ -67,6 +68,8 @@ class Compiled:
         # Nested relations: their read schema and the conversion of one related object.
         nested_schemas: dict[str, Any] = {}
         nested_getters: dict[str, Callable[[Any], Any]] = {}
+        # The flat fields shown of each nested relation, for the Core reader (None: the ORM).
+        nested_fields: dict[str, dict[str, FieldSpec]] | None = {}
         self.loads: list[Any] = []  # loader options (joinedload/selectinload)
         for name, spec in self.fields.items():
             relation: Any = getattr(model, spec.name) if spec.relationship is not None else None
@@ -77,15 +80,22 @@ class Compiled:
                     nested_schemas[name] = inner.read_model
                     nested_getters[name] = inner.to_data
                     inner_loads = [*inner.loads, lazyload("*")]
+                    if nested_fields is not None and inner.flat:
+                        nested_fields[name] = inner.readable
+                    else:
+                        nested_fields = None
                 elif isinstance(target, type) and issubclass(target, BaseModel):
                     nested_schemas[name] = target
                     nested_getters[name] = lambda obj: obj  # read with from_attributes
                     inner_loads = []
+                    nested_fields = None
                 elif isinstance(target, list | tuple) and spec.target is not None:
                     # Named columns only: a related user must not send its password hash.
                     columns = model_fields(spec.target, list(target), ())
                     nested_schemas[name] = read_schema(f"{title}{name.title()}", columns, {})
                     nested_getters[name] = serializer(columns, {})
+                    if nested_fields is not None:
+                        nested_fields[name] = columns
                     # Its other relations are never read: not even a mapper's lazy="selectin".
                     inner_loads = [
                         load_only(*[getattr(spec.target, c.attr) for c in columns.values()]),
@@ -110,6 +120,9 @@ class Compiled:
             # Only the relations above are read: none by a mapper default (lazy="selectin").
             self.loads.append(lazyload("*"))
         readable = {n: s for n, s in self.fields.items() if n not in cls.write_only}
+        self.readable: dict[str, FieldSpec] = readable
+        #: Only columns and related ids: a nested relation of another resource reads as is.
+        self.flat: bool = cls.read_schema is None and not named
         self.read_model: type[BaseModel] = cls.read_schema or read_schema(
             f"{title}Read", readable, nested_schemas
         )
@@ -168,11 +181,38 @@ class Compiled:
         self.permissions: list[Permission] = [
             p() if isinstance(p, type) else p for p in cls.permissions
         ]
+        # Lists and reads in Core rows when the resource allows it: its own read schema or
+        # query() hook (which may add ORM options or joins) keep the ORM path.
+        self.reader: Reader | None = None
+        if (
+            cls.read_schema is None
+            and nested_fields is not None
+            and cls.query is resource_class.query
+        ):
+            page_fields = list(self.list_model.model_fields)
+            self.reader = Reader.build(
+                model,
+                readable,
+                nested_fields,
+                self.lookup,
+                self.order_columns,
+                self.default_order,
+                self.pk_attr,
+                page_fields,
+            )
+        #: Retrieve reads rows unless a permission looks at the object itself.
+        self.fast_retrieve = self.reader is not None and all(
+            type(p).has_object_permission is Permission.has_object_permission
+            for p in self.permissions
+        )
 
     def etag(self, body: bytes) -> str:
         return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
     def render(self, obj: Any) -> bytes:
+        if self.reader is not None:
+            # The same serializer as the Core reads: equal objects, equal bytes and ETags.
+            return self.reader.item_adapter.dump_json(self.to_data(obj))
         value = self.read_adapter.validate_python(self.to_data(obj), from_attributes=True)
         return self.read_adapter.dump_json(value, by_alias=True)
 

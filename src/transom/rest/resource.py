@@ -41,6 +41,7 @@ from transom.rest.filters import (
     search_clause,
 )
 from transom.rest.permissions import IsAuthenticatedOrReadOnly, Permission
+from transom.rest.reader import Reader, links
 from transom.rest.schemas import FieldSpec
 from transom.routing import Router
 
@@ -367,6 +368,18 @@ class ModelResource:
             raise Problem(404, f"{self.model.__name__} not found")
         return obj
 
+    async def _read_row(self, ctx: Context, compiled: Compiled, reader: Reader) -> bytes:
+        value = ctx.request.path_params[compiled.lookup.name]
+        try:
+            items = await reader.rows(ctx.db, reader.get_stmt, {"_rest_key": value})
+        except Exception as exc:
+            if not is_unstorable_value(exc):  # as in _get: a key no column can hold
+                raise
+            items = []
+        if not items:
+            raise Problem(404, f"{self.model.__name__} not found")
+        return reader.item_adapter.dump_json(items[0])
+
     async def _reload(self, ctx: Context, obj: Any) -> Any:
         # Server defaults and nested relations as the database has them now.
         compiled = self._state(ctx.request)
@@ -442,6 +455,9 @@ class ModelResource:
         compiled = self._state(ctx.request)
         await self._check(ctx)
         query = ctx.request.query
+        reader = compiled.reader
+        if reader is not None and type(self).pagination == "offset":
+            return await self._list_rows(ctx, compiled, reader)
         stmt = apply_filters(self._statement(ctx), self.model, compiled.filters, query)
         raw_search = query.get("search")
         if raw_search and compiled.search_columns:
@@ -496,12 +512,49 @@ class ModelResource:
         value = compiled.list_adapter.validate_python(data, from_attributes=True)
         return Response(compiled.list_adapter.dump_json(value, by_alias=True), 200, None, _JSON)
 
+    async def _list_rows(self, ctx: Context, compiled: Compiled, reader: Reader) -> Response:
+        # The list in Core rows (see transom.rest.reader): same answer as the ORM path below.
+        query = ctx.request.query
+        clauses: list[Any] = [
+            item.clause(self.model, query[item.param])
+            for item in compiled.filters
+            if item.param in query
+        ]
+        raw_search = query.get("search")
+        if raw_search and compiled.search_columns:
+            clause = search_clause(raw_search, compiled.search_columns)
+            if clause is not None:
+                clauses.append(clause)
+        raw_order = query.get("ordering") if compiled.order_columns else None
+        order = None  # the prebuilt statement's, unless the query string names one
+        if raw_order:
+            order, names = ordering_clauses(raw_order, reader.order_columns, compiled.default_order)
+            if compiled.pk_attr not in names:
+                order.append(compiled.pk_column.asc())
+        limit = min(_int_param(query, "limit", compiled.default_limit, 1), compiled.max_limit)
+        offset = _int_param(query, "offset", 0, 0)
+        counted = type(self).count
+        items, total = await reader.page(ctx.db, clauses, order, limit, offset, counted)
+        has_next = offset + limit < total if total is not None else len(items) == limit
+        data = {
+            "items": items,
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "links": links(str(ctx.request.url), limit, offset, has_next),
+        }
+        return Response(reader.page_adapter.dump_json(data), 200, None, _JSON)
+
     async def _retrieve(self, ctx: Context) -> Response:
         compiled = self._state(ctx.request)
         await self._check(ctx)
-        obj = await self._get(ctx)
-        await self._check(ctx, obj)
-        body = compiled.render(obj)
+        if compiled.fast_retrieve:
+            assert compiled.reader is not None
+            body = await self._read_row(ctx, compiled, compiled.reader)
+        else:
+            obj = await self._get(ctx)
+            await self._check(ctx, obj)
+            body = compiled.render(obj)
         etag = compiled.etag(body)
         none_match = ctx.request.headers.get("if-none-match")
         if none_match is not None and etag in [

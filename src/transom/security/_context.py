@@ -1,14 +1,17 @@
-"""Per-request security state, shared by the middleware, the hooks and the dependencies.
+"""Per-request security state, shared by the hooks and the dependencies.
 
-The :class:`~transom.security.middleware.SecurityMiddleware` puts one :class:`RequestContext`
-in the ASGI scope under :data:`CONTEXT_KEY`; the core's ``Request`` wraps that same scope, so
-dependencies reach it with ``request.scope[CONTEXT_KEY]`` without the core knowing about us.
+A :class:`RequestContext` is made on first use (:func:`get_context`: a session, a CSRF check
+or token, a CSP nonce) and kept in the ASGI scope under :data:`CONTEXT_KEY`; the core's
+``Request`` wraps that same scope. A request that uses none of these never gets one, and the
+battery's response hook then appends a precomputed header block and does nothing else.
 """
 
 from __future__ import annotations
 
+import base64
+import itertools
 import logging
-import secrets
+import os
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +26,9 @@ __all__ = [
     "CONTEXT_KEY",
     "RequestContext",
     "StoreUnavailable",
+    "context_of",
     "get_context",
+    "new_nonce",
     "security_logger",
     "unavailable_error",
 ]
@@ -66,6 +71,45 @@ def unavailable_error(exc: StoreUnavailable, what: str) -> HTTPException:
     )
 
 
+_NONCE_CHARS = 22  # 132 random bits, as long as secrets.token_urlsafe(16)
+_POOL_BYTES = 3 * 1024  # 4,096 base64 characters (no padding): 186 nonces per refill
+
+
+class _NoncePool:
+    """CSP nonces cut from a buffer of ``os.urandom`` output: one system call per 186 nonces.
+
+    Each nonce is a fresh slice of random base64 (every character from random bits), never
+    handed out twice; a forked worker starts its own buffer (never its parent's).
+    """
+
+    def __init__(self) -> None:
+        self.refill()
+
+    def refill(self) -> None:
+        self._pool = base64.urlsafe_b64encode(os.urandom(_POOL_BYTES))
+        # A counter's __next__ is atomic: two threads never get the same slice of one buffer.
+        self._next = itertools.count().__next__
+
+    def take(self) -> bytes:
+        start = self._next() * _NONCE_CHARS
+        pool = self._pool
+        if start + _NONCE_CHARS > len(pool):
+            self.refill()
+            return self.take()
+        return pool[start : start + _NONCE_CHARS]
+
+
+_nonces = _NoncePool()
+os.register_at_fork(after_in_child=_nonces.refill)
+#: A fresh nonce as bytes (for a header value).
+take_nonce = _nonces.take
+
+
+def new_nonce() -> str:
+    """A fresh CSP nonce: 132 random bits as URL-safe base64 (as ``secrets.token_urlsafe(16)``)."""
+    return _nonces.take().decode("ascii")
+
+
 class RequestContext:
     """What the security battery knows about one request while it is being handled."""
 
@@ -74,6 +118,7 @@ class RequestContext:
         "csrf_cookie",
         "csrf_deferred",
         "endpoint",
+        "failed",
         "nonce",
         "scope",
         "security",
@@ -89,6 +134,8 @@ class RequestContext:
         self.scope = scope
         self.cookies: dict[str, str] | None = None
         self.endpoint: Callable[..., Any] | None = None
+        #: Set once saving the session failed: the error answer then saves nothing.
+        self.failed = False
         self.nonce: str | None = None
         self.session: SessionData | None = None
         self.session_cookie_value: str | None = None
@@ -118,17 +165,34 @@ class RequestContext:
     def csp_nonce(self) -> str:
         """This request's Content-Security-Policy nonce (created on first use)."""
         if self.nonce is None:
-            self.nonce = secrets.token_urlsafe(16)
+            self.nonce = new_nonce()
         return self.nonce
+
+
+def context_of(request: Request) -> RequestContext | None:
+    """The security context of ``request``, made on first use; ``None`` without the battery."""
+    scope = request.scope
+    ctx = scope.get(CONTEXT_KEY)
+    if isinstance(ctx, RequestContext):
+        return ctx
+    app = request.app
+    # Where Battery.install puts the Security battery (its name, the same string).
+    security = app.extensions.get("transom.security") if app is not None else None
+    if security is None:
+        return None
+    ctx = RequestContext(security, scope)
+    route = request.route
+    ctx.endpoint = route.endpoint if route is not None else None
+    scope[CONTEXT_KEY] = ctx
+    return ctx
 
 
 def get_context(request: Request) -> RequestContext:
     """The security context of ``request``; a clear error when the battery is not installed."""
-    ctx = request.scope.get(CONTEXT_KEY)
+    ctx = context_of(request)
     if ctx is None:
         raise RuntimeError(
             "transom.security is not installed on this app: call "
             "app.install(transom.security.Security()) before serving requests"
         )
-    assert isinstance(ctx, RequestContext)
     return ctx

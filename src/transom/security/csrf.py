@@ -29,7 +29,7 @@ import hmac
 import html
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -262,22 +262,6 @@ def _check_origin(request: Request, config: CSRFConfig) -> None:
         raise CSRFError(f"the Referer {normalised!r} does not match {own!r} or a trusted origin")
 
 
-def _carries_ambient_credentials(request: Request) -> bool:
-    """Whether the request has anything a browser sends by itself: a cookie or Basic-style auth.
-
-    Any cookie counts, not only the session's: the app (or a battery such as auth's remember-me)
-    may authenticate by another one, and a browser sends them all.
-    """
-    for name, value in request.scope["headers"]:
-        if name == b"cookie" and value.strip():
-            return True
-        if name == b"authorization":
-            scheme = value.split(b" ", 1)[0].strip().lower()
-            if scheme.decode("latin-1") in AMBIENT_AUTH_SCHEMES:
-                return True
-    return False
-
-
 def _check_cross_site(request: Request, config: CSRFConfig) -> None:
     """Refuse what a browser marks as sent from another site, for credential-less requests."""
     site = request.headers.get("sec-fetch-site")
@@ -290,14 +274,6 @@ def _check_cross_site(request: Request, config: CSRFConfig) -> None:
         _check_origin(request, config)  # only its Origin part runs: the header is there
 
 
-def _exempt_by_authorization(request: Request) -> bool:
-    value = request.headers.get("authorization")
-    if not value:
-        return False
-    scheme = str(value).split(" ", 1)[0].strip().lower()
-    return bool(scheme) and scheme not in AMBIENT_AUTH_SCHEMES
-
-
 async def _submitted_token(request: Request, config: CSRFConfig) -> str | None:
     token = request.headers.get(config.header_name)
     if token is not None:
@@ -308,29 +284,70 @@ async def _submitted_token(request: Request, config: CSRFConfig) -> str | None:
     return None
 
 
+def check_request(request: Request, config: CSRFConfig) -> Awaitable[None] | None:
+    """Check the unsafe ``request``: ``None`` when it passed at once, else a coroutine that
+    finishes the check (raising :class:`CSRFError`). The per-request context is only made
+    when needed: a credential-less request (an API client) never gets one."""
+    route = request.route
+    if route is not None and getattr(route.endpoint, EXEMPT_ATTR, False):
+        return None
+    # One pass over the headers for everything the decision needs (this runs on every POST).
+    authorization: bytes | None = None
+    ambient = False
+    browser = False  # Sec-Fetch-Site or Origin: what _check_cross_site looks at
+    for name, value in request.scope["headers"]:
+        if name == b"cookie":
+            # Any cookie counts, not only the session's: the app (or auth's remember-me) may
+            # authenticate by another one, and a browser sends them all by itself.
+            ambient = ambient or bool(value.strip())
+        elif name == b"authorization":
+            if authorization is None:
+                authorization = value
+            if _auth_scheme(value) in AMBIENT_AUTH_SCHEMES:
+                ambient = True
+        elif name == b"sec-fetch-site" or name == b"origin":
+            browser = True
+    if config.exempt_bearer and authorization:
+        scheme = _auth_scheme(authorization)
+        if scheme and scheme not in AMBIENT_AUTH_SCHEMES:
+            # A token header is no ambient credential, so no check now; but if the handler
+            # then uses the cookie session, the cookie is what the request acts with after
+            # all, and the check runs at that moment (load_session calls verify_deferred).
+            get_context(request).csrf_deferred = request
+            return None
+    if ambient:
+        return _verify_logged(request, config, get_context(request))
+    if browser:
+        # Nothing a browser attaches by itself (no cookie, no Basic-style header): the
+        # request can't act as anyone it doesn't name, so there is nothing to forge. A curl
+        # or mobile client gets through without a token; a page on another site is still
+        # refused by what browsers always send with its requests (Sec-Fetch-Site, Origin),
+        # which also covers login forms posted cross-site.
+        try:
+            _check_cross_site(request, config)
+        except CSRFError as exc:
+            _log_refusal(request, exc)
+            raise
+    return None
+
+
+def _auth_scheme(value: bytes) -> str:
+    return value.split(b" ", 1)[0].strip().lower().decode("latin-1")
+
+
 async def verify_request(request: Request, ctx: RequestContext) -> None:
     """Raise :class:`CSRFError` unless the unsafe ``request`` is safe to process."""
     config = ctx.security.csrf
     if config is None or request.method in SAFE_METHODS:
         return
-    if ctx.endpoint is not None and getattr(ctx.endpoint, EXEMPT_ATTR, False):
-        return
-    if config.exempt_bearer and _exempt_by_authorization(request):
-        # A token header is no ambient credential, so no check now; but if the handler then
-        # uses the cookie session, the cookie is what the request acts with after all, and
-        # the check runs at that moment (load_session calls verify_deferred).
-        ctx.csrf_deferred = request
-        return
+    pending = check_request(request, config)
+    if pending is not None:
+        await pending
+
+
+async def _verify_logged(request: Request, config: CSRFConfig, ctx: RequestContext) -> None:
     try:
-        if _carries_ambient_credentials(request):
-            await _verify(request, config, ctx)
-        else:
-            # Nothing a browser attaches by itself (no cookie, no Basic-style header): the
-            # request can't act as anyone it doesn't name, so there is nothing to forge. A curl
-            # or mobile client gets through without a token; a page on another site is still
-            # refused by what browsers always send with its requests (Sec-Fetch-Site, Origin),
-            # which also covers login forms posted cross-site.
-            _check_cross_site(request, config)
+        await _verify(request, config, ctx)
     except CSRFError as exc:
         _log_refusal(request, exc)
         raise

@@ -2,10 +2,14 @@
 
 It attaches, without the core knowing about it:
 
-* :class:`SecurityMiddleware` (ASGI): a per-request context in the scope; when the response
-  starts, it saves the session (never on 5xx), adds ``Set-Cookie``/``Vary: Cookie``, CSP, HSTS
-  and per-handler header overrides;
-* a ``before_request`` hook: it runs once the route is known, enforcing ``@limit`` and CSRF;
+* a response headers hook (:meth:`transom.App.response_headers_hook`, no ASGI middleware):
+  a request that used nothing of the battery (no session, no CSRF token, no nonce) gets a
+  precomputed header block (CSP without nonce, HSTS on HTTPS, per-handler overrides), and an
+  HTML response the same with a fresh nonce in its CSP; a request that did use it (its
+  per-request context, made on first use) also gets its session saved (never on 5xx) and
+  ``Set-Cookie``/``Vary: Cookie``;
+* a ``before_request`` hook that checks CSRF on unsafe methods only (``@limit`` is a guard
+  the core compiles into the routes that have one).
 * :class:`~transom.security.cors.CORSMiddleware` when ``SecurityConfig(cors=...)`` is given;
 * :class:`~transom.security.proxies.ProxyHeadersMiddleware` (outermost) when
   ``SecurityConfig(trusted_proxies=...)`` is given.
@@ -20,15 +24,15 @@ import dataclasses
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, overload
 
-import orjson
-
-from transom._types import ASGIApp, Message, Receive, Scope, Send
+from transom._types import ASGIApp, Receive, Scope, Send
 from transom.batteries import Battery, split_arguments
-from transom.exceptions import ImproperlyConfigured
+from transom.exceptions import HTTPException, ImproperlyConfigured
 from transom.requests import Request
+from transom.responses import Response
 from transom.security._context import (
     CONTEXT_KEY,
     RequestContext,
@@ -36,8 +40,15 @@ from transom.security._context import (
     unavailable_error,
 )
 from transom.security.cors import CORSConfig, CORSMiddleware
-from transom.security.csrf import CSRFConfig, verify_request
-from transom.security.headers import HeadersConfig, apply_headers
+from transom.security.csrf import SAFE_METHODS, CSRFConfig, check_request
+from transom.security.headers import (
+    HeaderPlan,
+    HeadersConfig,
+    RawHeaders,
+    csp_nonce,
+    is_html,
+    plan_for,
+)
 from transom.security.proxies import ProxyHeadersMiddleware
 from transom.security.ratelimit import MemoryRateLimitBackend, RateLimitBackend
 from transom.security.sessions import SessionConfig, commit_session
@@ -48,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["EXTENSION_KEY", "Security", "SecurityConfig", "SecurityMiddleware"]
 
 EXTENSION_KEY: Final = "transom.security"
+_SECURE = ("https", "wss")
 _SIGNS = "transom.security signs session cookies and CSRF secrets"
 logger = logging.getLogger("transom.security")
 
@@ -144,11 +156,15 @@ class Security(Battery):
         self.rate_limit_backend = config.rate_limit_backend or MemoryRateLimitBackend()
         self.old_secret_keys = tuple(config.old_secret_keys)
         self._keys: tuple[str, ...] | None = None
+        self._plans: dict[Callable[..., Any] | None, HeaderPlan] = {}
+        self._plans_base: RawHeaders | None = None
         if app is not None:
             self.install(app)
 
     def setup(self, app: App) -> None:
-        app.add_middleware(SecurityMiddleware, security=self)
+        app.response_headers_hook(self._response_headers)
+        # The core's error pages style themselves with the request's nonce (inline <style>).
+        app.extensions["transom.csp_nonce"] = csp_nonce
         if self.cors is not None:
             app.add_middleware(CORSMiddleware, config=self.cors)
         if self.trusted_proxies:
@@ -213,12 +229,80 @@ class Security(Battery):
             self._keys = (*fallbacks, *self.old_secret_keys, current)
         return self._keys
 
-    async def _before_request(self, request: Request) -> None:
-        ctx = request.scope.get(CONTEXT_KEY)
-        if not isinstance(ctx, RequestContext) or request.route is None:
-            return
-        ctx.endpoint = request.route.endpoint
-        await verify_request(request, ctx)
+    def _before_request(self, request: Request) -> Awaitable[None] | None:
+        # Plain function: a safe method costs no coroutine, and no context.
+        config = self.csrf
+        if config is None or request.scope["method"] in SAFE_METHODS or request.route is None:
+            return None
+        return check_request(request, config)
+
+    def _plan(self, request: Request, base: RawHeaders) -> HeaderPlan:
+        if base is not self._plans_base:  # the app was built again: new default headers
+            self._plans = {}
+            self._plans_base = base
+        route = request.route
+        endpoint = route.endpoint if route is not None else None
+        plan = self._plans.get(endpoint)
+        if plan is None:
+            plan = self._plans[endpoint] = plan_for(endpoint, self.headers, base)
+        return plan
+
+    def _response_headers(
+        self, request: Request, response: Response, headers: RawHeaders
+    ) -> RawHeaders | Awaitable[RawHeaders]:
+        scope = request.scope
+        ctx = scope.get(CONTEXT_KEY)
+        if ctx is not None:
+            return self._finish(ctx, request, response, headers)
+        # Nothing of the battery was used: no session to save, no cookie to set. This runs on
+        # every response, hence the inlined look-ups.
+        route = request.route
+        plan = (
+            self._plans.get(route.endpoint if route is not None else None)
+            if headers is self._plans_base
+            else None
+        )
+        if plan is None:
+            plan = self._plan(request, headers)
+        secure = scope.get("scheme") in _SECURE
+        if not plan.templates:
+            if plan.html_csp is None:
+                return plan.blocks[secure]
+            content_type = response.content_type
+            if not response._raw_headers and (
+                content_type is None or not content_type.startswith("text/html")
+            ):
+                return plan.blocks[secure]  # not HTML: the policy without a nonce
+        return plan.block(secure, is_html(response), None)
+
+    async def _finish(
+        self, ctx: RequestContext, request: Request, response: Response, headers: RawHeaders
+    ) -> RawHeaders:
+        status = response.status_code
+        if not ctx.failed:
+            try:
+                await commit_session(ctx, status)
+            except StoreUnavailable as exc:
+                # The store is down (an outage, not a bug): one warning line, and a 503 that
+                # tells the client when to come back (the app answers it, and calls us again).
+                ctx.failed = True
+                raise unavailable_error(exc, "Session storage") from exc
+            except Exception:
+                # Saving failed for another reason (a bug in a custom backend, say): the
+                # handler's work can't be remembered, so don't pretend it succeeded.
+                logger.exception("Could not save the session")
+                ctx.failed = True
+                raise HTTPException(503, "Session storage is unavailable") from None
+        plan = self._plan(request, headers)
+        html = ctx.nonce is not None or is_html(response)
+        block = plan.block(ctx.is_secure, html, ctx.csp_nonce)
+        extra: RawHeaders = []
+        if ctx.session is not None and ctx.session.accessed:
+            # The body depends on the cookie: shared caches must not serve it to others.
+            extra.append((b"vary", b"Cookie"))
+        if status < 500:
+            extra.extend((b"set-cookie", c.encode("latin-1")) for c in ctx.set_cookies)
+        return [*block, *extra] if extra else block
 
     async def _close(self) -> None:
         if self.sessions is not None and self.sessions.backend is not None:
@@ -227,85 +311,17 @@ class Security(Battery):
 
 
 class SecurityMiddleware:
-    """ASGI middleware installed by :class:`Security`; not meant to be added by hand."""
+    """Deprecated: the battery no longer wraps the app in an ASGI middleware (its work is
+    done by a response hook and on first use). Kept as a pass-through for code that names it."""
 
-    def __init__(self, app: ASGIApp, security: Security) -> None:
+    def __init__(self, app: ASGIApp, security: Security | None = None) -> None:
+        warnings.warn(
+            "SecurityMiddleware does nothing any more: app.install(Security()) is all it takes",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         self.app = app
         self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        ctx = RequestContext(self.security, scope)
-        scope[CONTEXT_KEY] = ctx
-        # The core's error pages style themselves with this nonce (their inline <style>).
-        scope["transom.csp_nonce"] = ctx.csp_nonce
-
-        failed = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal failed
-            if message["type"] == "http.response.start":
-                try:
-                    message = await self._finish(ctx, message)
-                except StoreUnavailable as exc:
-                    # The store is down (an outage, not a bug): one warning line, and a 503
-                    # that tells the client when to come back.
-                    error = unavailable_error(exc, "Session storage")
-                    failed = True
-                    extra = [
-                        (name.lower().encode("latin-1"), value.encode("latin-1"))
-                        for name, value in (error.headers or {}).items()
-                    ]
-                    await self._refuse(ctx, send, error.status_code, str(error.detail), extra)
-                    return
-                except Exception:
-                    # Saving failed for another reason (a bug in a custom backend, say): the
-                    # handler's work can't be remembered, so don't pretend it succeeded.
-                    # Answer 503, drop the original body, and keep the traceback.
-                    logger.exception("Could not save the session")
-                    failed = True
-                    await self._refuse(ctx, send, 503, "Session storage is unavailable")
-                    return
-            elif failed:
-                return
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
-
-    async def _refuse(
-        self,
-        ctx: RequestContext,
-        send: Send,
-        status: int,
-        reason: str,
-        extra: Sequence[tuple[bytes, bytes]] = (),
-    ) -> None:
-        # Not answered by the core, so the app's default headers are added here.
-        if status < 500:
-            logger.warning("Refused request: %s", reason)
-        body = orjson.dumps({"detail": reason})
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode("latin-1")),
-            *extra,
-            *self.security.app.default_headers.raw,
-        ]
-        apply_headers(ctx, headers)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _finish(self, ctx: RequestContext, message: Message) -> Message:
-        status = int(message["status"])
-        headers = list(message.get("headers", ()))
-        await commit_session(ctx, status)
-        if ctx.session is not None and ctx.session.accessed:
-            # The body depends on the cookie: shared caches must not serve it to others.
-            headers.append((b"vary", b"Cookie"))
-        if status < 500:
-            headers.extend((b"set-cookie", c.encode("latin-1")) for c in ctx.set_cookies)
-        apply_headers(ctx, headers)
-        new = dict(message)
-        new["headers"] = headers
-        return new
+        await self.app(scope, receive, send)

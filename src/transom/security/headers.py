@@ -15,7 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 from transom.params import Depends
 from transom.requests import Request
-from transom.security._context import RequestContext, get_context
+from transom.responses import Response
+from transom.security._context import get_context, take_nonce
 
 __all__ = ["DEFAULT_CSP", "CSPNonce", "HeadersConfig", "csp_nonce", "security_headers"]
 
@@ -118,49 +119,103 @@ def csp_nonce(request: Request) -> str:
 CSPNonce = Annotated[str, Depends(csp_nonce)]
 
 
-def apply_headers(ctx: RequestContext, headers: list[tuple[bytes, bytes]]) -> None:
-    """Finish the response headers in place: de-duplicate, add CSP/HSTS, apply overrides."""
-    seen: set[bytes] = set()
-    kept: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        if name in _SINGLE:
-            if name in seen:
+_SECURE_SCHEMES = ("https", "wss")
+_HSTS = b"strict-transport-security"
+RawHeaders = list[tuple[bytes, bytes]]
+Template = tuple[bytes, tuple[bytes, ...]]  # a header name, its value split at "{nonce}"
+
+
+class HeaderPlan:
+    """The security headers of one handler, worked out once from the app's default block, the
+    :class:`HeadersConfig` and the handler's :func:`security_headers` overrides.
+
+    A response then costs a look-up (non-HTML: the whole block is ready, static CSP included)
+    or, for HTML, one nonce joined into the precomputed pieces of the policy.
+    """
+
+    __slots__ = ("blocks", "csp_name", "html_blocks", "html_csp", "templates")
+
+    def __init__(
+        self,
+        config: HeadersConfig | None,
+        overrides: Mapping[bytes, str | None],
+        base: RawHeaders,
+    ) -> None:
+        # The app's defaults, but those a handler override replaces or removes; a header the
+        # defaults hold twice is sent once (the first one wins, as for the handler's own).
+        kept: RawHeaders = []
+        seen: set[bytes] = set()
+        for name, value in base:
+            if name in overrides or (name in _SINGLE and name in seen):
                 continue
             seen.add(name)
-        kept.append((name, value))
-    config = ctx.security.headers
-    overrides: dict[bytes, str | None] = (
-        getattr(ctx.endpoint, OVERRIDES_ATTR, {}) if ctx.endpoint is not None else {}
-    )
-    if config is not None:
-        csp_name = (
-            b"content-security-policy-report-only"
-            if config.csp_report_only
-            else b"content-security-policy"
-        )
-        if config.csp and csp_name not in seen and csp_name not in overrides:
-            if ctx.nonce is None and not _is_html(kept):
-                assert config._static_csp is not None
-                kept.append((csp_name, config._static_csp))
+            kept.append((name, value))
+        fixed: RawHeaders = []
+        #: Overrides whose value holds ``{nonce}``: on every response of the handler.
+        self.templates: list[Template] = []
+        for name, override in overrides.items():
+            if override is None:
+                continue
+            encoded = override.encode("latin-1")
+            if b"{nonce}" in encoded:
+                self.templates.append((name, tuple(encoded.split(b"{nonce}"))))
             else:
-                kept.append((csp_name, _with_nonce(ctx, config.csp)))
-        if config._hsts and ctx.is_secure and b"strict-transport-security" not in seen:
-            kept.append((b"strict-transport-security", config._hsts))
-    for name, override in overrides.items():
-        kept = [item for item in kept if item[0] != name]
-        if override is not None:
-            kept.append((name, _with_nonce(ctx, override)))
-    headers[:] = kept
+                fixed.append((name, encoded))
+        static: RawHeaders = []
+        self.csp_name = b"content-security-policy"
+        #: The policy's pieces around its nonces, for HTML responses (None: no nonce CSP).
+        self.html_csp: tuple[bytes, ...] | None = None
+        hsts: RawHeaders = []
+        if config is not None:
+            if config.csp_report_only:
+                self.csp_name = b"content-security-policy-report-only"
+            if config.csp and self.csp_name not in seen and self.csp_name not in overrides:
+                assert config._static_csp is not None
+                static.append((self.csp_name, config._static_csp))
+                self.html_csp = tuple(config.csp.encode("latin-1").split(b"{nonce}"))
+            if config._hsts and _HSTS not in seen and _HSTS not in overrides:
+                hsts.append((_HSTS, config._hsts))
+        #: By ``secure`` (HTTPS): the block of a response that needs no nonce.
+        self.blocks = (kept + static + fixed, kept + static + hsts + fixed)
+        #: By ``secure``: the block of an HTML response, before its nonce policy.
+        self.html_blocks = (kept + fixed, kept + hsts + fixed)
+
+    def block(self, secure: bool, html: bool, nonce: Callable[[], str] | None) -> RawHeaders:
+        """The headers for one response (a shared list when no nonce is needed: don't change
+        it); ``nonce`` gives the request's nonce (``None``: a fresh one, only if needed)."""
+        csp = self.html_csp if html else None
+        if csp is None and not self.templates:
+            return self.blocks[secure]
+        value = nonce().encode("ascii") if nonce is not None else take_nonce()
+        if csp is not None:
+            out = [*self.html_blocks[secure], (self.csp_name, value.join(csp))]
+        else:
+            out = list(self.blocks[secure])
+        for name, parts in self.templates:
+            out.append((name, value.join(parts)))
+        return out
 
 
-def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, value in headers:
-        if name == b"content-type":
-            return value.startswith(b"text/html")
-    return False
+def is_html(response: Response) -> bool:
+    """Whether ``response`` is sent as ``text/html`` (its own Content-Type header first)."""
+    content_type = response.content_type
+    if response._raw_headers:
+        for name, value in response._raw_headers:
+            if name == b"content-type":
+                return value.startswith(b"text/html")
+    return content_type is not None and content_type.startswith("text/html")
 
 
-def _with_nonce(ctx: RequestContext, policy: str) -> bytes:
-    if "{nonce}" in policy:
-        policy = policy.replace("{nonce}", ctx.csp_nonce())
-    return policy.encode("latin-1")
+def plan_for(
+    endpoint: Callable[..., Any] | None, config: HeadersConfig | None, base: RawHeaders
+) -> HeaderPlan:
+    """A new :class:`HeaderPlan` for ``endpoint`` (``None``: answers outside a route)."""
+    overrides: dict[bytes, str | None] = (
+        getattr(endpoint, OVERRIDES_ATTR, {}) if endpoint is not None else {}
+    )
+    return HeaderPlan(config, overrides, base)
+
+
+def is_secure(scope: Mapping[str, Any]) -> bool:
+    """Whether the request arrived over HTTPS (after trusted-proxy rewriting)."""
+    return scope.get("scheme") in _SECURE_SCHEMES

@@ -30,9 +30,8 @@ from transom.params import Depends
 from transom.requests import Request
 from transom.routing import Router
 from transom.security._context import (
-    CONTEXT_KEY,
-    RequestContext,
     StoreUnavailable,
+    context_of,
     security_logger,
     unavailable_error,
 )
@@ -53,6 +52,7 @@ _UNITS = {
 }
 _RATE_RE = re.compile(r"\s*(\d+)\s*(?:/|per)\s*(\d*)\s*([a-z]+?)s?\s*", re.IGNORECASE)
 _counter = itertools.count()
+EXTENSION_KEY = "transom.security"  # where the Security battery is in app.extensions
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -205,8 +205,8 @@ class RateLimit(Depends):
                 value = await value
             return None if value is None else f"k:{value}"
         if self.key == "user":
-            ctx = request.scope.get(CONTEXT_KEY)
-            if isinstance(ctx, RequestContext) and ctx.security.sessions is not None:
+            ctx = context_of(request)
+            if ctx is not None and ctx.security.sessions is not None:
                 from transom.security.sessions import AUTH_USER_KEY, load_session
 
                 user = (await load_session(ctx)).get(AUTH_USER_KEY)
@@ -218,9 +218,10 @@ class RateLimit(Depends):
     def _backend(self, request: Request) -> RateLimitBackend:
         if self.backend is not None:
             return self.backend
-        ctx = request.scope.get(CONTEXT_KEY)
-        if isinstance(ctx, RequestContext):
-            return ctx.security.rate_limit_backend
+        app = request.app
+        security = app.extensions.get(EXTENSION_KEY) if app is not None else None
+        if security is not None:
+            return security.rate_limit_backend  # type: ignore[no-any-return]
         if self._fallback is None:
             self._fallback = MemoryRateLimitBackend()
         return self._fallback
