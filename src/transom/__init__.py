@@ -27,6 +27,7 @@ from transom.responses import (
 )
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
+from transom.websockets import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from transom.templating import render
@@ -68,6 +69,8 @@ __all__ = [
     "State",
     "StreamingResponse",
     "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
     "__version__",
     "render",
 ]

@@ -27,6 +27,7 @@ from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
+from transom.websockets import WebSocketRoute, close_all, serve_websocket
 
 if TYPE_CHECKING:
     from transom.testing import AsyncTestClient, TestClient
@@ -91,6 +92,7 @@ class App(Router):
         self._asgi: ASGIApp | None = None
         self._table: tuple[Trie[Route], list[Mount], dict[str, Route | Mount]] | None = None
         self._compiled: list[Route] = []  # the routes of _table
+        self._ws_trie: Trie[Route] | None = None  # the @websocket routes, built with _table
         self._override_cache: dict[Callable[..., Any], Dependant] = {}
         self._limits = (10, 10, 10, 10, 10, 10)
         self._default_raw: list[tuple[bytes, bytes]] = []
@@ -183,17 +185,23 @@ class App(Router):
             mounts: list[Mount] = []
             names: dict[str, Route | Mount] = {}
             compiled: list[Route] = []
+            ws_trie: Trie[Route] | None = None
             for item in self.iter_routes():
                 if isinstance(item, Mount):
                     mounts.append(item)
                 else:
                     item.compile()
                     compiled.append(item)
-                    trie.insert(item.path, item.methods, item)
+                    if isinstance(item, WebSocketRoute):  # a trie of their own: no 405/Allow mixing
+                        ws_trie = ws_trie or Trie()
+                        ws_trie.insert(item.path, item.methods, item)
+                    else:
+                        trie.insert(item.path, item.methods, item)
                 if item.name:
                     names.setdefault(item.name, item)
             mounts.sort(key=lambda m: len(m.prefix), reverse=True)
             self._compiled = compiled
+            self._ws_trie = ws_trie
             self._table = (trie, mounts, names)
         return self._table
 
@@ -348,8 +356,15 @@ class App(Router):
         elif kind == "lifespan":
             await self._run_lifespan(receive, send)
         elif kind == "websocket":
-            await receive()
-            await send({"type": "websocket.close", "code": 1008})
+            self._route_table()
+            await serve_websocket(
+                self,
+                scope,
+                receive,
+                send,
+                self._ws_trie,
+                lambda: SolveContext(self.dependency_overrides, self._compile_override),
+            )
         else:
             raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
 
@@ -533,6 +548,8 @@ class App(Router):
             return
         self._started = False
         errors: list[BaseException] = []
+        # Open WebSockets get 1001 and event streams end first: nothing waits on them after.
+        await close_all(self)
         for func in reversed(self._on_shutdown):
             try:
                 await _call_hook(func)
