@@ -187,6 +187,11 @@ class SecurityMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                from transom.security.websockets import guard_websocket
+
+                await guard_websocket(self.security, self.app, scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         ctx = RequestContext(self.security, scope)
