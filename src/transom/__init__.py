@@ -27,6 +27,7 @@ from transom.responses import (
 )
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
+from transom.sse import EventSourceResponse
 from transom.websockets import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ __all__ = [
     "Body",
     "Cookie",
     "Depends",
+    "EventSourceResponse",
     "File",
     "FileResponse",
     "FormData",

@@ -32,6 +32,7 @@ __all__ = [
     "WebSocketDenied",
     "WebSocketSession",
     "parse_events",
+    "parse_events_from_text",
 ]
 
 # How long a handler gets to notice the client left before the test client cancels it (one
@@ -270,7 +271,8 @@ class WebSocketSession:
 
 @dataclasses.dataclass
 class ServerSentEvent:
-    """One event of a ``text/event-stream`` (or, with ``comments=True``, a comment line)."""
+    """One event of a ``text/event-stream`` (or, with ``comments=True``, a comment line); ``id``
+    and ``retry`` are the last ones the stream set, as a browser keeps them."""
 
     data: str = ""
     event: str = "message"
@@ -290,15 +292,15 @@ class EventParser:
         self._data: list[str] = []
         self._event = ""
         self._id: str | None = None  # the last event id persists across events
-        self._retry: int | None = None
+        self._retry: int | None = None  # the reconnection time also persists
 
     def line(self, line: str) -> ServerSentEvent | None:
         """Feed one line (without its end); returns the event it completes, if any."""
         if not line:
-            data, event, retry = self._data, self._event, self._retry
-            self._data, self._event, self._retry = [], "", None
+            data, event = self._data, self._event
+            self._data, self._event = [], ""
             if data:
-                return ServerSentEvent("\n".join(data), event or "message", self._id, retry)
+                return ServerSentEvent("\n".join(data), event or "message", self._id, self._retry)
             return None
         if line.startswith(":"):
             return (
@@ -324,6 +326,12 @@ def parse_events(lines: Iterable[str], *, comments: bool = False) -> Iterator[Se
         event = parser.line(line)
         if event is not None:
             yield event
+
+
+def parse_events_from_text(text: str, *, comments: bool = False) -> Iterator[ServerSentEvent]:
+    """Parse a whole event stream body (``response.text``) into events."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return parse_events([*lines, ""], comments=comments)
 
 
 class _LineSplitter:

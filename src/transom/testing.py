@@ -24,6 +24,8 @@ from transom._testing_realtime import (
     ServerSentEvent,
     WebSocketDenied,
     WebSocketSession,
+    parse_events,
+    parse_events_from_text,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ __all__ = [
     "TestClient",
     "WebSocketDenied",
     "WebSocketSession",
+    "parse_events",
+    "parse_events_from_text",
 ]
 
 T = TypeVar("T")
