@@ -17,6 +17,7 @@ without a message either way with 1001. The client going away ends ``async for``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -439,13 +440,19 @@ def _takes_websocket(dependant: Any) -> bool:
 class _Live:
     """The open connections of one app, closed with 1001 when the app shuts down."""
 
-    __slots__ = ("closing", "sockets", "streams")
+    __slots__ = ("closing", "drained", "sockets")
 
     def __init__(self) -> None:
         self.sockets: set[WebSocket] = set()  # each removes itself when it ends
         #: Set on shutdown: server-sent event streams watch it and end.
         self.closing = asyncio.Event()
-        self.streams = 0
+        #: Set when the last socket ended during shutdown.
+        self.drained = asyncio.Event()
+
+    def discard(self, ws: WebSocket) -> None:
+        self.sockets.discard(ws)
+        if not self.sockets:
+            self.drained.set()
 
 
 def live_connections(app: App) -> _Live:
@@ -457,16 +464,28 @@ def live_connections(app: App) -> _Live:
     return live
 
 
-async def close_all(app: App, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+async def close_all(
+    app: App,
+    code: int = GOING_AWAY,
+    reason: str = "server shutting down",
+    wait: float = 5.0,
+) -> None:
     """Close every open WebSocket of ``app`` with ``code`` and end its event streams; the
-    app calls it first thing on shutdown."""
+    app calls it first thing on shutdown. Waits (at most ``wait`` seconds) for the handlers
+    to finish, so the close frames are out before the server stops the process."""
     live = app.extensions.get(_LIVE_KEY)
     if not isinstance(live, _Live):
         return
     live.closing.set()
+    live.closing = asyncio.Event()  # for the streams of a later start-up (tests restart apps)
+    if not live.sockets:
+        return
+    live.drained.clear()
     for ws in list(live.sockets):
         if ws.connection_state is WebSocketState.CONNECTED:
             await ws.close(code, reason)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(live.drained.wait(), wait)
 
 
 async def serve_websocket(
@@ -497,9 +516,6 @@ async def serve_websocket(
     leaf, values = found
     route = leaf.methods["GET"]
     live = live_connections(app)
-    if live.closing.is_set() and not app.started:
-        await ws.close(GOING_AWAY, "server shutting down")
-        return
     live.sockets.add(ws)
     try:
         await route.run(ws, values, context_factory())
@@ -518,7 +534,7 @@ async def serve_websocket(
         await _refuse(ws, 500, INTERNAL_ERROR, "Internal Server Error")
         return
     finally:
-        live.sockets.discard(ws)
+        live.discard(ws)
     if ws.connection_state is not WebSocketState.CLOSED:
         await ws.close(NORMAL)
 

@@ -267,11 +267,18 @@ class Channels(Battery):
         ws: WebSocket,
         *channels: str,
         on_message: Callable[[str | bytes], Awaitable[None]] | None = None,
+        on_subscribed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Relay ``channels`` to an accepted WebSocket as JSON text, while the client's own
-        messages go to ``on_message``; returns when the client disconnects. A subscriber
-        falling too far behind (``overflow="close"``) is closed with 1013."""
+        messages go to ``on_message``; returns when the client disconnects.
+
+        ``on_subscribed`` runs once the subscription is live (every message published from
+        then on is relayed): tell the client it may start there. A subscriber falling too
+        far behind (``overflow="close"``) is closed with 1013.
+        """
         async with self.subscribe(*channels) as messages:
+            if on_subscribed is not None:
+                await on_subscribed()
             reader = asyncio.ensure_future(_read_client(ws, on_message))
             try:
                 while True:
