@@ -27,7 +27,7 @@ from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
-from transom.websockets import WebSocketRoute, close_all, serve_websocket
+from transom.websockets import WebSocketRoute, close_all, close_on_signals, serve_websocket
 
 if TYPE_CHECKING:
     from transom.testing import AsyncTestClient, TestClient
@@ -576,6 +576,7 @@ class App(Router):
                     return
                 if self.settings.gc_freeze:
                     _freeze_startup_objects()
+                close_on_signals(self)  # SIGTERM ends WebSockets and event streams at once
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

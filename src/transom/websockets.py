@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import enum
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -486,6 +488,45 @@ async def close_all(
             await ws.close(code, reason)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(live.drained.wait(), wait)
+
+
+def close_on_signals(app: App) -> None:
+    """When a server stops on SIGTERM/SIGINT through Python signal handlers (uvicorn does),
+    close ``app``'s WebSockets with 1001 and end its event streams as the signal arrives.
+
+    Such a server waits for open connections before it runs the app's lifespan shutdown: an
+    event stream, which never ends by itself, would hold it up until the client goes away.
+    The server's own handler still runs after ours. Servers with native handlers (granian)
+    are left alone. Called by the app once a server has started it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+        if (
+            not callable(previous)
+            or previous is signal.default_int_handler  # no server's: Python's own Ctrl-C
+            or getattr(previous, "_transom_closes", False)
+        ):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to close
+                loop.call_soon_threadsafe(_schedule_close_all, app)
+            previous(signum, frame)
+
+        handler._transom_closes = True  # type: ignore[attr-defined]
+        signal.signal(number, handler)
+
+
+def _schedule_close_all(app: App) -> None:
+    task = asyncio.ensure_future(close_all(app))
+    _closing_tasks.add(task)  # a reference until it is done (the loop keeps only weak ones)
+    task.add_done_callback(_closing_tasks.discard)
+
+
+_closing_tasks: set[asyncio.Task[None]] = set()
 
 
 async def serve_websocket(

@@ -117,6 +117,7 @@ async def test_slow_consumer_closed_with_overflow_close(config: Factory) -> None
         async with channels.subscribe("feed") as slow:
             for n in range(3):
                 await channels.publish("feed", n)
+            await wait_until(lambda: slow.ended)  # the third message did not fit
             with pytest.raises(SlowConsumer):
                 await asyncio.wait_for(slow.get(), 10)
     finally:

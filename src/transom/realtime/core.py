@@ -113,6 +113,11 @@ class Subscription:
             self._ended = reason or StopAsyncIteration()
         self._wake.set()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the subscription was ended (what is still waiting can be read)."""
+        return self._ended is not None
+
     def replay(self, history: list[Message]) -> None:
         """Put messages missed before subscribing first, without duplicating live ones."""
         if not history:
