@@ -23,7 +23,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
@@ -103,6 +103,7 @@ class WebSocket(Request):
         "_limit_idle",
         "_limit_rate",
         "_limit_size",
+        "_on_resolved",
         "_send",
         "_tokens",
         "_tokens_at",
@@ -119,6 +120,7 @@ class WebSocket(Request):
         self.close_code: int | None = None
         self.close_reason = ""
         self._accepted_subprotocol: str | None = None
+        self._on_resolved: list[Callable[[], Awaitable[None]]] | None = None
         settings = app.settings if app is not None else None
         self._limit_size = settings.websocket_max_message_size if settings else 1024 * 1024
         self._limit_idle = settings.websocket_idle_timeout if settings else 0.0
@@ -127,6 +129,17 @@ class WebSocket(Request):
         now = time.monotonic()
         self._tokens_at = now
         self._last_activity = now
+
+    def on_resolved(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once the handler's dependencies are resolved, before the handler.
+
+        A connection lasts long: a dependency releases there what it only needed to resolve
+        (the database battery ends the transaction that loaded ``CurrentUser``, so a pool
+        connection is not held for the WebSocket's lifetime).
+        """
+        if self._on_resolved is None:
+            self._on_resolved = []
+        self._on_resolved.append(callback)
 
     # -- handshake ------------------------------------------------------------------------------
     @property
@@ -420,6 +433,9 @@ class WebSocketRoute(Route):
             for guard in self._guards:
                 await context.resolve(Depends(guard.call), guard, ws, path)
             kwargs = await dependant.solve(ws, path, context)
+            if ws._on_resolved:
+                for callback in ws._on_resolved:
+                    await callback()
             await self.endpoint(**kwargs)
         except WebSocketDisconnect:
             # The client leaving is the normal end of a connection, not an error to throw

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from auth.conftest import CHEAP, add_test_routes, add_user, log_in, tables
 from transom import App, Settings, WebSocket
 from transom.auth import Auth, AuthConfig, CurrentUser, JWTConfig, MemoryBackend
-from transom.db import Database, DatabaseConfig, Model
+from transom.db import Database, DatabaseConfig, Model, get_database
 from transom.db.config import sync_url
 from transom.security import CSRFConfig, Security, SecurityConfig, SessionDataDep
 from transom.testing import AsyncTestClient, WebSocketDenied
@@ -114,3 +114,16 @@ async def test_without_security_battery_origin_is_not_checked() -> None:
         client.websocket_connect("/open", headers={"Origin": "https://evil.example"}) as ws,
     ):
         assert await ws.receive_text() == "hello"
+
+
+async def test_current_user_does_not_hold_a_pool_connection(app: App) -> None:
+    engine = get_database(app).engine
+    async with app.async_test_client() as client:
+        await add_user(app)
+        await log_in(client)
+        async with client.websocket_connect("/me") as ws:
+            assert (await ws.receive_json())["username"] == "alice"
+            # The user was loaded to resolve CurrentUser; the handler still runs, and its
+            # transaction was committed: no connection is checked out for the WebSocket.
+            pool: Any = engine.pool  # a QueuePool (checkedout() is not on the Pool base)
+            assert pool.checkedout() == 0
