@@ -84,8 +84,10 @@ async def test_publish_reaches_subscribers_in_order(config: Factory) -> None:
             for n in range(20):
                 await channels.publish("room:1", {"n": n})
             await channels.publish("room:2", Note(text="hi"), event="note")
-            assert [(await first.get()).data["n"] for _ in range(20)] == list(range(20))
-            got = [await both.get() for _ in range(21)]
+            assert [(await asyncio.wait_for(first.get(), 20)).data["n"] for _ in range(20)] == list(
+                range(20)
+            )
+            got = [await asyncio.wait_for(both.get(), 20) for _ in range(21)]
             assert [m.data for m in got[:20]] == [{"n": n} for n in range(20)]
             last = got[20]
             assert (last.channel, last.event, last.text) == ("room:2", "note", '{"text":"hi"}')
@@ -102,7 +104,7 @@ async def test_slow_consumer_drops_oldest(config: Factory) -> None:
             seen = []
             for n in range(10):
                 await channels.publish("feed", n)
-                seen.append((await fast.get()).data)
+                seen.append((await asyncio.wait_for(fast.get(), 20)).data)
             assert seen == list(range(10))
             await wait_until(lambda: slow.dropped == 7)
             assert [(await slow.get()).data for _ in range(3)] == [7, 8, 9]
@@ -154,9 +156,9 @@ async def test_websocket_forward_and_http_publish(config: Factory) -> None:
         async with client.websocket_connect("/rooms/a") as ws:
             await wait_until(lambda: channels.subscribers("room:a") == 1)
             assert (await client.post("/rooms/a/messages", json={"text": "one"})).status_code == 200
-            assert await ws.receive_json() == {"text": "one"}
+            assert await asyncio.wait_for(ws.receive_json(), 20) == {"text": "one"}
             await ws.send_text("two")  # the handler publishes what the client says
-            assert await ws.receive_json() == {"said": "two"}
+            assert await asyncio.wait_for(ws.receive_json(), 20) == {"said": "two"}
         await wait_until(lambda: channels.subscribers("room:a") == 0)
 
 
@@ -174,7 +176,7 @@ async def close_code(ws: Any) -> int:
     """Read until the server closes the WebSocket; its close code."""
     try:
         while True:
-            await ws.receive_text()
+            await asyncio.wait_for(ws.receive_text(), 20)
     except WebSocketDisconnect as exc:
         return exc.code
 
@@ -185,7 +187,7 @@ async def test_sse_stream_and_last_event_id_replay(config: Factory, backend: str
         async with client.events("/rooms/c/events") as stream:
             for text in ("one", "two", "three"):
                 await client.post("/rooms/c/messages", json={"text": text})
-            events = [await stream.__anext__() for _ in range(3)]
+            events = [await asyncio.wait_for(stream.__anext__(), 20) for _ in range(3)]
         assert [(e.event, e.json()) for e in events] == [
             ("note", {"text": "one"}),
             ("note", {"text": "two"}),
@@ -198,9 +200,9 @@ async def test_sse_stream_and_last_event_id_replay(config: Factory, backend: str
         # Reconnecting after the first event replays the two that followed it.
         headers = {"Last-Event-ID": str(events[0].id)}
         async with client.events("/rooms/c/events", headers=headers) as stream:
-            replayed = [await stream.__anext__() for _ in range(2)]
+            replayed = [await asyncio.wait_for(stream.__anext__(), 20) for _ in range(2)]
             await client.post("/rooms/c/messages", json={"text": "four"})
-            live = await stream.__anext__()
+            live = await asyncio.wait_for(stream.__anext__(), 20)
         assert [e.json()["text"] for e in [*replayed, live]] == ["two", "three", "four"]
         assert [e.id for e in replayed] == [events[1].id, events[2].id]
 
@@ -214,7 +216,7 @@ async def test_shutdown_closes_websockets_1001_and_ends_subscriptions(config: Fa
         async with channels.subscribe("other") as other:
             await app.shutdown()
             with pytest.raises(WebSocketDisconnect) as info:
-                await ws.receive_text()
+                await asyncio.wait_for(ws.receive_text(), 20)
             assert info.value.code == 1001
             with pytest.raises(StopAsyncIteration):
                 await other.get()

@@ -192,8 +192,14 @@ class RedisBackend:
     # -- subscribing ------------------------------------------------------------------------------
     async def subscribe(self, channel: str) -> None:
         """Subscribe this process to ``channel``; returns once Redis confirmed it (or after
-        ``socket_timeout`` when Redis is down: the reader subscribes when it is back)."""
+        5 x ``socket_timeout`` when Redis is down: the reader subscribes when it is back)."""
         self._channels.add(channel)
+        if self.config.history and channel not in self._last:
+            # Where this subscriber starts, fixed now: whatever is published from here on is
+            # delivered, even if the pub/sub subscription is confirmed late (a loaded Redis).
+            with contextlib.suppress(Exception):  # down: the reader starts from the newest
+                newest = await self.client.xrevrange(self.prefix + channel, count=1)
+                self._last[channel] = _entry(*newest[0])[0] if newest else "0-0"
         ready = self._ready.get(channel)
         if ready is None:
             ready = self._ready[channel] = asyncio.get_running_loop().create_future()
@@ -201,7 +207,7 @@ class RedisBackend:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="transom-channels-redis")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(ready), self.config.socket_timeout)
+            await asyncio.wait_for(asyncio.shield(ready), 5 * self.config.socket_timeout)
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
