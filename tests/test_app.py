@@ -481,7 +481,7 @@ def test_asgi_middleware_wraps_the_app_last_added_outermost() -> None:
         app.add_middleware(HeaderMiddleware, name="x", value="y")
 
 
-def test_websocket_scope_is_closed_until_websockets_exist() -> None:
+def test_websocket_to_a_path_without_websocket_route_is_refused() -> None:
     import asyncio
 
     app = make_app()
@@ -493,8 +493,10 @@ def test_websocket_scope_is_closed_until_websockets_exist() -> None:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    asyncio.run(app({"type": "websocket", "path": "/", "headers": []}, receive, send))
-    assert sent == [{"type": "websocket.close", "code": 1008}]
+    scope = {"type": "websocket", "path": "/", "headers": [(b"host", b"localhost")]}
+    asyncio.run(app(scope, receive, send))
+    # No denial extension in the scope: closed before accept (the server answers 403).
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Not Found"}]
 
 
 def test_handler_returning_an_unsupported_type_is_a_500() -> None:

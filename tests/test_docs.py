@@ -24,6 +24,7 @@ CORE_PAGES = [
     "batteries.md",
     "cache.md",
     "tasks.md",
+    "realtime.md",
     "deprecations.md",
     "deployment.md",
     "performance.md",

@@ -27,6 +27,8 @@ from transom.responses import (
 )
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
+from transom.sse import EventSourceResponse
+from transom.websockets import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from transom.templating import render
@@ -42,6 +44,7 @@ __all__ = [
     "Body",
     "Cookie",
     "Depends",
+    "EventSourceResponse",
     "File",
     "FileResponse",
     "FormData",
@@ -68,6 +71,8 @@ __all__ = [
     "State",
     "StreamingResponse",
     "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
     "__version__",
     "render",
 ]

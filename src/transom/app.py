@@ -28,6 +28,7 @@ from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
+from transom.websockets import WebSocketRoute, close_all, close_on_signals, serve_websocket
 
 if TYPE_CHECKING:
     from transom.openapi import OpenAPIHook
@@ -45,6 +46,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 #: ``hook(request, response, headers)`` -> the header block to append (see
 #: :meth:`App.response_headers_hook`); a coroutine when it has to wait for something.
 HeadersHook = Callable[[Request, Response, RawHeaders], RawHeaders | Awaitable[RawHeaders]]
+#: A WebSocket handshake guard (see :meth:`App.websocket_guard`): False when it refused.
+WebSocketGuard = Callable[[Scope, Receive, Send], Awaitable[bool]]
 
 #: Headers every response carries unless changed on ``app.default_headers``.
 DEFAULT_HEADERS = {
@@ -98,12 +101,14 @@ class App(Router):
         self._before: list[Callable[[Request], Any]] = []
         self._after: list[Callable[[Request, Response], Any]] = []
         self._headers_hooks: list[HeadersHook] = []
+        self._ws_guards: list[WebSocketGuard] = []
         self._checks: list[Callable[[], None]] = []
         self._middleware: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = []
         self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
         self._asgi: ASGIApp | None = None
         self._table: tuple[Trie[Route], list[Mount], dict[str, Route | Mount]] | None = None
         self._compiled: list[Route] = []  # the routes of _table
+        self._ws_trie: Trie[Route] | None = None  # the @websocket routes, built with _table
         self._override_cache: dict[Callable[..., Any], Dependant] = {}
         self._limits = (10, 10, 10, 10, 10, 10)
         self._default_raw: list[tuple[bytes, bytes]] = []
@@ -186,6 +191,15 @@ class App(Router):
         self._after.append(func)
         return func
 
+    def websocket_guard(self, func: WebSocketGuard) -> WebSocketGuard:
+        """Run ``await func(scope, receive, send)`` on every WebSocket handshake, before
+        routing; returning False means it refused the handshake itself (it sent the answer).
+
+        HTTP requests never pay for it. The security battery checks ``Origin`` here.
+        """
+        self._ws_guards.append(func)
+        return func
+
     def response_headers_hook(self, func: HeadersHook) -> HeadersHook:
         """Let ``func(request, response, headers)`` choose the block of headers appended to
         every response the app answers itself (routed, error and 404 answers alike; a mounted
@@ -239,17 +253,23 @@ class App(Router):
             mounts: list[Mount] = []
             names: dict[str, Route | Mount] = {}
             compiled: list[Route] = []
+            ws_trie: Trie[Route] | None = None
             for item in self.iter_routes():
                 if isinstance(item, Mount):
                     mounts.append(item)
                 else:
                     item.compile()
                     compiled.append(item)
-                    trie.insert(item.path, item.methods, item)
+                    if isinstance(item, WebSocketRoute):  # a trie of their own: no 405/Allow mixing
+                        ws_trie = ws_trie or Trie()
+                        ws_trie.insert(item.path, item.methods, item)
+                    else:
+                        trie.insert(item.path, item.methods, item)
                 if item.name:
                     names.setdefault(item.name, item)
             mounts.sort(key=lambda m: len(m.prefix), reverse=True)
             self._compiled = compiled
+            self._ws_trie = ws_trie
             self._table = (trie, mounts, names)
         return self._table
 
@@ -413,8 +433,18 @@ class App(Router):
         elif kind == "lifespan":
             await self._run_lifespan(receive, send)
         elif kind == "websocket":
-            await receive()
-            await send({"type": "websocket.close", "code": 1008})
+            for guard in self._ws_guards:
+                if not await guard(scope, receive, send):
+                    return
+            self._route_table()
+            await serve_websocket(
+                self,
+                scope,
+                receive,
+                send,
+                self._ws_trie,
+                lambda: SolveContext(self.dependency_overrides, self._compile_override),
+            )
         else:
             raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
 
@@ -627,6 +657,8 @@ class App(Router):
             return
         self._started = False
         errors: list[BaseException] = []
+        # Open WebSockets get 1001 and event streams end first: nothing waits on them after.
+        await close_all(self)
         for func in reversed(self._on_shutdown):
             try:
                 await _call_hook(func)
@@ -653,6 +685,7 @@ class App(Router):
                     return
                 if self.settings.gc_freeze:
                     _freeze_startup_objects()
+                close_on_signals(self)  # SIGTERM ends WebSockets and event streams at once
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

@@ -265,9 +265,10 @@ class Router:
         path: str,
         endpoint: Callable[..., Any],
         methods: Sequence[str] = ("GET",),
+        route_class: type[Route] = Route,
         **options: Any,
     ) -> Route:
-        route = Route(path, endpoint, methods=methods, **options)
+        route = route_class(path, endpoint, methods=methods, **options)
         self.routes.append(route)
         return route
 
@@ -297,6 +298,22 @@ class Router:
 
     def delete(self, path: str, **options: Any) -> Callable[[F], F]:
         return self.route(path, ("DELETE",), **options)
+
+    def websocket(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated ``async def handler(ws: WebSocket, ...)`` for WebSocket
+        connections to ``path`` (see :mod:`transom.websockets`)."""
+
+        def decorator(func: F) -> F:
+            options.setdefault("localns", dict(sys._getframe(1).f_locals))
+            self.add_websocket_route(path, func, **options)
+            return func
+
+        return decorator
+
+    def add_websocket_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> Route:
+        from transom.websockets import WebSocketRoute
+
+        return self.add_route(path, endpoint, (), route_class=WebSocketRoute, **options)
 
     def include_router(self, router: Router, prefix: str = "") -> None:
         """Serve ``router``'s routes under ``prefix`` + its own prefix (resolved at start-up)."""
@@ -351,7 +368,7 @@ def _derive(
 ) -> Route:
     if not (prefix or name_prefix or tags or dependencies) and include_in_schema:
         return route
-    return Route(
+    return type(route)(
         prefix + route.path,
         route.endpoint,
         methods=route.methods,

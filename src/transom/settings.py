@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     static_dir: str = "static"
     static_root: str = "staticfiles"
     templates_dir: str = "templates"
+    # WebSocket limits (transom.websockets), per connection: a bigger message is closed with
+    # 1009, more messages a second (bursts up to one second's worth) with 1008, and no message
+    # either way for `websocket_idle_timeout` seconds with 1001. 0 turns a limit off.
+    websocket_max_message_size: int = 1 * MiB
+    websocket_rate_limit: float = 100.0
+    websocket_idle_timeout: float = 300.0
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

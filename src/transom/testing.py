@@ -10,17 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 import httpx
 
+from transom._testing_realtime import (
+    AsyncEventStream,
+    AsyncWebSocketSession,
+    EventStream,
+    ServerSentEvent,
+    WebSocketDenied,
+    WebSocketSession,
+    parse_events,
+    parse_events_from_text,
+)
+
 if TYPE_CHECKING:
     from transom.app import App
 
-__all__ = ["AsyncTestClient", "TestClient"]
+__all__ = [
+    "AsyncEventStream",
+    "AsyncTestClient",
+    "AsyncWebSocketSession",
+    "EventStream",
+    "ServerSentEvent",
+    "TestClient",
+    "WebSocketDenied",
+    "WebSocketSession",
+    "parse_events",
+    "parse_events_from_text",
+]
 
 T = TypeVar("T")
 TEST_HOST = "testserver"
@@ -171,6 +193,37 @@ class TestClient(httpx.Client):
         if self._loop.thread.is_alive():
             self._loop.close()
 
+    def websocket_connect(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> WebSocketSession:
+        """Open a WebSocket to the app: ``with client.websocket_connect("/ws") as ws:``; the
+        client's cookies go with the handshake. A refused handshake raises
+        :class:`WebSocketDenied` on entering the block."""
+        self._ensure_started()
+        request = self.build_request("GET", url, headers=headers)
+
+        async def make() -> AsyncWebSocketSession:
+            return AsyncWebSocketSession(self.app, request, self.client_address, subprotocols)
+
+        return WebSocketSession(self._loop, make)
+
+    def events(
+        self, url: str, *, headers: Mapping[str, str] | None = None, comments: bool = False
+    ) -> EventStream:
+        """Read a server-sent event stream: ``with client.events("/feed") as stream:`` then
+        ``next(stream)`` or ``for event in stream``; leaving the block disconnects."""
+        self._ensure_started()
+        request = self.build_request("GET", url, headers=headers)
+
+        async def make() -> AsyncEventStream:
+            return AsyncEventStream(self.app, request, self.client_address, comments)
+
+        return EventStream(self._loop, make)
+
     def close(self) -> None:
         try:
             self._shutdown()
@@ -220,6 +273,24 @@ class AsyncTestClient(httpx.AsyncClient):
         await self._ensure_started()
         return self
 
+    def websocket_connect(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncWebSocketSession:
+        """Open a WebSocket to the app: ``async with client.websocket_connect("/ws") as ws:``."""
+        request = self.build_request("GET", url, headers=headers)
+        return _StartingSession(self, request, subprotocols)
+
+    def events(
+        self, url: str, *, headers: Mapping[str, str] | None = None, comments: bool = False
+    ) -> AsyncEventStream:
+        """Read a server-sent event stream: ``async with client.events("/feed") as stream:``."""
+        request = self.build_request("GET", url, headers=headers)
+        return _StartingStream(self, request, comments)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None = None,
@@ -232,3 +303,26 @@ class AsyncTestClient(httpx.AsyncClient):
                 await self.app.shutdown()
         finally:
             await super().__aexit__(exc_type, exc_value, traceback)
+
+
+class _StartingSession(AsyncWebSocketSession):
+    # Starts the app (its lifespan) before the handshake, as a request would.
+    def __init__(
+        self, owner: AsyncTestClient, request: httpx.Request, subprotocols: Sequence[str]
+    ) -> None:
+        super().__init__(owner.app, request, owner.client_address, subprotocols)
+        self._owner = owner
+
+    async def connect(self) -> None:
+        await self._owner._ensure_started()
+        await super().connect()
+
+
+class _StartingStream(AsyncEventStream):
+    def __init__(self, owner: AsyncTestClient, request: httpx.Request, comments: bool) -> None:
+        super().__init__(owner.app, request, owner.client_address, comments)
+        self._owner = owner
+
+    async def open(self) -> None:
+        await self._owner._ensure_started()
+        await super().open()

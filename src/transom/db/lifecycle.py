@@ -140,6 +140,11 @@ def db_session_dependency(
         session = database.session(**{REQUEST_KEY: request})
         if opts.primary:
             session.info[FORCE_PRIMARY_KEY] = True
+        if opts.autocommit and request.scope.get("type") == "websocket":
+            # A WebSocket lasts long: commit what resolving its dependencies did (the query
+            # behind CurrentUser) before the handler starts, so its pool connection is not
+            # held for the connection's lifetime (objects stay loaded: expire_on_commit=False).
+            request.on_resolved(session.commit)  # type: ignore[attr-defined]
         ended = False
         try:
             try:

@@ -171,10 +171,18 @@ class Security(Battery):
             # Added last, so it runs first: everything after it sees the real client and scheme.
             app.add_middleware(ProxyHeadersMiddleware, trusted=self.trusted_proxies)
         app.before_request(self._before_request)
+        # Cross-site WebSocket hijacking: a browser handshake from a foreign Origin is refused
+        # before routing (a guard runs for WebSocket handshakes only, never for HTTP).
+        app.websocket_guard(self._guard_websocket)
         app.add_check(self._require_key)
         app.add_check(self._report_csrf)
         app.on_shutdown(self._close)
         app.openapi_hook(self._openapi)
+
+    async def _guard_websocket(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        from transom.security.websockets import refuse_foreign_origin
+
+        return await refuse_foreign_origin(self, scope, receive, send)
 
     def _openapi(self, document: dict[str, Any]) -> None:
         # Sessions are an ambient credential: documented, so Swagger UI (same origin) shows
