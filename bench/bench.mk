@@ -6,13 +6,15 @@
 # make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-tasks                the tasks battery: enqueue from a handler, no-op tasks/s (~1 min)
+# make bench-realtime             WebSocket echo, fan-out to 1,000/5,000 clients, memory per connection:
+#                                 Transom beside raw ASGI and Starlette + broadcaster (~4 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 
 BENCH_PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks
+.PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-realtime
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -38,3 +40,6 @@ bench-cache:
 bench-tasks:
 	$(BENCH_PYTHON) -m pip install -q -e '.[tasks]'
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
+
+bench-realtime: bench-deps
+	$(BENCH_PYTHON) bench/realtime.py $(BENCH_ARGS)
