@@ -6,6 +6,8 @@
 # make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
 # make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
 # make bench-tasks                the tasks battery beside Celery on RabbitMQ and Redis (~4 min)
+# make bench-realtime             WebSocket echo, fan-out to 1,000/5,000 clients, memory per connection:
+#                                 Transom beside raw ASGI and Starlette + broadcaster (~4 min)
 # make bench-admin                admin pages on a 1,000,000-row table beside Django's admin (~3 min)
 # make bench-production           what request ids, health probes and metrics cost a request (~1 min)
 # make bench-hosts                the example blog on 3 namespace "hosts" x 2 workers behind nginx:
@@ -17,7 +19,7 @@ BENCH_ARGS ?=
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: bench bench-deps bench-micro bench-tfb bench-admin bench-cache bench-tasks bench-production \
-	bench-hosts bench-rest bench-soak
+	bench-hosts bench-rest bench-soak bench-realtime
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
@@ -62,3 +64,6 @@ bench-rest: bench-deps
 # make bench-soak BENCH_ARGS="--duration 60 --interval 10"   a short one
 bench-soak: bench-deps
 	$(BENCH_PYTHON) bench/soak.py $(BENCH_ARGS)
+
+bench-realtime: bench-deps
+	$(BENCH_PYTHON) bench/realtime.py $(BENCH_ARGS)
