@@ -285,30 +285,25 @@ class Channels(Battery):
             if on_subscribed is not None:
                 await on_subscribed()
             reader = asyncio.ensure_future(_read_client(ws, on_message))
+            # The client leaving (or on_message failing) ends the subscription, which wakes
+            # the loop below: no future per message, which a fan-out to thousands of
+            # subscribers pays for once per subscriber and message.
+            reader.add_done_callback(lambda _: messages.end())
             try:
-                while True:
-                    next_message = asyncio.ensure_future(messages.get())
-                    done, _ = await asyncio.wait(
-                        {next_message, reader}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if next_message not in done:
-                        next_message.cancel()
-                        reader.result()  # re-raise a failure of on_message
-                        return
-                    try:
-                        message = next_message.result()
-                    except SlowConsumer as exc:
-                        await ws.close(TRY_AGAIN_LATER, str(exc))
-                        return
-                    except StopAsyncIteration:
-                        return
+                async for message in messages:
+                    if reader.done():
+                        break
                     await ws.send_text(message.text)
+            except SlowConsumer as exc:
+                await ws.close(TRY_AGAIN_LATER, str(exc))
+                return
             except WebSocketDisconnect:
                 return
             finally:
-                reader.cancel()
+                if not reader.done():
+                    reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                    await reader
+                    await reader  # re-raises a failure of on_message
 
     async def close(self) -> None:
         """End every subscription and close the backend (the app does it on shutdown)."""
