@@ -115,6 +115,12 @@ class Response:
         """The response headers (excluding Content-Type/Length, which are computed)."""
         return MutableHeaders(self._raw_headers)
 
+    @property
+    def raw_headers(self) -> RawHeaders:
+        """The response's own headers as ``(name, value)`` byte pairs, lower-case names (the
+        list itself, not a copy): what hot paths read without building :attr:`headers`."""
+        return self._raw_headers
+
     def set_cookie(
         self,
         key: str,

@@ -277,7 +277,7 @@ class Security(Battery):
             if plan.html_csp is None:
                 return plan.blocks[secure]
             content_type = response.content_type
-            if not response._raw_headers and (
+            if not response.raw_headers and (
                 content_type is None or not content_type.startswith("text/html")
             ):
                 return plan.blocks[secure]  # not HTML: the policy without a nonce

@@ -199,8 +199,8 @@ class HeaderPlan:
 def is_html(response: Response) -> bool:
     """Whether ``response`` is sent as ``text/html`` (its own Content-Type header first)."""
     content_type = response.content_type
-    if response._raw_headers:
-        for name, value in response._raw_headers:
+    if response.raw_headers:
+        for name, value in response.raw_headers:
             if name == b"content-type":
                 return value.startswith(b"text/html")
     return content_type is not None and content_type.startswith("text/html")
