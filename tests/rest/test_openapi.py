@@ -45,6 +45,19 @@ async def test_document_describes_the_resources(make_app: AppFactory) -> None:
         assert create["responses"][status]["content"]["application/problem+json"]["schema"] == (
             problem
         )
+    # The CSRF check (Security, sessions on) refuses unsafe methods in the framework's shape,
+    # before the resource answers: both bodies are documented for that 403.
+    assert create["responses"]["403"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HTTPError"
+    }
+    assert "CSRF" in create["responses"]["403"]["description"]
+    listing_403 = paths["/api/stories"]["get"]["responses"]["403"]
+    assert set(listing_403["content"]) == {"application/problem+json"}
+    retrieve = paths["/api/stories/{slug}"]["get"]["responses"]
+    assert {"401", "403", "404"} <= set(retrieve)
+    assert "409" not in retrieve
+    for method in ("put", "patch", "delete"):
+        assert {"404", "409", "412"} <= set(paths["/api/stories/{slug}"][method]["responses"])
     body = _resolve(document, create["requestBody"]["content"]["application/json"]["schema"])
     assert body["additionalProperties"] is False  # unknown fields refused
     assert set(body["required"]) == {"slug", "title"}

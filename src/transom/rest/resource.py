@@ -29,6 +29,7 @@ from sqlalchemy import Select, select
 from transom.db import DbSessionDep, paginate_cursor, paginate_offset
 from transom.db.errors import is_unstorable_value, to_http_exception
 from transom.exceptions import HTTPException
+from transom.openapi import declare_responses
 from transom.requests import Request
 from transom.responses import Response
 from transom.rest.battery import EXTENSION_KEY, Rest, RestConfig
@@ -234,9 +235,9 @@ class ModelResource:
                     status_code=declared.status_code,
                     operation_id=op_id,
                     summary=declared.summary or f"{declared.name.replace('_', ' ').capitalize()}",
-                    responses={c: {"description": _phrase(c), **error} for c in (401, 403, 404)},
                     dependencies=throttle,
                 )
+                _document_errors(endpoint, error, (401, 403, 404))
                 endpoint.__transom_rest_doc__ = OperationDoc(  # type: ignore[attr-defined]
                     [path_param] if declared.detail else [], None
                 )
@@ -257,9 +258,9 @@ class ModelResource:
                 response_model=out,
                 operation_id=op_id,
                 summary=f"{_phrase_op(op)} {cls.model.__name__}",
-                responses={c: {"description": _phrase(c), **error} for c in statuses[op]},
                 dependencies=throttle,
             )
+            _document_errors(endpoint, error, statuses[op])
             params: list[dict[str, Any]] = [path_param] if path == item else []
             if op == "list":
                 params += list_parameters(cls, compiled)
@@ -679,6 +680,12 @@ def _phrase(status: int) -> str:
     from http import HTTPStatus
 
     return HTTPStatus(status).phrase
+
+
+def _document_errors(endpoint: Any, error: dict[str, Any], statuses: Sequence[int]) -> None:
+    # Declared by the handler (not the route's own responses=): they merge with what else
+    # can refuse the request, such as the CSRF check's 403, which has the framework's shape.
+    declare_responses({c: {"description": _phrase(c), **error} for c in statuses})(endpoint)
 
 
 def _phrase_op(op: str) -> str:
