@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_origin
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from transom.app import App
 
 __all__ = [
+    "DocsCSRFProvider",
     "OpenAPIHook",
     "ResponseSpec",
     "ResponsesProvider",
@@ -35,6 +36,7 @@ __all__ = [
     "error_response",
     "install_openapi_routes",
     "openapi_document",
+    "set_docs_csrf_provider",
 ]
 
 #: ``hook(document)`` post-processes the OpenAPI document; it edits it in place (and returns
@@ -81,6 +83,10 @@ ResponseSpec = str | Mapping[str, Any]
 ResponsesProvider = Callable[[Route, str], "Mapping[int, ResponseSpec] | None"]
 _DECLARED_ATTR = "__openapi_responses__"
 _PROVIDERS_KEY = "transom.openapi.responses_providers"
+_DOCS_CSRF_KEY = "transom.openapi.docs_csrf"
+#: ``provider(request)`` returns ``(header name, token)`` for the ``/docs`` page to send with
+#: unsafe "Try it out" calls, or ``None`` (no token needed); see :func:`set_docs_csrf_provider`.
+DocsCSRFProvider = Callable[[Request], Awaitable["tuple[str, str] | None"]]
 
 
 def error_response(description: str) -> dict[str, Any]:
@@ -115,6 +121,16 @@ def declare_responses(
         return target
 
     return decorate
+
+
+def set_docs_csrf_provider(app: App, provider: DocsCSRFProvider) -> None:
+    """Let the ``/docs`` page send a CSRF token with unsafe "Try it out" calls.
+
+    The security battery sets it: the page embeds the token ``provider(request)`` gives
+    (in data attributes, so the strict script policy holds) and Swagger UI's request
+    interceptor adds it as a header to unsafe requests to this site.
+    """
+    app.extensions[_DOCS_CSRF_KEY] = provider
 
 
 def add_responses_provider(app: App, provider: ResponsesProvider) -> None:
@@ -489,9 +505,20 @@ _DOCS_FILES = {
 }
 _INIT_JS = b"""window.addEventListener("load", function () {
   var root = document.getElementById("swagger-ui");
+  var csrfHeader = root.dataset.csrfHeader, csrfToken = root.dataset.csrfToken;
+  var safe = /^(GET|HEAD|OPTIONS|TRACE)$/i;
   window.ui = SwaggerUIBundle({ url: root.dataset.openapi, dom_id: "#swagger-ui",
     deepLinking: true, presets: [SwaggerUIBundle.presets.apis],
-    validatorUrl: null });
+    validatorUrl: null,
+    requestInterceptor: function (req) {
+      // "Try it out" as the logged-in user: unsafe calls to this site carry the CSRF token.
+      var url = new URL(req.url, window.location.href);
+      if (csrfHeader && csrfToken && !safe.test(req.method || "GET") &&
+          url.origin === window.location.origin) {
+        req.headers[csrfHeader] = csrfToken;
+      }
+      return req;
+    } });
 });
 """
 
@@ -546,16 +573,24 @@ def install_openapi_routes(app: App) -> None:
     async def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         title = _escape(settings.title)
+        provider = app.extensions.get(_DOCS_CSRF_KEY)
+        csrf = await provider(request) if provider is not None else None
+        csrf_attrs = (
+            f" data-csrf-header='{_escape(csrf[0])}' data-csrf-token='{_escape(csrf[1])}'"
+            if csrf
+            else ""
+        )
         page = (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width,initial-scale=1'>"
             f"<title>{title} — API docs</title>"
             f"<link rel=stylesheet href='{root}{docs_url}/swagger-ui.css'></head><body>"
-            f"<div id=swagger-ui data-openapi='{_escape(root + openapi_url)}'></div>"
+            f"<div id=swagger-ui data-openapi='{_escape(root + openapi_url)}'{csrf_attrs}></div>"
             f"<script src='{root}{docs_url}/swagger-ui-bundle.js'></script>"
             f"<script src='{root}{docs_url}/init.js'></script></body></html>"
         )
-        return HTMLResponse(page)
+        # A page holding a token is the user's own: no shared cache may keep it.
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"} if csrf else None)
 
     async def docs_asset(name: str, request: Request) -> Response:
         media_type = _DOCS_FILES.get(name)
