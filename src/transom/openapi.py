@@ -546,10 +546,14 @@ def _accepts_gzip(request: Request) -> bool:
 
 
 def install_openapi_routes(app: App) -> None:
-    """Add ``/openapi.json`` and ``/docs`` (per settings) once, unless they are turned off."""
+    """Add ``/openapi.json``, ``/docs`` and ``/asyncapi.json`` (per settings) once, unless
+    they are turned off."""
     if app.extensions.get("transom.openapi.installed"):
         return
     app.extensions["transom.openapi.installed"] = True
+    from transom.asyncapi import install_asyncapi_route
+
+    install_asyncapi_route(app)
     settings = app.settings
     openapi_url, docs_url = settings.openapi_url, settings.docs_url
     if not openapi_url:
