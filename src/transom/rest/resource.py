@@ -44,6 +44,7 @@ from transom.rest.filters import (
 from transom.rest.permissions import IsAuthenticatedOrReadOnly, Permission
 from transom.rest.reader import Reader, links
 from transom.rest.schemas import FieldSpec
+from transom.rest.statuses import error_statuses
 from transom.routing import Router
 
 __all__ = ["ModelResource"]
@@ -207,14 +208,6 @@ class ModelResource:
             "partial_update": (item, "PATCH", self._partial_update, 200, compiled.read_model),
             "destroy": (item, "DELETE", self._destroy, 204, None),
         }
-        statuses = {
-            "list": (401, 403, 422),
-            "create": (401, 403, 409, 422),
-            "retrieve": (401, 403, 404),
-            "update": (401, 403, 404, 409, 412, 422),
-            "partial_update": (401, 403, 404, 409, 412, 422),
-            "destroy": (401, 403, 404, 409, 412),
-        }
         throttle = self._throttle()  # one budget for every route of the resource
         # Custom actions first: a static segment (``/drafts``) before ``/{id}``.
         for attr in dir(cls):
@@ -237,7 +230,8 @@ class ModelResource:
                     summary=declared.summary or f"{declared.name.replace('_', ' ').capitalize()}",
                     dependencies=throttle,
                 )
-                _document_errors(endpoint, error, (401, 403, 404))
+                codes = error_statuses(cls.model, compiled, declared.name, method, declared.detail)
+                _document_errors(endpoint, error, codes)
                 endpoint.__transom_rest_doc__ = OperationDoc(  # type: ignore[attr-defined]
                     [path_param] if declared.detail else [], None
                 )
@@ -260,7 +254,8 @@ class ModelResource:
                 summary=f"{_phrase_op(op)} {cls.model.__name__}",
                 dependencies=throttle,
             )
-            _document_errors(endpoint, error, statuses[op])
+            codes = error_statuses(cls.model, compiled, op, method, path == item)
+            _document_errors(endpoint, error, codes)
             params: list[dict[str, Any]] = [path_param] if path == item else []
             if op == "list":
                 params += list_parameters(cls, compiled)
