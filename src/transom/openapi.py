@@ -7,6 +7,7 @@ assets ship inside the package: ``/docs`` works offline and loads nothing from a
 
 from __future__ import annotations
 
+import copy
 import gzip
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -288,7 +289,8 @@ def _operation(
 
 def _response_object(code: int, spec: Any) -> dict[str, Any]:
     if isinstance(spec, Mapping):
-        return dict(spec)
+        # A copy per operation: one declaration serves many, and hooks edit in place.
+        return copy.deepcopy(dict(spec))
     return error_response(str(spec)) if code >= 400 else {"description": str(spec)}
 
 
