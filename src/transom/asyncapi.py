@@ -15,10 +15,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
+import orjson
 from pydantic import TypeAdapter
 
 from transom._signature import ParamSpec
-from transom.responses import JSONResponse, Response
+from transom.responses import JSONResponse, Response, json_dumps
 from transom.routing import Route
 
 if TYPE_CHECKING:
@@ -53,14 +54,17 @@ class SchemaRegistry:
 
     def __init__(self) -> None:
         self._inputs: list[tuple[int, Any, TypeAdapter[Any]]] = []
-        self._targets: list[tuple[dict[str, Any], str]] = []
+        self._targets: list[tuple[dict[str, Any], str, dict[str, Any] | None]] = []
         self._messages: dict[str, dict[str, Any]] = {}
 
-    def schema(self, annotation: Any, target: dict[str, Any], key: str) -> None:
-        """Put the JSON Schema of ``annotation`` at ``target[key]`` (filled in by resolve)."""
+    def schema(
+        self, annotation: Any, target: dict[str, Any], key: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Put the JSON Schema of ``annotation`` (plus ``extra`` keys) at ``target[key]``,
+        filled in by :meth:`resolve`."""
         adapter = annotation if isinstance(annotation, TypeAdapter) else TypeAdapter(annotation)
         self._inputs.append((len(self._inputs), "serialization", adapter))
-        self._targets.append((target, key))
+        self._targets.append((target, key, extra))
 
     def message(self, annotation: Any, *, name: str | None = None) -> str:
         """Register ``annotation`` as a message of ``components/messages``; returns its key."""
@@ -78,8 +82,10 @@ class SchemaRegistry:
         components = document.setdefault("components", {})
         if self._inputs:
             found, definitions = TypeAdapter.json_schemas(self._inputs, ref_template=_REF)
-            for (index, mode, _), (target, key) in zip(self._inputs, self._targets, strict=True):
-                target[key] = found[(index, mode)]
+            for (index, mode, _), (target, key, extra) in zip(
+                self._inputs, self._targets, strict=True
+            ):
+                target[key] = {**found[(index, mode)], **extra} if extra else found[(index, mode)]
             schemas = components.setdefault("schemas", {})
             for name, schema in definitions.get("$defs", {}).items():
                 schemas.setdefault(name, schema)
@@ -183,7 +189,9 @@ def _add_route(
         required: list[str] = []
         for spec in specs:
             if spec.location == location:
-                registry.schema(spec.adapter or spec.annotation, properties, spec.alias)
+                registry.schema(
+                    spec.adapter or spec.annotation, properties, spec.alias, _default(spec)
+                )
                 if spec.required:
                     required.append(spec.alias)
         if any(spec.location == location for spec in specs):
@@ -241,6 +249,15 @@ def _parameter(spec: ParamSpec) -> dict[str, Any]:
         elif schema.get("type") in ("integer", "number"):
             parameter.setdefault("description", f"An {schema['type']}")
     return parameter
+
+
+def _default(spec: ParamSpec) -> dict[str, Any] | None:
+    if spec.required or spec.default is None:
+        return None
+    try:
+        return {"default": orjson.loads(json_dumps(spec.default))}
+    except TypeError:  # a default with no JSON form is simply not documented
+        return None
 
 
 def _unique(candidate: str, taken: dict[str, Any]) -> str:

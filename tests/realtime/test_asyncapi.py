@@ -218,7 +218,12 @@ def test_the_document_describes_routes_and_channels() -> None:
     assert room["tags"] == [{"name": "chat"}]
     assert room["parameters"] == {"room": {"description": "The room's name"}}
     ws = room["bindings"]["ws"]
-    assert ws["query"]["properties"]["mode"]["enum"] == ["live", "replay"]
+    assert ws["query"]["properties"]["mode"] == {
+        "enum": ["live", "replay"],
+        "type": "string",
+        "default": "live",
+    }
+    assert "required" not in ws["query"]
     assert ws["headers"]["required"] == ["x-nick"]
     assert set(room["messages"]) == {"Say", "Said", "Presence"}
     operations = document["operations"]
