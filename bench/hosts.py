@@ -287,6 +287,7 @@ http {{
     upstream app {{
 {upstreams}
         keepalive 64;
+        keepalive_timeout 4s;  # below the app's --keep-alive-timeout (5 s)
     }}
     server {{
         listen 127.0.0.1:{port};

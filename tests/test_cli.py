@@ -100,6 +100,14 @@ def test_help_lists_commands() -> None:
     run_help = CliRunner().invoke(main, ["run", "--help"])
     for option in ("--host", "--port", "--reload", "--workers", "--debug", "--server"):
         assert option in run_help.output
+    # The production options, with their defaults and environment variables.
+    help_text = " ".join(run_help.output.split())
+    assert "--backlog INTEGER RANGE Connections queued" in help_text
+    assert "($TRANSOM_BACKLOG). [default: 1024; x>=1]" in help_text
+    assert "--graceful-timeout" in help_text
+    assert "($TRANSOM_GRACEFUL_TIMEOUT). [default: 30; x>=1]" in help_text
+    assert "--keep-alive-timeout" in help_text
+    assert "($TRANSOM_KEEP_ALIVE_TIMEOUT). [default: 5; 1<=x<=60]" in help_text
 
 
 def test_run_refuses_to_start_without_a_secret_key_when_something_signs(project: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import textwrap
 import time
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from test_cli import HELLO, _free_port, serving
+from transom import serving as serving_module
 
 NEW_ROUTE = textwrap.dedent(
     """
@@ -158,3 +160,86 @@ def test_app_run_from_a_script_with_models(tmp_path: Path, server: str, reload: 
             except httpx.TransportError:
                 status = None
         assert status == 200
+
+
+def _idle_connection_closed(port: int) -> None:
+    """Two requests on one connection (keep-alive is on), then wait (bounded: 20 s) for the
+    server to close it while it is idle."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            answer = b""
+            while b"Hello, World!" not in answer:
+                chunk = sock.recv(4096)
+                assert chunk, f"the connection was closed before the answer: {answer!r}"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+        try:
+            assert sock.recv(4096) == b"", "the server sent something on an idle connection"
+        except TimeoutError:
+            pytest.fail("an idle keep-alive connection was still open after 20 s")
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_transom_run_keep_alive_timeout(tmp_path: Path, server: str) -> None:
+    # 1 s, far below both servers' own defaults (granian: 30 s): the idle connection is
+    # closed by the option, not by the server's default.
+    (tmp_path / "app.py").write_text(HELLO)
+    port = _free_port()
+    command = [sys.executable, "-m", "transom.cli", "run", "--no-debug", "--port", str(port)]
+    command += ["--server", server, "--keep-alive-timeout", "1", "--backlog", "64"]
+    with serving(command, tmp_path, port):
+        _idle_connection_closed(port)
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_app_run_takes_the_production_options(tmp_path: Path, server: str) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(
+        HELLO
+        + textwrap.dedent(
+            """
+            import sys
+
+            if __name__ == "__main__":
+                app.run(
+                    port=int(sys.argv[1]),
+                    server=sys.argv[2],
+                    reload=False,
+                    backlog=64,
+                    graceful_timeout=5,
+                    keep_alive_timeout=1,
+                )
+            """
+        )
+    )
+    port = _free_port()
+    with serving([sys.executable, str(script), str(port), server], tmp_path, port):
+        _idle_connection_closed(port)
+
+
+def test_app_run_options_default_to_transom_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRANSOM_KEEP_ALIVE_TIMEOUT", raising=False)
+    assert serving_module.option_from_env("TRANSOM_KEEP_ALIVE_TIMEOUT", None, 5) == 5
+    monkeypatch.setenv("TRANSOM_KEEP_ALIVE_TIMEOUT", "12")
+    assert serving_module.option_from_env("TRANSOM_KEEP_ALIVE_TIMEOUT", None, 5) == 12
+    assert serving_module.option_from_env("TRANSOM_KEEP_ALIVE_TIMEOUT", 3, 5) == 3
+    monkeypatch.setenv("TRANSOM_KEEP_ALIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="TRANSOM_KEEP_ALIVE_TIMEOUT='soon'"):
+        serving_module.option_from_env("TRANSOM_KEEP_ALIVE_TIMEOUT", None, 5)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("keep_alive_timeout", 0),
+        ("keep_alive_timeout", 61),
+        ("backlog", 0),
+        ("graceful_timeout", 0),
+    ],
+)
+def test_serve_refuses_out_of_range_options(option: str, value: int) -> None:
+    location = serving_module.AppLocation("app", "app", False)
+    with pytest.raises(ValueError, match=option):
+        serving_module.serve(location, **{option: value})  # type: ignore[arg-type]

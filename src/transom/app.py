@@ -717,12 +717,19 @@ class App(Router):
         reload: bool | None = None,
         workers: int = 1,
         server: str | None = None,
+        backlog: int | None = None,
+        graceful_timeout: int | None = None,
+        keep_alive_timeout: int | None = None,
     ) -> None:
         """Serve the app with a production ASGI server (granian by default) until stopped.
 
         Call it from the script that defines the app (``if __name__ == "__main__":
         app.run()``): the server's workers import that script by name. ``reload`` defaults to
-        debug mode, ``server`` to ``settings.server``. See :mod:`transom.serving`.
+        debug mode, ``server`` to ``settings.server``. ``backlog`` (1024),
+        ``graceful_timeout`` (30 s) and ``keep_alive_timeout`` (5 s) default to what
+        ``transom run`` uses, as do their environment variables (``TRANSOM_BACKLOG``,
+        ``TRANSOM_GRACEFUL_TIMEOUT``, ``TRANSOM_KEEP_ALIVE_TIMEOUT``). See
+        :func:`transom.serving.serve`.
         """
         from transom import serving
 
@@ -734,6 +741,13 @@ class App(Router):
             reload=self.settings.debug if reload is None else reload,
             workers=workers,
             server=server or self.settings.server,
+            backlog=serving.option_from_env("TRANSOM_BACKLOG", backlog, serving.DEFAULT_BACKLOG),
+            graceful_timeout=serving.option_from_env(
+                "TRANSOM_GRACEFUL_TIMEOUT", graceful_timeout, serving.DEFAULT_GRACEFUL_TIMEOUT
+            ),
+            keep_alive_timeout=serving.option_from_env(
+                "TRANSOM_KEEP_ALIVE_TIMEOUT", keep_alive_timeout, serving.DEFAULT_KEEP_ALIVE_TIMEOUT
+            ),
         )
 
     @property

@@ -155,8 +155,9 @@ def main(app: str | None, show_traceback: bool) -> None:
     "--backlog",
     default=serving.DEFAULT_BACKLOG,
     show_default=True,
+    envvar="TRANSOM_BACKLOG",
     type=click.IntRange(1),
-    help="Connections queued while every worker is busy.",
+    help="Connections queued while every worker is busy ($TRANSOM_BACKLOG).",
 )
 @click.option(
     "--graceful-timeout",
@@ -164,7 +165,16 @@ def main(app: str | None, show_traceback: bool) -> None:
     show_default=True,
     envvar="TRANSOM_GRACEFUL_TIMEOUT",
     type=click.IntRange(1),
-    help="Seconds requests in flight get to finish on SIGTERM.",
+    help="Seconds requests in flight get to finish on SIGTERM, before the workers are "
+    "stopped and the database pools closed ($TRANSOM_GRACEFUL_TIMEOUT).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=serving.DEFAULT_KEEP_ALIVE_TIMEOUT,
+    show_default=True,
+    envvar="TRANSOM_KEEP_ALIVE_TIMEOUT",
+    type=click.IntRange(1, serving.MAX_KEEP_ALIVE_TIMEOUT),
+    help="Seconds an idle keep-alive connection stays open ($TRANSOM_KEEP_ALIVE_TIMEOUT).",
 )
 @click.option("--debug/--no-debug", default=None, help="Debug mode (sets TRANSOM_DEBUG).")
 @click.option("--server", type=click.Choice(serving.SERVERS), default=None, help="ASGI server.")
@@ -178,6 +188,7 @@ def run(
     workers: int,
     backlog: int,
     graceful_timeout: int,
+    keep_alive_timeout: int,
     debug: bool | None,
     server: str | None,
     target: str | None,
@@ -206,6 +217,7 @@ def run(
         server=server,
         backlog=backlog,
         graceful_timeout=graceful_timeout,
+        keep_alive_timeout=keep_alive_timeout,
     )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "locate_app",
     "location_of",
     "main_app",
+    "option_from_env",
     "serve",
     "server_url",
 ]
@@ -44,6 +45,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: ``transom run``'s production defaults (see :func:`serve`).
 DEFAULT_BACKLOG = 1024
 DEFAULT_GRACEFUL_TIMEOUT = 30
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5
+#: granian's limit on its HTTP/1 header read timeout, which is its keep-alive timeout.
+MAX_KEEP_ALIVE_TIMEOUT = 60
 
 _CANDIDATE_MODULES = ("app", "main")
 _CANDIDATE_ATTRS = ("app", "application")
@@ -184,6 +188,24 @@ def clear_multiproc_dir() -> None:
         stale.unlink(missing_ok=True)
 
 
+def option_from_env(name: str, given: int | None, default: int) -> int:
+    """A serving option for :meth:`App.run <transom.App.run>`: the value given in code, else
+    the environment variable ``transom run`` reads for it, else the default.
+
+    Raises:
+        ValueError: when the variable is not a whole number (its name is in the message).
+    """
+    if given is not None:
+        return given
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+
+
 def serve(
     location: AppLocation,
     *,
@@ -194,6 +216,7 @@ def serve(
     server: str = "granian",
     backlog: int = DEFAULT_BACKLOG,
     graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT,
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_TIMEOUT,
 ) -> None:
     """Run the app at ``location`` with a production ASGI server until it is stopped.
 
@@ -208,6 +231,11 @@ def serve(
         graceful_timeout: On SIGTERM (or Ctrl-C) the server stops accepting connections and
             gives the requests in flight this many seconds to finish before the workers are
             stopped; then the app's shutdown hooks run (the database pools close).
+        keep_alive_timeout: Seconds an idle HTTP/1.1 keep-alive connection stays open waiting
+            for the next request (1 to 60). Behind a proxy that reuses connections (nginx's
+            upstream ``keepalive``), make the proxy give up on idle ones first. On granian it
+            is also the time a client has to send a request's headers (a slow-header client
+            can't hold a connection longer than that).
 
     The servers' own access logs stay off: the app writes one line per request, the same on
     both servers, to the ``transom.access`` logger (``Settings.access_log``). Without
@@ -217,11 +245,16 @@ def serve(
         raise ValueError(f"unknown server {server!r} (granian or uvicorn)")
     if reload and workers > 1:
         raise ValueError("reload works with a single worker")
+    if not 1 <= keep_alive_timeout <= MAX_KEEP_ALIVE_TIMEOUT:
+        raise ValueError(f"keep_alive_timeout must be 1 to {MAX_KEEP_ALIVE_TIMEOUT} seconds")
+    if backlog < 1 or graceful_timeout < 1:
+        raise ValueError("backlog and graceful_timeout must be at least 1")
     os.environ[SERVER_URL_ENV] = address(host, port)
     clear_multiproc_dir()
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
+        from granian.http import HTTP1Settings
         from watchfiles import PythonFilter
 
         if reload:
@@ -246,6 +279,9 @@ def serve(
             backlog=backlog,
             respawn_failed_workers=not reload,
             workers_kill_timeout=graceful_timeout,
+            # granian has no separate idle timeout: an idle keep-alive connection is one
+            # waiting for the next request's headers, closed when this runs out.
+            http1_settings=HTTP1Settings(header_read_timeout=keep_alive_timeout * 1000),
         ).serve()
     else:
         import uvicorn
@@ -260,4 +296,5 @@ def serve(
             access_log=False,
             backlog=backlog,
             timeout_graceful_shutdown=graceful_timeout,
+            timeout_keep_alive=keep_alive_timeout,
         )

@@ -99,11 +99,14 @@ class WebSocket(Request):
 
     __slots__ = (
         "_accepted_subprotocol",
+        "_idle_expired",
+        "_idle_timer",
         "_last_activity",
         "_limit_idle",
         "_limit_rate",
         "_limit_size",
         "_on_resolved",
+        "_receiver",
         "_send",
         "_tokens",
         "_tokens_at",
@@ -129,6 +132,9 @@ class WebSocket(Request):
         now = time.monotonic()
         self._tokens_at = now
         self._last_activity = now
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._receiver: asyncio.Task[Any] | None = None  # the task waiting in receive()
+        self._idle_expired = False
 
     def on_resolved(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` once the handler's dependencies are resolved, before the handler.
@@ -222,6 +228,50 @@ class WebSocket(Request):
         self.connection_state = WebSocketState.CLOSED
         self.close_code = code
         self.close_reason = reason
+        self._stop_idle_timer()
+
+    # -- the idle timeout -------------------------------------------------------------------------
+    # One timer per connection, armed at the idle deadline and moved only when it fires early
+    # (activity pushed the deadline on), instead of a timeout around every receive: that
+    # pushed a timer on the event loop's heap and cancelled it again for each message, the
+    # largest cost of a busy connection's per-message path.
+    def _arm_idle_timer(self) -> None:
+        deadline = _loop_deadline(self._last_activity + self._limit_idle)
+        self._idle_timer = asyncio.get_running_loop().call_at(deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self.connection_state is not WebSocketState.CONNECTED:
+            return
+        if time.monotonic() < self._last_activity + self._limit_idle:
+            self._arm_idle_timer()  # a message either way meanwhile
+        elif self._receiver is not None:
+            self._idle_expired = True
+            self._receiver.cancel()  # receive() turns this into the 1001 close
+        # Else the handler is busy, not waiting for the client: the next receive() re-arms
+        # the timer, which then fires at once.
+
+    def _stop_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()  # a closed connection must not stay referenced by it
+            self._idle_timer = None
+
+    async def _receive_watched(self) -> Message:
+        if self._idle_timer is None:
+            self._arm_idle_timer()
+        task = asyncio.current_task()
+        self._receiver = task
+        try:
+            return await self._receive()
+        except asyncio.CancelledError:
+            if not self._idle_expired:
+                raise
+            self._idle_expired = False
+            if task is not None and task.uncancel() > 0:
+                raise  # cancelled from elsewhere too (a shutdown): that wins
+            await self._fail(GOING_AWAY, "idle timeout")
+        finally:
+            self._receiver = None
 
     # -- receiving ------------------------------------------------------------------------------
     async def receive(self) -> Message:
@@ -232,16 +282,7 @@ class WebSocket(Request):
                 raise RuntimeError("call accept() before receiving messages")
             raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
         if self._limit_idle > 0:
-            while True:
-                deadline = self._last_activity + self._limit_idle
-                try:
-                    async with asyncio.timeout_at(_loop_deadline(deadline)):
-                        message = await self._receive()
-                    break
-                except TimeoutError:
-                    if time.monotonic() >= self._last_activity + self._limit_idle:
-                        await self._fail(GOING_AWAY, "idle timeout")
-                    # else a send counted as activity meanwhile: wait for the rest of the time
+            message = await self._receive_watched()
         else:
             message = await self._receive()
         kind = message["type"]
@@ -609,6 +650,7 @@ async def serve_websocket(
         return
     finally:
         live.discard(ws)
+        ws._stop_idle_timer()
     if ws.connection_state is not WebSocketState.CLOSED:
         await ws.close(NORMAL)
 

@@ -93,6 +93,16 @@ async def room(ws: WebSocket, room: str) -> None:
     await channels.forward(ws, f"room:{room}", on_message=say, on_subscribed=ready)
 
 
+class Note(BaseModel):
+    n: int
+
+
+@app.post("/rooms/{room}/messages")
+async def post_message(room: str, note: Note) -> dict[str, str | None]:
+    # ChannelsUnavailable (Redis down) propagates: the client gets 503 with Retry-After.
+    return {"id": await channels.publish(f"room:{room}", note)}
+
+
 @app.get("/rooms/{room}/events")
 async def room_events(room: str) -> EventSourceResponse:
     return channels.sse(f"room:{room}")

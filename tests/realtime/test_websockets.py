@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -121,6 +123,49 @@ def test_idle_timeout_closes_1001() -> None:
             ws.receive_text()  # the client says nothing
         assert info.value.code == 1001
         assert info.value.reason == "idle timeout"
+
+
+def test_idle_timeout_counts_from_the_last_message() -> None:
+    # The idle timer is one per connection, moved on by activity: a conversation longer than
+    # the timeout is not cut, silence after it is (2 s; messages 0.25 s apart for 2.5 s).
+    app = make_app(websocket_idle_timeout=2)
+    with app.test_client() as client, client.websocket_connect("/echo") as ws:
+        for n in range(10):
+            ws.send_text(str(n))
+            assert ws.receive_text() == str(n)
+            time.sleep(0.25)
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_text()
+        assert (info.value.code, info.value.reason) == (1001, "idle timeout")
+
+
+def test_a_finished_connection_is_not_kept_alive_by_its_idle_timer() -> None:
+    # The timer is armed for the default 300 s: it must go with the connection, or every
+    # closed connection would stay in memory that long.
+    app = App()
+    served: list[str] = []
+
+    @app.websocket("/once")
+    async def once(ws: WebSocket) -> None:
+        await ws.accept()
+        served.append(await ws.receive_text())
+        await ws.send_text(served[-1])
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is WebSocket)
+
+    with app.test_client() as client:
+        before = alive()
+        with client.websocket_connect("/once") as ws:  # the handler returns: closed 1000
+            ws.send_text("hi")
+            assert ws.receive_text() == "hi"
+        with client.websocket_connect("/once") as ws:  # the client closes
+            ws.send_text("bye")
+            assert ws.receive_text() == "bye"
+            ws.close()
+        assert served == ["hi", "bye"]
+        assert alive() == before
 
 
 def test_subprotocol_and_accept_headers() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -148,7 +150,10 @@ class RedisBackend:
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._closed = False
+        #: True while the subscription connection is lost (the reader is reconnecting).
         self.down = False
+        #: Publishes refused since the last one that went out (0: publishing works).
+        self.refused = 0
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -172,9 +177,20 @@ class RedisBackend:
                 pipe.publish(key, b"")
                 raw_id, _, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
-            logger.warning("publish to %r failed, Redis unavailable: %s", channel, exc)
+            self._refused(channel, exc)
             raise ChannelsUnavailable(f"Redis unavailable: {exc}") from exc
+        if self.refused:
+            logger.warning("Redis is back: publishing again (%d publishes refused)", self.refused)
+            self.refused = 0
         return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+
+    def _refused(self, channel: str, exc: BaseException) -> None:
+        # One warning per outage, not one per publish: under load an outage would otherwise
+        # write thousands of identical lines a second. The rest go to DEBUG; the count is in
+        # the line that says publishing works again.
+        self.refused += 1
+        level = logging.WARNING if self.refused == 1 else logging.DEBUG
+        logger.log(level, "publish to %r failed, Redis unavailable: %s", channel, exc)
 
     async def history(self, channel: str, after: str) -> list[tuple[str, str | None, bytes]] | None:
         if not self.config.history or not _valid_id(after):
@@ -197,15 +213,25 @@ class RedisBackend:
         if self.config.history and channel not in self._last:
             # Where this subscriber starts, fixed now: whatever is published from here on is
             # delivered, even if the pub/sub subscription is confirmed late (a loaded Redis).
-            with contextlib.suppress(Exception):  # down: the reader starts from the newest
+            try:
                 newest = await self.client.xrevrange(self.prefix + channel, count=1)
                 self._last[channel] = _entry(*newest[0])[0] if newest else "0-0"
+            except Exception:
+                # Redis is down: start at this moment instead. Stream ids are Redis' clock in
+                # milliseconds, so once it is back whatever was published after this
+                # subscriber arrived is delivered (give or take the clock skew between this
+                # host and Redis'), not only what comes after the reader resubscribed.
+                self._last[channel] = f"{int(time.time() * 1000)}-0"
         ready = self._ready.get(channel)
         if ready is None:
             ready = self._ready[channel] = asyncio.get_running_loop().create_future()
         self._changed.set()
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name="transom-channels-redis")
+            # In a context of its own: the reader outlives the request that happened to start
+            # it, whose request id would otherwise be on every line the reader logs.
+            self._reader = asyncio.create_task(
+                self._read(), name="transom-channels-redis", context=contextvars.Context()
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(ready), 5 * self.config.socket_timeout)
 

@@ -22,7 +22,7 @@ import orjson
 from transom._types import Scope, Send
 from transom.asyncapi import SchemaRegistry, add_asyncapi_hook
 from transom.batteries import Battery
-from transom.realtime.backends import Backend, _newer, backend_from_config
+from transom.realtime.backends import Backend, ChannelsUnavailable, _newer, backend_from_config
 from transom.realtime.config import ChannelsConfig
 from transom.realtime.declared import ChannelSpec, document_channels
 from transom.responses import RawHeaders, json_dumps
@@ -363,9 +363,20 @@ class _ChannelStream(EventSourceResponse):
         req: Request = request
         last_id = req.headers.get("last-event-id")
         # Subscribed before the response starts: what is published once the client has the
-        # headers is never missed. (A failure here is still an error page, a 503 for Redis.)
+        # headers is never missed.
         subscribing = self._hub.subscribe(*self._channels, last_id=last_id)
-        messages = await subscribing.__aenter__()
+        try:
+            messages = await subscribing.__aenter__()
+        except ChannelsUnavailable as exc:
+            # Only a replay (Last-Event-ID) fails when Redis is down: a reconnecting browser.
+            # EventSource gives up for good on an error status such as 503, so it gets an
+            # empty stream that sets the reconnection delay to Retry-After instead: it comes
+            # back with the same Last-Event-ID then, and replays what it missed.
+            logger.warning("event stream replay deferred, Redis unavailable: %s", exc)
+            self.retry = int((exc.headers or {}).get("Retry-After", "5")) * 1000
+            self.content = _nothing()
+            await super().resolve(request)
+            return self
         self._subscribed = subscribing
         self.content = self._events(messages)
         await super().resolve(request)
