@@ -104,10 +104,9 @@ class MemoryBackend:
         while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
             self._remove(next(iter(self._data)))
 
-    def get_object(self, key: str) -> Any:
-        """The live value at ``key`` as stored (bytes, or an object from :meth:`set_object`),
-        or ``None``; synchronous: no coroutine for an in-process look-up."""
-        return self._live(key)
+    #: ``get_object(key)``: the live value at ``key`` as stored (bytes, or an object from
+    #: :meth:`set_object`), or ``None``; synchronous: no coroutine for an in-process look-up.
+    get_object = _live
 
     def set_object(self, key: str, value: object, size: int, ttl: float | None) -> None:
         """Store ``value`` itself, not a copy, counted as ``size`` bytes against the bound.

@@ -121,7 +121,7 @@ class _PageResponse(Response):
     __slots__ = ("_page",)
 
     def __init__(self, page: _Page) -> None:
-        super().__init__(page.body, page.status, None, page.content_type)
+        Response.__init__(self, page.body, page.status, None, page.content_type)  # no super(): hot
         self.raw_headers.extend(page.raw)  # a list of its own: editing it never reaches the page
         self._page: _Page | None = page
 
@@ -374,12 +374,14 @@ def _local_key(request: Request, policy: _Policy, host: bytes) -> str:
     themselves (exactly three newlines, or a digest) can't be taken for another's. It never
     meets a digest key (64 hex digits, no newline)."""
     scope = request.scope
-    path = scope.get("root_path", "") + scope["path"]
-    query = scope.get("query_string", b"")
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root:
+        path = root + path
+    query: bytes = scope.get("query_string", b"")
     if not policy.vary and len(path) + len(query) + len(host) <= _SHORT_KEY:
-        key = (
-            f"view:{scope.get('scheme', 'http')}\n{host.decode('latin-1')}\n{path}\n"
-            f"{query.decode('latin-1')}"
+        key = f"view:{scope.get('scheme', 'http')}\n{host.decode('latin-1')}\n{path}\n" + (
+            query.decode("latin-1") if query else ""
         )
         if key.count("\n") == 3:
             return key
@@ -457,11 +459,11 @@ def install_views(cache: Cache, app: App) -> None:
         # hit in memory on a page for everyone (no vary_on_user), the common case.
         route = request.route
         policy: _Policy | None = getattr(route.endpoint, _CACHED_ATTR, None) if route else None
-        if policy is None or request.method not in _SAFE_METHODS:
+        scope = request.scope
+        if policy is None or scope["method"] not in _SAFE_METHODS:
             return None
         if policy.vary_on_user or not local:
             return serve(request, policy)
-        scope = request.scope
         host: bytes | None = None
         credentials = conditional = False
         for name, value in scope["headers"]:  # one pass for the three questions
