@@ -508,13 +508,15 @@ def install_views(cache: Cache, app: App) -> None:
         return _answer(request, page)
 
     def finish(request: Request, response: Response) -> Response | None:
+        state = request.scope.get(_STATE)
+        if state is _HIT:
+            return None  # served from the cache: its headers and validators are the stored ones
         route = request.route
         endpoint = route.endpoint if route is not None else None
-        state = request.scope.get(_STATE)
         control: tuple[str, bool] | None = getattr(endpoint, _CONTROL_ATTR, None)
         if control is None and state is None:
             return None  # neither @cached nor @cache_control: nothing to do
-        if control is not None and state != _HIT:
+        if control is not None:
             _apply_control(response, control[0])
         if isinstance(state, tuple):
             policy, key = state
@@ -535,7 +537,7 @@ def install_views(cache: Cache, app: App) -> None:
                 if is_not_modified(request, etag=etag):
                     return _not_modified_from(response)
             return None
-        if control is not None and control[1] and state != _HIT:
+        if control is not None and control[1]:
             return _conditional(request, response)
         return None
 
