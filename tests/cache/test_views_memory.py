@@ -224,3 +224,20 @@ async def test_an_unreadable_stored_page_is_a_miss(
         await client_redis.aclose()
     assert len(calls) == 2
     assert "Unreadable cached view" in caplog.text
+
+
+async def test_a_hit_repeats_the_content_type_as_it_was_sent(make_cache: CacheFactory) -> None:
+    app = App(Settings(secret_key="cache-memory-tests"))
+    app.install(make_cache())
+
+    @app.get("/bare-text")
+    @cached(ttl=60)
+    async def bare_text() -> Response:
+        response = Response(b"plain")
+        response.content_type = "text/plain"  # no charset, on purpose
+        return response
+
+    async with app.async_test_client() as client:
+        answers = [await client.get("/bare-text") for _ in range(3)]
+    assert [a.headers["content-type"] for a in answers] == ["text/plain"] * 3
+    assert [a.content for a in answers] == [b"plain"] * 3

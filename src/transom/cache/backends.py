@@ -72,6 +72,8 @@ class MemoryBackend:
         return len(self._data)
 
     def _live(self, key: str) -> Any:
+        """The live value at ``key`` as stored (bytes, or an object from :meth:`set_object`),
+        or ``None`` (an expired entry is removed); marks it recently used."""
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -105,7 +107,8 @@ class MemoryBackend:
             self._remove(next(iter(self._data)))
 
     #: ``get_object(key)``: the live value at ``key`` as stored (bytes, or an object from
-    #: :meth:`set_object`), or ``None``; synchronous: no coroutine for an in-process look-up.
+    #: :meth:`set_object`), or ``None``; synchronous: no coroutine for an in-process look-up
+    #: (the very method behind every read: one call less on a cached view's hit).
     get_object = _live
 
     def set_object(self, key: str, value: object, size: int, ttl: float | None) -> None:

@@ -340,14 +340,16 @@ class Cache(Battery):
         miss. Always ``None`` unless :attr:`stores_objects`.
         """
         backend = self._objects
-        entry = backend.get_object(self._prefix + key) if backend is not None else None
-        if type(entry) is _Stored:
-            for tag_key, version in entry.tags:
-                if backend.get_object(tag_key) != version:  # type: ignore[union-attr]
-                    break
-            else:
-                self.stats.hits += 1
-                return entry.value
+        if backend is not None:
+            entry = backend.get_object(self._prefix + key)
+            # Anything else at that key (bytes from set) is not an object entry: a miss.
+            if type(entry) is _Stored:
+                for tag, version in entry.tags:  # a loop, not all(): no generator per hit
+                    if backend.get_object(tag) != version:
+                        break
+                else:
+                    self.stats.hits += 1
+                    return entry.value
         self.stats.misses += 1
         return None
 

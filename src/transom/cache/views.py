@@ -122,6 +122,7 @@ class _PageResponse(Response):
 
     def __init__(self, page: _Page) -> None:
         Response.__init__(self, page.body, page.status, None, page.content_type)  # no super(): hot
+        self.content_type = page.content_type  # as stored (the constructor may add a charset)
         self.raw_headers.extend(page.raw)  # a list of its own: editing it never reaches the page
         self._page: _Page | None = page
 
