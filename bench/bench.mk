@@ -4,7 +4,8 @@
 # make bench BENCH_ARGS="--only transom,raw --endpoints json,plaintext"
 # make bench-micro                in-process cost per request, no server (~1 min)
 # make bench-tfb                  TechEmpower database tests on the local PostgreSQL (~6 min)
-# make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min)
+# make bench-cache                the cache battery: Cache.get vs redis-py, @cached vs /json (~1 min;
+#                                  BENCH_ARGS=--server adds granian + wrk, ~2 min more)
 # make bench-tasks                the tasks battery beside Celery on RabbitMQ and Redis (~4 min)
 # make bench-realtime             WebSocket echo, fan-out to 1,000/5,000 clients, memory per connection:
 #                                 Transom beside raw ASGI and Starlette + broadcaster (~4 min)

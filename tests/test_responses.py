@@ -595,3 +595,33 @@ def test_json_integers_beyond_64_bits() -> None:
             "at": "2024-01-02",
             "uid": "00000000-0000-0000-0000-000000000001",
         }
+
+
+def test_header_block_is_what_send_to_sends() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    response = PlainTextResponse("hey", headers={"X-A": "1", "Vary": "Accept"})
+    response.set_cookie("c", "v")
+    extra = [(b"x-a", b"default"), (b"vary", b"Cookie"), (b"x-frame-options", b"DENY")]
+    scope = {"type": "http", "method": "GET", "scheme": "https"}
+    block = response.header_block(scope, extra, 3)
+    asyncio.run(response.send_to(scope, send, extra))
+    assert block == sent[0]["headers"]
+    # The response's own X-A wins over the block's; Vary adds up; the cookie is Secure on HTTPS.
+    assert block == [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"3"),
+        (b"x-a", b"1"),
+        (b"vary", b"Accept"),
+        (b"vary", b"Cookie"),
+        (b"x-frame-options", b"DENY"),
+        (b"set-cookie", b"c=v; HttpOnly; Path=/; SameSite=Lax; Secure"),
+    ]
+    # Without a length (what a battery reads before the body is known) and without a block.
+    plain = response.header_block({"type": "http", "scheme": "http"})
+    assert (b"content-length", b"3") not in plain
+    assert plain[-1] == (b"set-cookie", b"c=v; HttpOnly; Path=/; SameSite=Lax")
+    assert block is not response.header_block(scope, extra, 3)  # a new list each call

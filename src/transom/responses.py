@@ -219,6 +219,20 @@ class Response:
             raw.extend(self._cookie_headers(scope))
         return raw
 
+    def header_block(
+        self, scope: Scope, extra: RawHeaders | None = None, content_length: int | None = None
+    ) -> RawHeaders:
+        """The complete header list this response sends, as ``(name, value)`` byte pairs: its
+        ``Content-Type`` (and ``Content-Length`` when given), its own headers, the ``extra``
+        block (the app's defaults and what response headers hooks added; a header the
+        response sets itself wins, except ``Set-Cookie`` and ``Vary``, which add up) and its
+        cookies (``Secure`` settled by ``scope``'s scheme).
+
+        A new list each call: what a battery reads to decide on the headers the client will
+        receive (the cache battery refuses to store a page that sets a cookie), or sends as is.
+        """
+        return self._head(scope, extra or [], content_length)
+
     async def send_to(self, scope: Scope, send: Send, extra: RawHeaders = ()) -> None:  # type: ignore[assignment]
         """Send this response; ``extra`` headers (the app's defaults) are appended, but for
         those the response sets itself (except ``Set-Cookie`` and ``Vary``)."""

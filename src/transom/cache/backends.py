@@ -57,19 +57,23 @@ class MemoryBackend:
     """This process's memory, bounded in entries and bytes; least recently used goes first.
 
     Values are stored serialised, so what a caller gets is a copy: mutating it never changes
-    the cache, just as with Redis.
+    the cache, just as with Redis. :meth:`set_object` is the exception, for the cache's own
+    immutable objects (a cached view's finished response): stored and returned as is.
     """
 
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._data: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        # key -> (value, expiry on the monotonic clock, the bytes it is counted for)
+        self._data: OrderedDict[str, tuple[Any, float, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def _live(self, key: str) -> bytes | None:
+    def _live(self, key: str) -> Any:
+        """The live value at ``key`` as stored (bytes, or an object from :meth:`set_object`),
+        or ``None`` (an expired entry is removed); marks it recently used."""
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -79,29 +83,47 @@ class MemoryBackend:
         self._data.move_to_end(key)
         return entry[0]
 
+    def _bytes(self, key: str) -> bytes | None:
+        value = self._live(key)
+        # An object stored with set_object is not what a bytes reader expects: a miss.
+        return value if type(value) is bytes else None
+
     def _remove(self, key: str) -> bool:
         entry = self._data.pop(key, None)
         if entry is None:
             return False
-        self.bytes -= len(key) + len(entry[0]) + _OVERHEAD
+        self.bytes -= entry[2]
         return True
 
-    def _store(self, key: str, value: bytes, ttl: float | None) -> None:
+    def _store(self, key: str, value: Any, ttl: float | None, size: int | None = None) -> None:
         self._remove(key)
-        size = len(key) + len(value) + _OVERHEAD
+        size = len(key) + (len(value) if size is None else size) + _OVERHEAD
         if size > self.max_bytes:
             return  # larger than the whole cache: keeping it would evict everything else
         expires = math.inf if ttl is None else time.monotonic() + ttl
-        self._data[key] = (value, expires)
+        self._data[key] = (value, expires, size)
         self.bytes += size
         while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
             self._remove(next(iter(self._data)))
 
+    #: ``get_object(key)``: the live value at ``key`` as stored (bytes, or an object from
+    #: :meth:`set_object`), or ``None``; synchronous: no coroutine for an in-process look-up
+    #: (the very method behind every read: one call less on a cached view's hit).
+    get_object = _live
+
+    def set_object(self, key: str, value: object, size: int, ttl: float | None) -> None:
+        """Store ``value`` itself, not a copy, counted as ``size`` bytes against the bound.
+
+        Every reader shares it: only for values nobody mutates. ``get`` and the other
+        bytes readers see such a key as missing.
+        """
+        self._store(key, value, ttl, size)
+
     async def get(self, key: str) -> bytes | None:
-        return self._live(key)
+        return self._bytes(key)
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._live(k) for k in keys]
+        return [self._bytes(k) for k in keys]
 
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
         self._store(key, value, ttl)
@@ -128,6 +150,8 @@ class MemoryBackend:
         entry = self._data.get(key)
         current = self._live(key)
         try:
+            if current is not None and type(current) is not bytes:
+                raise ValueError  # an object from set_object
             number = int(current) + delta if current is not None else delta
         except ValueError:
             raise ValueError(f"cache key {key!r} does not hold an integer") from None
@@ -138,10 +162,11 @@ class MemoryBackend:
         return number
 
     async def touch(self, key: str, ttl: float | None) -> bool:
+        entry = self._data.get(key)
         value = self._live(key)
-        if value is None:
+        if value is None or entry is None:
             return False
-        self._store(key, value, ttl)
+        self._store(key, value, ttl, entry[2] - len(key) - _OVERHEAD)
         return True
 
     async def clear(self, prefix: str) -> int:

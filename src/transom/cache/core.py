@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from transom.batteries import Battery
-from transom.cache.backends import Backend, CacheUnavailable, backend_from_config
+from transom.cache.backends import Backend, CacheUnavailable, MemoryBackend, backend_from_config
 from transom.cache.config import CacheConfig
 from transom.cache.serialization import Envelope, dumps, loads, pack, unpack
 
@@ -90,6 +90,8 @@ class Cache(Battery):
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._down = False
         self._down_until = 0.0
+        # The in-process tier keeps objects as they are (see get_object); Redis never does.
+        self._objects = self.backend if isinstance(self.backend, MemoryBackend) else None
         if app is not None:
             self.install(app)
 
@@ -323,6 +325,60 @@ class Cache(Battery):
         items = {self._tag_key(t): _new_version() for t in tags}
         return await self._guard(lambda: _true(self.backend.set_many(items, None)), False)
 
+    # -- objects (the in-process tier) ------------------------------------------------------------
+    @property
+    def stores_objects(self) -> bool:
+        """Whether the backend keeps Python objects as they are (the memory backend): then
+        :meth:`get_object`/:meth:`set_object` skip serialising; on Redis they always miss."""
+        return self._objects is not None
+
+    def get_object(self, key: str) -> Any:
+        """The object :meth:`set_object` stored at ``key`` (shared, not a copy: never mutate
+        it), or ``None``; synchronous, as the look-up is in this process.
+
+        Counted in :attr:`stats` as :meth:`get` is; an entry whose tags were invalidated is a
+        miss. Always ``None`` unless :attr:`stores_objects`.
+        """
+        backend = self._objects
+        if backend is not None:
+            entry = backend.get_object(self._prefix + key)
+            # Anything else at that key (bytes from set) is not an object entry: a miss.
+            if type(entry) is _Stored:
+                for tag, version in entry.tags:  # a loop, not all(): no generator per hit
+                    if backend.get_object(tag) != version:
+                        break
+                else:
+                    self.stats.hits += 1
+                    return entry.value
+        self.stats.misses += 1
+        return None
+
+    async def set_object(
+        self,
+        key: str,
+        value: object,
+        size: int,
+        ttl: float | None = None,
+        *,
+        tags: Iterable[str] = (),
+    ) -> bool:
+        """Store ``value`` itself at ``key`` when :attr:`stores_objects` (else False, nothing
+        stored): for immutable values only, as every reader gets this very object. ``size``
+        (bytes) counts it against the memory bound; ``ttl`` and ``tags`` as in :meth:`set`.
+        """
+        backend = self._objects
+        if backend is None:
+            return False
+        seconds = self._ttl(ttl)
+        pinned: tuple[tuple[str, bytes], ...] = ()
+        if tags:
+            versions = await self._tag_versions(tags)
+            if versions is None:
+                return False
+            pinned = tuple((self._tag_key(t), v.encode()) for t, v in versions.items())
+        backend.set_object(self._prefix + key, _Stored(value, pinned), size, seconds)
+        return True
+
     @overload
     async def get_or_set(
         self,
@@ -448,6 +504,16 @@ class Cache(Battery):
         finally:
             if locked:
                 await self._guard(lambda: self.backend.delete_if(lock, token), False)
+
+
+class _Stored:
+    """An object entry and the tag versions it was stored under."""
+
+    __slots__ = ("tags", "value")
+
+    def __init__(self, value: object, tags: tuple[tuple[str, bytes], ...]) -> None:
+        self.value = value
+        self.tags = tags
 
 
 async def _true(call: Awaitable[None]) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
 
+from transom._types import Scope, Send
 from transom.cache.backends import match_any
 from transom.cache.config import Identity
 from transom.requests import Request
@@ -43,6 +45,7 @@ __all__ = [
     "not_modified",
 ]
 
+logger = logging.getLogger("transom.cache")
 F = TypeVar("F", bound=Callable[..., Any])
 _CACHED_ATTR: Final = "__transom_cached__"
 _CONTROL_ATTR: Final = "__transom_cache_control__"
@@ -53,6 +56,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD"})
 # Response headers a cached copy must not repeat to someone else.
 RawHeaders = list[tuple[bytes, bytes]]
 _NEVER_STORED = frozenset({b"set-cookie", b"date", b"content-length", b"content-type"})
+# What a 304 repeats of the 200 (RFC 9110 §15.4.5): the validators and the caching headers.
+_KEPT_BY_304 = frozenset(
+    {b"etag", b"cache-control", b"vary", b"expires", b"last-modified", b"content-location"}
+)
+# Longest path + query keyed as they are in memory; longer ones are digested (bounded keys).
+_SHORT_KEY = 512
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,11 +75,95 @@ class _Policy:
 @dataclasses.dataclass(slots=True)
 class _Pending:
     key: str
-    entry: bytes
+    entry: bytes | _Page
     ttl: float | None
     tags: tuple[str, ...]
     policy: _Policy
     body: bytes
+
+
+class _Page:
+    """A stored ``200``, ready to send: status, content type, its own headers (names in lower
+    case, never the ones of ``_NEVER_STORED``) and body.
+
+    The memory backend keeps this very object and every hit shares it: nothing here is
+    mutated after it is built, but ``memo``. Each hit gets a fresh :class:`_PageResponse`.
+    """
+
+    __slots__ = ("body", "content_type", "etag", "memo", "raw", "size", "status")
+
+    def __init__(self, status: int, content_type: str | None, raw: RawHeaders, body: bytes) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.raw = raw
+        self.body = body
+        etag = next((v for k, v in raw if k == b"etag"), None)
+        self.etag = etag.decode("latin-1") if etag is not None else None
+        # What it costs the memory bound (headers, body, the objects around them).
+        self.size = len(body) + sum(len(k) + len(v) for k, v in raw) + 200
+        #: (the app's header block, the complete header list sent with it): the last block
+        #: seen, by identity (the app passes the same list to every request unless a hook
+        #: makes a new one), so a hit skips merging the headers again.
+        self.memo: tuple[RawHeaders, RawHeaders] | None = None
+
+    def not_modified(self) -> Response:
+        result = Response(b"", 304)
+        result.raw_headers.extend(h for h in self.raw if h[0] in _KEPT_BY_304)
+        return result
+
+
+class _PageResponse(Response):
+    """What a hit answers: a plain :class:`Response` of the page's status, headers and body,
+    sent from the page's pre-merged header list while nothing changed it on the way out
+    (an after-request hook that edits headers, the body or sets a cookie gets the general path).
+    """
+
+    __slots__ = ("_page",)
+
+    def __init__(self, page: _Page) -> None:
+        Response.__init__(self, page.body, page.status, None, page.content_type)  # no super(): hot
+        self.content_type = page.content_type  # as stored (the constructor may add a charset)
+        self.raw_headers.extend(page.raw)  # a list of its own: editing it never reaches the page
+        self._page: _Page | None = page
+
+    def set_cookie(self, key: str, value: str = "", **options: Any) -> None:
+        self._page = None  # cookies make the header list per request
+        super().set_cookie(key, value, **options)
+
+    async def send_to(self, scope: Scope, send: Send, extra: RawHeaders = ()) -> None:  # type: ignore[assignment]
+        page = self._page
+        if (
+            page is None
+            or self.body is not page.body
+            or self.status_code != page.status
+            or self.content_type != page.content_type
+            or self.raw_headers != page.raw
+        ):
+            await super().send_to(scope, send, extra)
+            return
+        memo = page.memo
+        if memo is not None and memo[0] is extra:
+            head = memo[1]
+        else:
+            head = self.header_block(scope, extra, len(page.body))
+            page.memo = (extra, head)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": page.status,
+                # A copy: a middleware may edit the message's list in place.
+                "headers": head.copy(),
+            }
+        )
+        body = b"" if scope.get("method") == "HEAD" else page.body
+        await send({"type": "http.response.body", "body": body})
+
+
+def _answer(request: Request, page: _Page) -> Response:
+    """The hit's response, or a ``304`` when the client's ``If-None-Match`` matches."""
+    if page.etag is not None and is_not_modified(request, etag=page.etag):
+        return page.not_modified()
+    return _PageResponse(page)
 
 
 def cached(
@@ -255,20 +348,45 @@ def _view_key(request: Request, policy: _Policy, who: str) -> str:
         if name == b"host":
             host = value
             break
-    digest = hashlib.sha256(
-        b"\n".join(
-            (
-                scope.get("scheme", "http").encode(),
-                host,
-                (scope.get("root_path", "") + scope["path"]).encode(),
-                scope.get("query_string", b""),
-                who.encode(),
-            )
-        )
-    )
+    parts = [
+        scope.get("scheme", "http").encode(),
+        host,
+        (scope.get("root_path", "") + scope["path"]).encode("utf-8", "surrogatepass"),
+        scope.get("query_string", b""),
+        who.encode("utf-8", "surrogatepass"),
+    ]
     for header in policy.vary:
-        digest.update(f"\n{header}:{','.join(request.headers.getlist(header))}".encode())
+        parts.append(header.encode("latin-1"))
+        parts.append(",".join(request.headers.getlist(header)).encode("utf-8", "surrogatepass"))
+    digest = hashlib.sha256()
+    for part in parts:
+        # Each part after its length: no two lists of parts hash the same bytes, whatever
+        # they hold (a path may hold a newline: %0A).
+        digest.update(b"%d:" % len(part))
+        digest.update(part)
     return "view:" + digest.hexdigest()
+
+
+def _local_key(request: Request, policy: _Policy, host: bytes) -> str:
+    """The key of an anonymous page in memory: scheme, host, path and query as they are, no
+    digest (``_view_key`` for long URLs and ``vary`` headers).
+
+    Injective: the four parts are joined by newlines, and a key whose parts hold one
+    themselves (exactly three newlines, or a digest) can't be taken for another's. It never
+    meets a digest key (64 hex digits, no newline)."""
+    scope = request.scope
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root:
+        path = root + path
+    query: bytes = scope.get("query_string", b"")
+    if not policy.vary and len(path) + len(query) + len(host) <= _SHORT_KEY:
+        key = f"view:{scope.get('scheme', 'http')}\n{host.decode('latin-1')}\n{path}\n" + (
+            query.decode("latin-1") if query else ""
+        )
+        if key.count("\n") == 3:
+            return key
+    return _view_key(request, policy, "")
 
 
 def _encode_response(response: Response, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -282,12 +400,19 @@ def _encode_response(response: Response, headers: list[tuple[bytes, bytes]]) -> 
     return head + b"\n" + response.body
 
 
-def _decode_response(entry: bytes) -> Response:
+def _decode_page(entry: bytes) -> _Page | None:
     head, _, body = entry.partition(b"\n")
-    meta = orjson.loads(head)
-    response = Response(body, meta["s"], media_type=meta["c"])
-    response.headers.raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["h"])
-    return response
+    try:
+        meta = orjson.loads(head)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["h"]]
+        page = _Page(int(meta["s"]), meta["c"], raw, body)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # Not what this code wrote (another version of the app, a hand edit): a miss.
+        logger.warning("Unreadable cached view (%s): treated as a miss", exc)
+        return None
+    if page.content_type is not None and not isinstance(page.content_type, str):
+        return None
+    return page
 
 
 def _directives(value: str | None) -> set[str]:
@@ -328,13 +453,37 @@ def install_views(cache: Cache, app: App) -> None:
     """Register the hooks behind ``@cached`` and ``@cache_control`` on ``app``."""
     ignore = cache.config.ignore_cookies
 
-    def lookup(request: Request) -> Awaitable[Response | None] | None:
-        # A plain function: a route without @cached costs no coroutine.
+    local = cache.stores_objects
+
+    def lookup(request: Request) -> Response | Awaitable[Response | None] | None:
+        # A plain function: a route without @cached costs no coroutine, and neither does a
+        # hit in memory on a page for everyone (no vary_on_user), the common case.
         route = request.route
         policy: _Policy | None = getattr(route.endpoint, _CACHED_ATTR, None) if route else None
-        if policy is None or request.method not in _SAFE_METHODS:
+        scope = request.scope
+        if policy is None or scope["method"] not in _SAFE_METHODS:
             return None
-        return serve(request, policy)
+        if policy.vary_on_user or not local:
+            return serve(request, policy)
+        host: bytes | None = None
+        credentials = conditional = False
+        for name, value in scope["headers"]:  # one pass for the three questions
+            if name == b"host":
+                if host is None:
+                    host = value
+            elif name == b"cookie" or name == b"authorization":
+                credentials = True
+            elif name == b"if-none-match":
+                conditional = True
+        if credentials and _credentials(request, ignore):
+            return None  # may be someone's own page: neither served from nor stored in the cache
+        key = _local_key(request, policy, host or b"")
+        page = cache.get_object(key)
+        if type(page) is not _Page:
+            scope[_STATE] = (policy, key)
+            return None
+        scope[_STATE] = _HIT
+        return _answer(request, page) if conditional else _PageResponse(page)
 
     async def serve(request: Request, policy: _Policy) -> Response | None:
         creds = _credentials(request, ignore)
@@ -347,26 +496,28 @@ def install_views(cache: Cache, app: App) -> None:
                 return None  # a session without a user: its page may still be its own
             who = identity or ""
         key = _view_key(request, policy, who)
-        entry = await cache.get(key)
-        if isinstance(entry, bytes):
-            request.scope[_STATE] = _HIT
-            response = _decode_response(entry)
-            if any(k == b"if-none-match" for k, _ in request.scope["headers"]):
-                etag = response.headers.get("etag")
-                if etag is not None and is_not_modified(request, etag=etag):
-                    return _not_modified_from(response)
-            return response
-        request.scope[_STATE] = (policy, key)
-        return None
+        page: Any
+        if local:
+            page = cache.get_object(key)
+        else:
+            entry = await cache.get(key)
+            page = _decode_page(entry) if isinstance(entry, bytes) else None
+        if type(page) is not _Page:
+            request.scope[_STATE] = (policy, key)
+            return None
+        request.scope[_STATE] = _HIT
+        return _answer(request, page)
 
     def finish(request: Request, response: Response) -> Response | None:
+        state = request.scope.get(_STATE)
+        if state is _HIT:
+            return None  # served from the cache: its headers and validators are the stored ones
         route = request.route
         endpoint = route.endpoint if route is not None else None
-        state = request.scope.get(_STATE)
         control: tuple[str, bool] | None = getattr(endpoint, _CONTROL_ATTR, None)
         if control is None and state is None:
             return None  # neither @cached nor @cache_control: nothing to do
-        if control is not None and state != _HIT:
+        if control is not None:
             _apply_control(response, control[0])
         if isinstance(state, tuple):
             policy, key = state
@@ -374,20 +525,20 @@ def install_views(cache: Cache, app: App) -> None:
                 # One user's page: browsers may keep it, shared caches (proxies) must not.
                 response.headers["Cache-Control"] = "private"
             if _storable(response, policy):
-                etag = response.headers.setdefault("ETag", etag_for(response.body))
-                stored = [h for h in response.headers.raw if h[0] not in _NEVER_STORED]
-                request.scope[_STATE] = _Pending(
-                    key,
-                    _encode_response(response, stored),
-                    policy.ttl,
-                    policy.tags,
-                    policy,
-                    response.body,
+                body = bytes(response.body)  # bytes are immutable: the page can share them
+                etag = response.headers.setdefault("ETag", etag_for(body))
+                stored = [h for h in response.raw_headers if h[0] not in _NEVER_STORED]
+                # In memory the finished page itself; elsewhere its serialised form.
+                entry = (
+                    _Page(response.status_code, response.content_type, stored, body)
+                    if local
+                    else _encode_response(response, stored)
                 )
+                request.scope[_STATE] = _Pending(key, entry, policy.ttl, policy.tags, policy, body)
                 if is_not_modified(request, etag=etag):
                     return _not_modified_from(response)
             return None
-        if control is not None and control[1] and state != _HIT:
+        if control is not None and control[1]:
             return _conditional(request, response)
         return None
 
@@ -398,7 +549,7 @@ def install_views(cache: Cache, app: App) -> None:
         if not isinstance(pending, _Pending):
             return headers  # not a @cached miss: nothing to store (every other request)
         # What the client gets: the response's own headers, the block, its cookies.
-        final = response._head(request.scope, headers, None)
+        final = response.header_block(request.scope, headers)
         if not _final_ok(response.status_code, final, pending):
             return headers
         request.scope[_STATE] = None  # once (the hooks run again on an error answer)
@@ -421,7 +572,11 @@ def install_views(cache: Cache, app: App) -> None:
 
 
 async def _store(cache: Cache, pending: _Pending, headers: RawHeaders) -> RawHeaders:
-    await cache.set(pending.key, pending.entry, pending.ttl, tags=pending.tags)
+    entry = pending.entry
+    if isinstance(entry, _Page):
+        await cache.set_object(pending.key, entry, entry.size, pending.ttl, tags=pending.tags)
+    else:
+        await cache.set(pending.key, entry, pending.ttl, tags=pending.tags)
     return headers
 
 
@@ -442,10 +597,8 @@ def _conditional(request: Request, response: Response) -> Response | None:
 
 
 def _not_modified_from(response: Response) -> Response:
-    # RFC 9110 §15.4.5: a 304 repeats the validators and the caching headers of the 200.
-    keep = {b"etag", b"cache-control", b"vary", b"expires", b"last-modified", b"content-location"}
     result = Response(b"", 304)
-    result.headers.raw.extend(h for h in response.headers.raw if h[0] in keep)
+    result.raw_headers.extend(h for h in response.raw_headers if h[0] in _KEPT_BY_304)
     return result
 
 
