@@ -202,8 +202,17 @@ def test_live_comments_websockets_and_events_through_nginx(
     tls.check_hostname = False
     tls.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
     socket_url = f"wss://{HOST}:{https_port}/ws/posts/hello-transom/comments"
-    # To nginx on 127.0.0.1, with the site's name in Host (the app serves only that host).
-    through = {"host": "127.0.0.1", "port": https_port, "ssl": tls, "proxy": None}
+
+    def through_nginx(headers: dict[str, str] | None = None) -> websockets.connect:
+        # To nginx on 127.0.0.1, with the site's name in Host (the app serves only that host).
+        return websockets.connect(
+            socket_url,
+            additional_headers=headers,
+            host="127.0.0.1",
+            port=https_port,
+            ssl=tls,
+            proxy=None,
+        )
 
     async def scenario() -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -227,16 +236,12 @@ def test_live_comments_websockets_and_events_through_nginx(
             # app recognises as its own only because nginx passed the scheme and host on.
             browser = {"Cookie": cookie, "Origin": f"https://{HOST}"}
             with pytest.raises(InvalidStatus) as refused:
-                async with websockets.connect(
-                    socket_url,
-                    additional_headers={"Cookie": cookie, "Origin": "https://evil.test"},
-                    **through,
-                ):
+                async with through_nginx({"Cookie": cookie, "Origin": "https://evil.test"}):
                     pass
             seen["foreign origin"] = refused.value.response.status_code
             async with (
-                websockets.connect(socket_url, additional_headers=browser, **through) as talker,
-                websockets.connect(socket_url, **through) as listener,
+                through_nginx(browser) as talker,
+                through_nginx() as listener,
                 client.stream("GET", "/posts/hello-transom/comments/events") as stream,
             ):
                 seen["stream type"] = stream.headers["content-type"]
