@@ -12,10 +12,13 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -323,3 +326,84 @@ def test_a_comment_posted_on_one_process_reaches_a_page_open_on_another(
     # What a browser needs on B's page: the script and the stream's address.
     assert f'data-events="{EVENTS}"' in page
     assert re.search(r'<script src="/static/comments\.[^"]*js" defer></script>', page), page
+
+
+# --- In a real browser ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def browser_on(blog: ModuleType, tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    """The blog served by uvicorn in this process, and a headless Chromium (skipped without)."""
+    from admin.test_browser import CHROMEDRIVER, CHROMIUM
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    uvicorn = pytest.importorskip("uvicorn")
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("chromium and chromedriver are needed")
+    blog.app.settings.allowed_hosts = ["127.0.0.1"]
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(blog.app, host="127.0.0.1", port=port, log_level="critical")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = None
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+        yield driver, f"http://127.0.0.1:{port}"
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_in_a_browser_a_comment_appears_on_the_other_open_page(
+    blog: ModuleType, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    add_user(blog, "ana")
+    body = '<img src=x onerror="document.title=1"> hello from the other tab'
+    channel = "post:1:comments"
+    with browser_on(blog, tmp_path) as (driver, base):
+        driver.get(f"{base}/auth/login")
+        driver.find_element(By.ID, "id_username").send_keys("ana")
+        driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(driver, 20).until(lambda d: "/auth/login" not in d.current_url)
+        # The reader's tab: the page's script subscribes to the post's stream.
+        driver.get(f"{base}{POST}")
+        reader = driver.current_window_handle
+        driver.execute_script("window.notReloaded = true")
+        WebDriverWait(driver, 20).until(lambda d: blog.channels.subscribers(channel) >= 1)
+        # The writer's tab: the comment form, as a person fills it in.
+        driver.switch_to.new_window("tab")
+        driver.get(f"{base}{POST}")
+        driver.find_element(By.ID, "id_body").send_keys(body)
+        driver.find_element(By.CSS_SELECTOR, "#comments form button[type=submit]").click()
+        WebDriverWait(driver, 20).until(lambda d: "#comment-" in d.current_url)
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".comment-list li")) == 1
+        driver.switch_to.window(reader)
+        shown = WebDriverWait(driver, 20).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#comment-1 .comment-body")
+        )
+        assert shown[0].text == body  # as text: the markup was not run
+        assert driver.execute_script("return window.notReloaded") is True
+        assert driver.find_elements(By.CSS_SELECTOR, "#comment-1 img") == []
+        assert driver.title != "1"
+        assert driver.find_element(By.CSS_SELECTOR, "#comment-1 strong").text == "ana"
+        assert not driver.find_element(By.CSS_SELECTOR, ".no-comments").is_displayed()
+        csp = [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+        assert csp == [], csp
