@@ -191,6 +191,16 @@ def test_the_websocket_variant(blog: ModuleType) -> None:
         ):
             pass
         assert refused.value.status == 404
+        # The post deleted while a socket on it is open: the comment is refused, not a crash.
+        headers = csrf_header(client)
+        post = {"slug": "going", "title": "Going"}
+        assert client.post("/api/posts", json=post, headers=headers).status_code == 201
+        with client.websocket_connect("/ws/posts/going/comments") as ws:
+            assert client.delete("/api/posts/going", headers=headers).status_code == 204
+            ws.send_json({"body": "too late"})
+            assert ws.receive_json() == {"error": "This post no longer takes comments."}
+            ws.send_json({"body": "still open"})  # the connection carries on
+            assert ws.receive_json() == {"error": "This post no longer takes comments."}
 
 
 def test_comments_in_the_admin(blog: ModuleType) -> None:
@@ -211,6 +221,27 @@ def test_comments_in_the_admin(blog: ModuleType) -> None:
         assert listing.status_code == 200
         assert "moderate me" in listing.text
         assert "Hello, Transom" in listing.text  # the post column
+        base = link.group(1)
+        assert client.get(f"{base}/add").status_code == 200
+        change = client.get(f"{base}/1/change")
+        assert change.status_code == 200
+        assert "moderate me" in change.text
+        created = re.search(r'name="created_at"[^>]*value="([^"]+)"', change.text)
+        assert created is not None, change.text
+        data = {
+            "post_id": "1",
+            "author_id": "1",
+            "created_at": created.group(1),
+            "csrf_token": token(change.text),
+        }
+        # The admin applies the comment's rules (PostComment.__schema__), as the site does.
+        refused = client.post(f"{base}/1/change", data={**data, "body": "x" * 2001})
+        assert refused.status_code == 422
+        assert '<ul class="errors" id="id_body-errors"><li>At most 2000 characters' in refused.text
+        edited = client.post(f"{base}/1/change", data={**data, "body": "moderated"})
+        assert edited.status_code == 303, edited.text
+        listed = client.get("/api/posts/hello-transom/comments").json()
+        assert [c["body"] for c in listed] == ["moderated"]
 
 
 # --- Two real server processes sharing Redis ----------------------------------------------------

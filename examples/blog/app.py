@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import DateTime, ForeignKey, Select, String, Text, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from transom import (
@@ -367,8 +368,14 @@ async def comment_socket(ws: WebSocket, slug: str, user: OptionalUser) -> None:
             first = exc.errors(include_url=False)[0]
             await ws.send_json({"error": f"{first['msg']}"})
             return
-        async with get_database(app).session() as db:
-            await add_comment(db, post, user, data.body)
+        try:
+            async with get_database(app).session() as db:
+                await add_comment(db, post, user, data.body)
+        except IntegrityError:  # the post (or the user) was deleted since the handshake
+            await ws.send_json({"error": "This post no longer takes comments."})
+        except DBAPIError as exc:  # an outage: say so, keep the connection (and the feed)
+            logger.warning("comment over a WebSocket not saved: %s", exc)
+            await ws.send_json({"error": "Comments are unavailable; try again shortly."})
 
     await channels.forward(ws, comments_channel(post), on_message=said)
 
