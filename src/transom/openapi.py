@@ -7,12 +7,13 @@ assets ship inside the package: ``/docs`` works offline and loads nothing from a
 
 from __future__ import annotations
 
+import copy
 import gzip
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_origin
 
 import orjson
 from pydantic import BaseModel, TypeAdapter
@@ -25,7 +26,19 @@ from transom.routing import Route
 if TYPE_CHECKING:
     from transom.app import App
 
-__all__ = ["OpenAPIHook", "add_security_scheme", "install_openapi_routes", "openapi_document"]
+__all__ = [
+    "DocsCSRFProvider",
+    "OpenAPIHook",
+    "ResponseSpec",
+    "ResponsesProvider",
+    "add_responses_provider",
+    "add_security_scheme",
+    "declare_responses",
+    "error_response",
+    "install_openapi_routes",
+    "openapi_document",
+    "set_docs_csrf_provider",
+]
 
 #: ``hook(document)`` post-processes the OpenAPI document; it edits it in place (and returns
 #: ``None``) or returns a replacement. Register with :meth:`App.openapi_hook`.
@@ -57,9 +70,77 @@ _VALIDATION_ERROR = {
 }
 _ERROR = {
     "title": "HTTPError",
+    "description": "The framework's error body: `detail` says what went wrong.",
     "type": "object",
+    "required": ["detail"],
     "properties": {"detail": {}},
 }
+T = TypeVar("T")
+#: One documented response: a description (an error status then gets the app's error body,
+#: ``HTTPError``), or a whole OpenAPI response object.
+ResponseSpec = str | Mapping[str, Any]
+#: ``provider(route, method)`` returns the responses a battery can produce on that operation
+#: (or ``None``); register with :func:`add_responses_provider`.
+ResponsesProvider = Callable[[Route, str], "Mapping[int, ResponseSpec] | None"]
+_DECLARED_ATTR = "__openapi_responses__"
+_PROVIDERS_KEY = "transom.openapi.responses_providers"
+_DOCS_CSRF_KEY = "transom.openapi.docs_csrf"
+#: ``provider(request)`` returns ``(header name, token)`` for the ``/docs`` page to send with
+#: unsafe "Try it out" calls, or ``None`` (no token needed); see :func:`set_docs_csrf_provider`.
+DocsCSRFProvider = Callable[[Request], Awaitable["tuple[str, str] | None"]]
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response object for an error the framework renders (``{"detail": ...}``)."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model="HTTPError")}}},
+    }
+
+
+def declare_responses(
+    responses: Mapping[int, ResponseSpec], *, methods: Iterable[str] | None = None
+) -> Callable[[T], T]:
+    """Declare the responses a dependency, guard or handler can produce (a decorator).
+
+    Every operation whose handler, dependencies or guards (however deep) carry the
+    declaration documents those responses; a route's own ``responses={...}`` still wins for
+    the same status. This is how batteries document their errors (``CurrentUser``: 401)
+    without the core knowing them. ``methods`` limits the declaration to those HTTP methods.
+
+    Example:
+        >>> @declare_responses({404: "No such book"})
+        ... async def load_book(book_id: int) -> dict[str, int]:
+        ...     return {"id": book_id}
+    """
+    only = frozenset(m.upper() for m in methods) if methods is not None else None
+
+    def decorate(target: T) -> T:
+        found = getattr(target, _DECLARED_ATTR, ())
+        entries = (*found, *((int(code), spec, only) for code, spec in responses.items()))
+        setattr(target, _DECLARED_ATTR, entries)
+        return target
+
+    return decorate
+
+
+def set_docs_csrf_provider(app: App, provider: DocsCSRFProvider) -> None:
+    """Let the ``/docs`` page send a CSRF token with unsafe "Try it out" calls.
+
+    The security battery sets it: the page embeds the token ``provider(request)`` gives
+    (in data attributes, so the strict script policy holds) and Swagger UI's request
+    interceptor adds it as a header to unsafe requests to this site.
+    """
+    app.extensions[_DOCS_CSRF_KEY] = provider
+
+
+def add_responses_provider(app: App, provider: ResponsesProvider) -> None:
+    """Let ``provider(route, method)`` add responses to every operation of ``app``.
+
+    For what no dependency declares: a check that runs on every unsafe request (CSRF),
+    say. Its entries merge with the dependencies' ones; the route's own still win.
+    """
+    app.extensions.setdefault(_PROVIDERS_KEY, []).append(provider)
 
 
 class _SchemaCollector:
@@ -100,6 +181,7 @@ def openapi_document(app: App) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
     needs_validation_error = False
+    providers: list[ResponsesProvider] = list(app.extensions.get(_PROVIDERS_KEY, ()))
     for item in app.iter_routes():
         if not isinstance(item, Route) or not item.include_in_schema:
             continue
@@ -110,7 +192,7 @@ def openapi_document(app: App) -> dict[str, Any]:
         for method in route.methods:
             if method in ("HEAD", "OPTIONS"):
                 continue
-            operation, has_input = _operation(route, method, collector, operation_ids)
+            operation, has_input = _operation(route, method, collector, operation_ids, providers)
             needs_validation_error |= has_input
             paths.setdefault(template, {})[method.lower()] = operation
     schemas = collector.resolve()
@@ -167,7 +249,11 @@ def _all_specs(dependant: Dependant, guards: list[Dependant]) -> list[ParamSpec]
 
 
 def _operation(
-    route: Route, method: str, collector: _SchemaCollector, ids: set[str]
+    route: Route,
+    method: str,
+    collector: _SchemaCollector,
+    ids: set[str],
+    providers: list[ResponsesProvider],
 ) -> tuple[dict[str, Any], bool]:
     assert route.dependant is not None
     doc = inspect.getdoc(route.endpoint) or ""
@@ -197,8 +283,62 @@ def _operation(
         operation["requestBody"] = _json_body(route.dependant, body_specs, collector)
     elif form_specs:
         operation["requestBody"] = _form_body(form_specs, collector)
-    operation["responses"] = _responses(route, method, collector, has_input=bool(specs))
+    operation["responses"] = _responses(route, method, collector, bool(specs), providers)
     return operation, bool(specs)
+
+
+def _response_object(code: int, spec: Any) -> dict[str, Any]:
+    if isinstance(spec, Mapping):
+        # A copy per operation: one declaration serves many, and hooks edit in place.
+        return copy.deepcopy(dict(spec))
+    return error_response(str(spec)) if code >= 400 else {"description": str(spec)}
+
+
+def _declared(
+    route: Route, method: str, providers: list[ResponsesProvider]
+) -> dict[str, dict[str, Any]]:
+    """The responses the route's handler, dependencies, guards and the app's providers
+    declare for ``method``, merged by status."""
+    assert route.dependant is not None
+    found: dict[str, list[dict[str, Any]]] = {}
+    for root in (route.dependant, *route._guards):
+        for node in root.walk():
+            for code, spec, only in getattr(node.call, _DECLARED_ATTR, ()):
+                if only is None or method in only:
+                    found.setdefault(str(code), []).append(_response_object(code, spec))
+    for provider in providers:
+        for code, spec in (provider(route, method) or {}).items():
+            found.setdefault(str(code), []).append(_response_object(int(code), spec))
+    return {code: _merge(entries) for code, entries in sorted(found.items())}
+
+
+def _merge(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One response object for several causes of the same status: descriptions joined, and
+    per media type the schema, or ``anyOf`` the different ones."""
+    if len(entries) == 1:
+        return entries[0]
+    descriptions: list[str] = []
+    schemas: dict[str, list[Any]] = {}
+    headers: dict[str, Any] = {}
+    for entry in entries:
+        text = str(entry.get("description", ""))
+        if text and text not in descriptions:
+            descriptions.append(text)
+        for media, content in (entry.get("content") or {}).items():
+            known = schemas.setdefault(media, [])
+            schema = content.get("schema", {}) if isinstance(content, Mapping) else {}
+            if schema not in known:
+                known.append(schema)
+        headers.update(entry.get("headers") or {})
+    merged: dict[str, Any] = {"description": "; or ".join(descriptions) or "Error"}
+    if schemas:
+        merged["content"] = {
+            media: {"schema": found[0] if len(found) == 1 else {"anyOf": found}}
+            for media, found in schemas.items()
+        }
+    if headers:
+        merged["headers"] = headers
+    return merged
 
 
 def _declared_query(route: Route, taken: set[str]) -> list[dict[str, Any]]:
@@ -320,7 +460,11 @@ def _form_body(specs: list[ParamSpec], collector: _SchemaCollector) -> dict[str,
 
 
 def _responses(
-    route: Route, method: str, collector: _SchemaCollector, has_input: bool
+    route: Route,
+    method: str,
+    collector: _SchemaCollector,
+    has_input: bool,
+    providers: list[ResponsesProvider],
 ) -> dict[str, Any]:
     status = str(route.status_code or 200)
     success: dict[str, Any] = {"description": "Successful response"}
@@ -341,8 +485,10 @@ def _responses(
         success.pop("content", None)
     responses: dict[str, Any] = {status: success}
     for code, extra in route.responses.items():
-        responses[str(code)] = extra if isinstance(extra, dict) else {"description": str(extra)}
-    if has_input and "422" not in responses:  # the route's own entry documents its format
+        responses[str(code)] = _response_object(int(code), extra)
+    for status_key, entry in _declared(route, method, providers).items():
+        responses.setdefault(status_key, entry)  # the route's own entry documents its format
+    if has_input and "422" not in responses:
         responses["422"] = {
             "description": "Validation error",
             "content": {
@@ -361,9 +507,20 @@ _DOCS_FILES = {
 }
 _INIT_JS = b"""window.addEventListener("load", function () {
   var root = document.getElementById("swagger-ui");
+  var csrfHeader = root.dataset.csrfHeader, csrfToken = root.dataset.csrfToken;
+  var safe = /^(GET|HEAD|OPTIONS|TRACE)$/i;
   window.ui = SwaggerUIBundle({ url: root.dataset.openapi, dom_id: "#swagger-ui",
     deepLinking: true, presets: [SwaggerUIBundle.presets.apis],
-    validatorUrl: null });
+    validatorUrl: null,
+    requestInterceptor: function (req) {
+      // "Try it out" as the logged-in user: unsafe calls to this site carry the CSRF token.
+      var url = new URL(req.url, window.location.href);
+      if (csrfHeader && csrfToken && !safe.test(req.method || "GET") &&
+          url.origin === window.location.origin) {
+        req.headers[csrfHeader] = csrfToken;
+      }
+      return req;
+    } });
 });
 """
 
@@ -391,10 +548,14 @@ def _accepts_gzip(request: Request) -> bool:
 
 
 def install_openapi_routes(app: App) -> None:
-    """Add ``/openapi.json`` and ``/docs`` (per settings) once, unless they are turned off."""
+    """Add ``/openapi.json``, ``/docs`` and ``/asyncapi.json`` (per settings) once, unless
+    they are turned off."""
     if app.extensions.get("transom.openapi.installed"):
         return
     app.extensions["transom.openapi.installed"] = True
+    from transom.asyncapi import install_asyncapi_route
+
+    install_asyncapi_route(app)
     settings = app.settings
     openapi_url, docs_url = settings.openapi_url, settings.docs_url
     if not openapi_url:
@@ -404,8 +565,10 @@ def install_openapi_routes(app: App) -> None:
         # Keyed by the route table itself: adding a route makes a new one, and a new document.
         table = app.route_table
         cached = app.extensions.get("transom.openapi.document")
-        if cached is None or cached[0] is not table or cached[2] != len(app.openapi_hooks):
-            cached = (table, JSONResponse(openapi_document(app)).body, len(app.openapi_hooks))
+        # Hooks and providers are added at setup, but a test may add one later: counted too.
+        version = (len(app.openapi_hooks), len(app.extensions.get(_PROVIDERS_KEY, ())))
+        if cached is None or cached[0] is not table or cached[2] != version:
+            cached = (table, JSONResponse(openapi_document(app)).body, version)
             app.extensions["transom.openapi.document"] = cached
         return Response(cached[1], media_type="application/json")
 
@@ -416,16 +579,24 @@ def install_openapi_routes(app: App) -> None:
     async def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         title = _escape(settings.title)
+        provider = app.extensions.get(_DOCS_CSRF_KEY)
+        csrf = await provider(request) if provider is not None else None
+        csrf_attrs = (
+            f" data-csrf-header='{_escape(csrf[0])}' data-csrf-token='{_escape(csrf[1])}'"
+            if csrf
+            else ""
+        )
         page = (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width,initial-scale=1'>"
             f"<title>{title} — API docs</title>"
             f"<link rel=stylesheet href='{root}{docs_url}/swagger-ui.css'></head><body>"
-            f"<div id=swagger-ui data-openapi='{_escape(root + openapi_url)}'></div>"
+            f"<div id=swagger-ui data-openapi='{_escape(root + openapi_url)}'{csrf_attrs}></div>"
             f"<script src='{root}{docs_url}/swagger-ui-bundle.js'></script>"
             f"<script src='{root}{docs_url}/init.js'></script></body></html>"
         )
-        return HTMLResponse(page)
+        # A page holding a token is the user's own: no shared cache may keep it.
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"} if csrf else None)
 
     async def docs_asset(name: str, request: Request) -> Response:
         media_type = _DOCS_FILES.get(name)

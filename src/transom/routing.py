@@ -101,6 +101,11 @@ class Route:
             raise TypeError(f"handler {self.name!r} is a generator; return a StreamingResponse")
         self._output = output_adapter(self.endpoint, self.response_model)
 
+    def derive_options(self, include_in_schema: bool) -> dict[str, Any]:
+        """Keyword arguments a subclass needs to be copied under a router's prefix (its own
+        options), given the router's ``include_in_schema``."""
+        return {}
+
     def required_batteries(self) -> list[type[Any]]:
         """The battery classes this route's dependencies declare with an attribute
         ``__transom_requires__`` (a tuple of classes) on the dependency callable, however
@@ -368,6 +373,10 @@ def _derive(
 ) -> Route:
     if not (prefix or name_prefix or tags or dependencies) and include_in_schema:
         return route
+    options: dict[str, Any] = {
+        "include_in_schema": include_in_schema and route.include_in_schema,
+        **route.derive_options(include_in_schema),
+    }
     return type(route)(
         prefix + route.path,
         route.endpoint,
@@ -380,10 +389,10 @@ def _derive(
         response_model=route.response_model,
         responses=route.responses,
         dependencies=[*dependencies, *route.dependencies],
-        include_in_schema=include_in_schema and route.include_in_schema,
         deprecated=route.deprecated,
         operation_id=route.operation_id,
         localns=route.localns,
+        **options,
     )
 
 

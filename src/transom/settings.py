@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     version: str = "0.1.0"
     openapi_url: str = "/openapi.json"
     docs_url: str = "/docs"
+    # AsyncAPI 3.0 document of the WebSocket routes and declared channels ("" turns it off).
+    asyncapi_url: str = "/asyncapi.json"
     server: Literal["granian", "uvicorn"] = "granian"
     # One line per request on the `transom.access` logger, the same on every server
     # (see transom.accesslog for the fields); written to stdout unless logging is configured.

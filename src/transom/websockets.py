@@ -398,15 +398,32 @@ def _loop_deadline(monotonic_deadline: float) -> float:
 
 class WebSocketRoute(Route):
     """A ``@app.websocket(path)`` route: compiled like an HTTP route, served by
-    :func:`serve_websocket` (not part of the OpenAPI document)."""
+    :func:`serve_websocket`; documented in the AsyncAPI document (not the OpenAPI one).
+
+    ``receives=`` and ``sends=`` (a type or a list of types) declare the messages the
+    client sends and the server sends, for ``/asyncapi.json``; ``include_in_schema=False``
+    leaves the route out of it.
+    """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        from transom.asyncapi import message_types
+
         options.pop("methods", None)
+        self.receives = message_types(options.pop("receives", None))
+        self.sends = message_types(options.pop("sends", None))
+        self.include_in_asyncapi: bool = options.pop("include_in_schema", True)
         options["include_in_schema"] = False
         super().__init__(path, endpoint, methods=("GET",), **options)
 
     def __repr__(self) -> str:
         return f"<WebSocketRoute {self.path} name={self.name!r}>"
+
+    def derive_options(self, include_in_schema: bool) -> dict[str, Any]:
+        return {
+            "receives": self.receives,
+            "sends": self.sends,
+            "include_in_schema": include_in_schema and self.include_in_asyncapi,
+        }
 
     def compile(self) -> None:
         super().compile()

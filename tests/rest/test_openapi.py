@@ -45,6 +45,27 @@ async def test_document_describes_the_resources(make_app: AppFactory) -> None:
         assert create["responses"][status]["content"]["application/problem+json"]["schema"] == (
             problem
         )
+    # The CSRF check (Security, sessions on) refuses unsafe methods in the framework's shape,
+    # before the resource answers: both bodies are documented for that 403.
+    assert create["responses"]["403"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HTTPError"
+    }
+    assert "CSRF" in create["responses"]["403"]["description"]
+    # Documented where they can happen: reads are public (IsAuthenticatedOrReadOnly,
+    # OwnerCanEdit), so no 401/403 there; the slug is unique, so writes can clash; nothing
+    # references a story with a key that refuses its delete (labels' link cascades).
+    listing = paths["/api/stories"]["get"]["responses"]
+    assert set(listing) == {"200", "422"}
+    retrieve = paths["/api/stories/{slug}"]["get"]["responses"]
+    assert set(retrieve) == {"200", "404"}
+    item = paths["/api/stories/{slug}"]
+    for method in ("put", "patch"):
+        assert set(item[method]["responses"]) == {"200", "401", "403", "404", "409", "412", "422"}
+    assert set(item["delete"]["responses"]) == {"204", "401", "403", "404", "412"}
+    # Labels need model permissions to write, reading stays public.
+    labels = paths["/api/labels"]
+    assert {"401", "403", "409"} <= set(labels["post"]["responses"])
+    assert "401" not in labels["get"]["responses"]
     body = _resolve(document, create["requestBody"]["content"]["application/json"]["schema"])
     assert body["additionalProperties"] is False  # unknown fields refused
     assert set(body["required"]) == {"slug", "title"}

@@ -31,6 +31,7 @@ from transom.auth.models import AbstractUser, RevokedToken
 from transom.auth.tokens import authenticate_api_token, fingerprint, fingerprint_matches
 from transom.db import DbSession, DbSessionDep, get_database
 from transom.exceptions import HTTPException
+from transom.openapi import ResponseSpec, declare_responses, error_response
 from transom.params import Depends
 from transom.requests import Request
 from transom.routing import Router
@@ -331,6 +332,22 @@ def _login_needed(request: Request) -> HTTPException:
     return HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": scheme})
 
 
+# What these dependencies answer, in /openapi.json (browsers get the login redirect instead).
+_NOT_AUTHENTICATED: dict[int, ResponseSpec] = {
+    401: {
+        **error_response("Not authenticated: log in, or send a token"),
+        "headers": {
+            "WWW-Authenticate": {
+                "description": "The token scheme to use",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+_NOT_PERMITTED: dict[int, ResponseSpec] = {403: "Permission denied"}
+
+
+@declare_responses(_NOT_AUTHENTICATED)
 async def require_user(request: Request, db: DbSessionDep) -> Any:
     """Dependency: the authenticated user; browsers are sent to the login page, APIs get 401."""
     user = await get_current_user(request, db)
@@ -372,6 +389,7 @@ def login_required(target: T) -> T:
         ... async def account(user: CurrentUser): ...
     """
 
+    @declare_responses(_NOT_AUTHENTICATED)
     async def guard(request: Request, db: DbSessionDep) -> None:
         await require_user(request, db)
 
@@ -401,6 +419,7 @@ def requires(*perms: str) -> Callable[[T], T]:
     """
 
     def decorate(target: T) -> T:
+        @declare_responses({**_NOT_AUTHENTICATED, **_NOT_PERMITTED})
         async def guard(request: Request, db: DbSessionDep) -> None:
             for perm in perms:
                 await require_perm(request, db, perm)

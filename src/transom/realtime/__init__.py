@@ -32,9 +32,11 @@ from transom.realtime.backends import (
 )
 from transom.realtime.config import ChannelsConfig
 from transom.realtime.core import Channels, Message, SlowConsumer, Subscription
+from transom.realtime.declared import ChannelSpec
 
 __all__ = [
     "Backend",
+    "ChannelSpec",
     "Channels",
     "ChannelsConfig",
     "ChannelsUnavailable",

@@ -15,14 +15,16 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 
 from transom._types import Scope, Send
+from transom.asyncapi import SchemaRegistry, add_asyncapi_hook
 from transom.batteries import Battery
 from transom.realtime.backends import Backend, _newer, backend_from_config
 from transom.realtime.config import ChannelsConfig
+from transom.realtime.declared import ChannelSpec, document_channels
 from transom.responses import RawHeaders, json_dumps
 from transom.sse import DEFAULT_PING, Event, EventSourceResponse
 from transom.websockets import TRY_AGAIN_LATER, WebSocket, WebSocketDisconnect
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Channels", "Message", "SlowConsumer", "Subscription"]
 
 logger = logging.getLogger("transom.realtime")
+T = TypeVar("T")
 
 
 class SlowConsumer(Exception):
@@ -180,11 +183,32 @@ class Channels(Battery):
         self.backend: Backend = backend_from_config(self.config)
         self._local: dict[str, set[Subscription]] = {}
         self._started = False
+        #: The channels :meth:`declare` documented, in order.
+        self.declared: list[ChannelSpec[Any]] = []
         if app is not None:
             self.install(app)
 
     def setup(self, app: App) -> None:
         app.on_shutdown(self.close)
+        add_asyncapi_hook(app, self._asyncapi)
+
+    def _asyncapi(self, document: dict[str, Any], schemas: SchemaRegistry) -> None:
+        document_channels(self.declared, document, schemas)
+
+    def declare(
+        self,
+        pattern: str,
+        payload: type[T],
+        *,
+        summary: str | None = None,
+        description: str | None = None,
+    ) -> ChannelSpec[T]:
+        """Declare the channels named ``pattern`` (``"room:{room}"``) and what is published
+        on them, for ``/asyncapi.json``; the result names a channel:
+        ``await channels.publish(room.name(room=7), Said(...))``."""
+        spec = ChannelSpec(pattern, payload, summary, description)
+        self.declared.append(spec)
+        return spec
 
     async def _start(self) -> None:
         if not self._started:

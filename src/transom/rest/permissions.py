@@ -45,6 +45,18 @@ class Permission:
     async def before_create(self, ctx: Context, obj: Any) -> None:
         """Prepare a new object before it is saved (an owner permission fills the owner in)."""
 
+    def can_refuse(self, action: str, method: str, detail: bool) -> bool:
+        """Whether this permission may refuse ``action`` (an HTTP ``method``, on one object
+        when ``detail``): ``/openapi.json`` documents 401 and 403 only where one can.
+
+        The default says yes when a subclass overrides a check; override it to be exact.
+        """
+        cls = type(self)
+        return (
+            cls.has_permission is not Permission.has_permission
+            or cls.has_object_permission is not Permission.has_object_permission
+        )
+
 
 class AllowAny(Permission):
     """Anyone may do anything (state it explicitly: the default is read-only for anonymous)."""
@@ -62,6 +74,9 @@ class IsAuthenticatedOrReadOnly(Permission):
 
     async def has_permission(self, ctx: Context) -> bool:
         return ctx.method in SAFE_METHODS or await ctx.get_user() is not None
+
+    def can_refuse(self, action: str, method: str, detail: bool) -> bool:
+        return method not in SAFE_METHODS
 
 
 _ACTION_PERMS = {
@@ -99,6 +114,10 @@ class ModelPermissions(Permission):
         if verb == "view" and not self.read:
             return None
         return f"{app_label(model)}.{verb}_{model.__name__.lower()}"
+
+    def can_refuse(self, action: str, method: str, detail: bool) -> bool:
+        verb = _ACTION_PERMS.get(action)
+        return not (verb == "view" and not self.read)
 
     async def has_permission(self, ctx: Context) -> bool:
         perm = self._codename(ctx)
@@ -140,6 +159,9 @@ class OwnerCanEdit(Permission):
             return True
         user = await ctx.get_user()
         return user is not None and getattr(obj, self._owner_key(ctx)) == user.id
+
+    def can_refuse(self, action: str, method: str, detail: bool) -> bool:
+        return detail and method not in SAFE_METHODS  # only the object check refuses
 
     async def before_create(self, ctx: Context, obj: Any) -> None:
         user = await ctx.get_user()

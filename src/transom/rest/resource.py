@@ -29,6 +29,7 @@ from sqlalchemy import Select, select
 from transom.db import DbSessionDep, paginate_cursor, paginate_offset
 from transom.db.errors import is_unstorable_value, to_http_exception
 from transom.exceptions import HTTPException
+from transom.openapi import declare_responses
 from transom.requests import Request
 from transom.responses import Response
 from transom.rest.battery import EXTENSION_KEY, Rest, RestConfig
@@ -43,6 +44,7 @@ from transom.rest.filters import (
 from transom.rest.permissions import IsAuthenticatedOrReadOnly, Permission
 from transom.rest.reader import Reader, links
 from transom.rest.schemas import FieldSpec
+from transom.rest.statuses import error_statuses
 from transom.routing import Router
 
 __all__ = ["ModelResource"]
@@ -206,14 +208,6 @@ class ModelResource:
             "partial_update": (item, "PATCH", self._partial_update, 200, compiled.read_model),
             "destroy": (item, "DELETE", self._destroy, 204, None),
         }
-        statuses = {
-            "list": (401, 403, 422),
-            "create": (401, 403, 409, 422),
-            "retrieve": (401, 403, 404),
-            "update": (401, 403, 404, 409, 412, 422),
-            "partial_update": (401, 403, 404, 409, 412, 422),
-            "destroy": (401, 403, 404, 409, 412),
-        }
         throttle = self._throttle()  # one budget for every route of the resource
         # Custom actions first: a static segment (``/drafts``) before ``/{id}``.
         for attr in dir(cls):
@@ -234,9 +228,10 @@ class ModelResource:
                     status_code=declared.status_code,
                     operation_id=op_id,
                     summary=declared.summary or f"{declared.name.replace('_', ' ').capitalize()}",
-                    responses={c: {"description": _phrase(c), **error} for c in (401, 403, 404)},
                     dependencies=throttle,
                 )
+                codes = error_statuses(cls.model, compiled, declared.name, method, declared.detail)
+                _document_errors(endpoint, error, codes)
                 endpoint.__transom_rest_doc__ = OperationDoc(  # type: ignore[attr-defined]
                     [path_param] if declared.detail else [], None
                 )
@@ -257,9 +252,10 @@ class ModelResource:
                 response_model=out,
                 operation_id=op_id,
                 summary=f"{_phrase_op(op)} {cls.model.__name__}",
-                responses={c: {"description": _phrase(c), **error} for c in statuses[op]},
                 dependencies=throttle,
             )
+            codes = error_statuses(cls.model, compiled, op, method, path == item)
+            _document_errors(endpoint, error, codes)
             params: list[dict[str, Any]] = [path_param] if path == item else []
             if op == "list":
                 params += list_parameters(cls, compiled)
@@ -679,6 +675,12 @@ def _phrase(status: int) -> str:
     from http import HTTPStatus
 
     return HTTPStatus(status).phrase
+
+
+def _document_errors(endpoint: Any, error: dict[str, Any], statuses: Sequence[int]) -> None:
+    # Declared by the handler (not the route's own responses=): they merge with what else
+    # can refuse the request, such as the CSRF check's 403, which has the framework's shape.
+    declare_responses({c: {"description": _phrase(c), **error} for c in statuses})(endpoint)
 
 
 def _phrase_op(op: str) -> str:

@@ -40,7 +40,13 @@ from transom.security._context import (
     unavailable_error,
 )
 from transom.security.cors import CORSConfig, CORSMiddleware
-from transom.security.csrf import SAFE_METHODS, CSRFConfig, check_request
+from transom.security.csrf import (
+    EXEMPT_ATTR,
+    SAFE_METHODS,
+    CSRFConfig,
+    check_request,
+    csrf_token,
+)
 from transom.security.headers import (
     HeaderPlan,
     HeadersConfig,
@@ -55,6 +61,7 @@ from transom.security.sessions import SessionConfig, commit_session
 
 if TYPE_CHECKING:
     from transom.app import App
+    from transom.routing import Route
 
 __all__ = ["EXTENSION_KEY", "Security", "SecurityConfig", "SecurityMiddleware"]
 
@@ -178,6 +185,10 @@ class Security(Battery):
         app.add_check(self._report_csrf)
         app.on_shutdown(self._close)
         app.openapi_hook(self._openapi)
+        from transom.openapi import add_responses_provider, set_docs_csrf_provider
+
+        add_responses_provider(app, self._openapi_responses)
+        set_docs_csrf_provider(app, self._docs_csrf)
 
     async def _guard_websocket(self, scope: Scope, receive: Receive, send: Send) -> bool:
         from transom.security.websockets import refuse_foreign_origin
@@ -202,6 +213,22 @@ class Security(Battery):
                 "gets the __Host- prefix). Unsafe methods also need the CSRF token.",
             },
         )
+
+    def _openapi_responses(self, route: Route, method: str) -> dict[int, Any] | None:
+        """403 on every unsafe operation the CSRF check can refuse (not the exempt ones)."""
+        if self.csrf is None or method in SAFE_METHODS:
+            return None
+        if getattr(route.endpoint, EXEMPT_ATTR, False):
+            return None
+        return {403: f"CSRF verification failed (send the token in {self.csrf.header_name})"}
+
+    async def _docs_csrf(self, request: Request) -> tuple[str, str] | None:
+        """The header and a token for the /docs page's "Try it out" calls, when the browser
+        holds a cookie (the only case the check asks for a token): a visitor without one
+        gets no session made for them."""
+        if self.csrf is None or not request.headers.get("cookie"):
+            return None
+        return self.csrf.header_name, await csrf_token(request)
 
     def _report_csrf(self) -> None:
         # Once, when the app is built (not whenever the module is imported, which every CLI

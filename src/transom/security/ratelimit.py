@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from transom.exceptions import HTTPException
+from transom.openapi import ResponseSpec, declare_responses, error_response
 from transom.params import Depends
 from transom.requests import Request
 from transom.routing import Router
@@ -105,6 +106,16 @@ class MemoryRateLimitBackend(RateLimitBackend):
             del self._windows[next(iter(self._windows))]
 
 
+_TOO_MANY: dict[int, ResponseSpec] = {
+    429: {
+        **error_response("Rate limit exceeded"),
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    }
+}
+
+
 class RateLimit(Depends):
     """A limit such as ``10/minute`` on a handler, a router or as a route dependency.
 
@@ -159,6 +170,7 @@ class RateLimit(Depends):
         name = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', id(target))}"
         scope = f"route:{name}:{self.rate}" if self._auto_scope else self.scope
 
+        @declare_responses(_TOO_MANY, methods=self.methods)
         async def guard(request: Request) -> None:
             await self.check(request, scope)
 
@@ -168,6 +180,7 @@ class RateLimit(Depends):
         setattr(target, "__transom_dependencies__", guards)  # noqa: B010
         return target
 
+    @declare_responses(_TOO_MANY)
     async def _dependency(self, request: Request) -> None:
         await self.check(request)
 
