@@ -34,6 +34,8 @@ from transom.testing import TestClient, WebSocketDenied
 #: The example, loaded once, on a fresh migrated database per test (test_example_blog.py).
 blog = blog_fixture
 
+# Each test logs in as a user of its own: the app (and its login rate limit, 10 attempts per
+# account and address in 15 minutes) lives as long as the test session.
 POST = "/posts/hello-transom"
 EVENTS = "/posts/hello-transom/comments/events"
 SOCKET = "/ws/posts/hello-transom/comments"
@@ -47,10 +49,10 @@ def comment_form(client: TestClient, body: str) -> httpx.Response:
 
 
 def test_a_comment_posted_appears_on_the_page_and_on_open_streams(blog: ModuleType) -> None:
-    add_user(blog, "ana")
+    add_user(blog, "cleo")
     body = "<b>bold</b> & <script>alert(1)</script>\nsecond line"
     with blog.app.test_client() as writer, blog.app.test_client() as reader:
-        log_in(writer, "ana")
+        log_in(writer, "cleo")
         with reader.events(EVENTS) as stream:  # an anonymous reader with the page open
             done = comment_form(writer, body)
             assert done.status_code == 303, done.text
@@ -59,13 +61,13 @@ def test_a_comment_posted_appears_on_the_page_and_on_open_streams(blog: ModuleTy
         assert event.event == "comment"
         assert event.id is not None  # a reconnecting browser resumes after it
         live = event.json()
-        assert (live["id"], live["author"], live["body"]) == (1, "ana", body.strip())
+        assert (live["id"], live["author"], live["body"]) == (1, "cleo", body.strip())
         page = writer.get(POST).text
         # Shown as text: the markup the comment holds is escaped, never run.
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<script>alert(1)" not in page
         assert '<li id="comment-1">' in page
-        assert "<strong>ana</strong>" in page
+        assert "<strong>cleo</strong>" in page
         assert "No comments yet." in page  # the placeholder is kept, hidden
         assert 'class="muted no-comments" hidden' in page
         # Reconnecting with the id of an earlier event replays what came after it.
@@ -105,13 +107,13 @@ def test_the_page_ships_the_script_and_the_stream_url_within_its_csp(blog: Modul
 
 
 def test_the_comment_form_checks_login_csrf_and_length(blog: ModuleType) -> None:
-    add_user(blog, "ana")
+    add_user(blog, "dora")
     with blog.app.test_client() as client:
         anonymous = client.post(
             f"{POST}/comments", data={"body": "hi"}, headers={"Accept": "text/html"}
         )
         assert anonymous.status_code in (303, 403)  # no session: CSRF or the login refuses it
-        log_in(client, "ana")
+        log_in(client, "dora")
         page = client.get(POST).text
         assert '<label for="id_body">Your comment</label>' in page
         assert '<textarea id="id_body" name="body" required rows="4"></textarea>' in page
@@ -134,13 +136,13 @@ def test_the_comment_form_checks_login_csrf_and_length(blog: ModuleType) -> None
 
 
 def test_the_comments_api(blog: ModuleType) -> None:
-    add_user(blog, "ana")
+    add_user(blog, "emil")
     with blog.app.test_client() as client:
         url = "/api/posts/hello-transom/comments"
         assert client.get(url).json() == []
         refused = client.post(url, json={"body": "hi"})
         assert refused.status_code in (401, 403)
-        log_in(client, "ana")
+        log_in(client, "emil")
         headers = csrf_header(client)
         assert client.post(url, json={"body": "x" * 2001}, headers=headers).status_code == 422
         assert client.post(url, json={"body": " "}, headers=headers).status_code == 422
@@ -150,7 +152,7 @@ def test_the_comments_api(blog: ModuleType) -> None:
         assert made.status_code == 201, made.text
         client.post(url, json={"body": "second"}, headers=headers)
         listed = client.get(url).json()
-        assert [(c["author"], c["body"]) for c in listed] == [("ana", "first"), ("ana", "second")]
+        assert [(c["author"], c["body"]) for c in listed] == [("emil", "first"), ("emil", "second")]
         assert listed[0]["id"] == made.json()["id"]
         assert client.get("/api/posts/none/comments").status_code == 404
         assert client.get("/posts/none/comments/events").status_code == 404
@@ -164,12 +166,12 @@ def test_the_comments_api(blog: ModuleType) -> None:
 
 
 def test_the_websocket_variant(blog: ModuleType) -> None:
-    add_user(blog, "ana")
+    add_user(blog, "fred")
     with blog.app.test_client() as client:
         with client.websocket_connect(SOCKET) as anonymous:
             anonymous.send_json({"body": "hi"})
             assert anonymous.receive_json() == {"error": "Log in to comment."}
-        log_in(client, "ana")
+        log_in(client, "fred")
         with client.websocket_connect(SOCKET) as ws:
             ws.send_text("{not json")
             assert "error" in ws.receive_json()
@@ -177,7 +179,7 @@ def test_the_websocket_variant(blog: ModuleType) -> None:
             assert "error" in ws.receive_json()
             ws.send_json({"body": "over the socket"})
             said = ws.receive_json()
-            assert (said["author"], said["body"]) == ("ana", "over the socket")
+            assert (said["author"], said["body"]) == ("fred", "over the socket")
             made = client.post(
                 "/api/posts/hello-transom/comments",
                 json={"body": "over HTTP"},
@@ -201,6 +203,17 @@ def test_the_websocket_variant(blog: ModuleType) -> None:
             assert ws.receive_json() == {"error": "This post no longer takes comments."}
             ws.send_json({"body": "still open"})  # the connection carries on
             assert ws.receive_json() == {"error": "This post no longer takes comments."}
+
+
+def test_the_comment_feeds_are_in_the_asyncapi_document(blog: ModuleType) -> None:
+    with blog.app.test_client() as client:
+        spec = client.get("/asyncapi.json").json()
+    socket = spec["channels"]["comment_socket"]
+    assert socket["address"] == "/ws/posts/{slug}/comments"
+    assert set(socket["messages"]) == {"CommentIn", "CommentOut", "CommentError"}
+    feed = [c for c in spec["channels"].values() if c["address"] == "post:{post}:comments"]
+    assert len(feed) == 1
+    assert feed[0]["summary"] == "New comments of a post, once saved"
 
 
 def test_comments_in_the_admin(blog: ModuleType) -> None:
@@ -405,12 +418,12 @@ def test_in_a_browser_a_comment_appears_on_the_other_open_page(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    add_user(blog, "ana")
+    add_user(blog, "gina")
     body = '<img src=x onerror="document.title=1"> hello from the other tab'
     channel = "post:1:comments"
     with browser_on(blog, tmp_path) as (driver, base):
         driver.get(f"{base}/auth/login")
-        driver.find_element(By.ID, "id_username").send_keys("ana")
+        driver.find_element(By.ID, "id_username").send_keys("gina")
         driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         WebDriverWait(driver, 20).until(lambda d: "/auth/login" not in d.current_url)
@@ -434,7 +447,7 @@ def test_in_a_browser_a_comment_appears_on_the_other_open_page(
         assert driver.execute_script("return window.notReloaded") is True
         assert driver.find_elements(By.CSS_SELECTOR, "#comment-1 img") == []
         assert driver.title != "1"
-        assert driver.find_element(By.CSS_SELECTOR, "#comment-1 strong").text == "ana"
+        assert driver.find_element(By.CSS_SELECTOR, "#comment-1 strong").text == "gina"
         assert not driver.find_element(By.CSS_SELECTOR, ".no-comments").is_displayed()
         csp = [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
         assert csp == [], csp

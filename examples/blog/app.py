@@ -245,9 +245,15 @@ def newest_first() -> Select[Post]:
     return select(Post).order_by(Post.published.desc(), Post.id.desc())
 
 
+#: A post's new comments (by id: a slug can change), documented in /asyncapi.json.
+post_comments = channels.declare(
+    "post:{post}:comments", CommentOut, summary="New comments of a post, once saved"
+)
+
+
 def comments_channel(post: Post) -> str:
-    """The channel a post's new comments are published on (by id: a slug can change)."""
-    return f"post:{post.id}:comments"
+    """The channel a post's new comments are published on."""
+    return post_comments.name(post=post.id)
 
 
 async def comments_of(db: DbSession, post: Post) -> list[PostComment]:
@@ -350,7 +356,18 @@ async def comment_events(slug: str) -> EventSourceResponse:
     return channels.sse(comments_channel(await find_post(slug)))
 
 
-@app.websocket("/ws/posts/{slug}/comments", name="comment_socket")
+class CommentError(BaseModel):
+    """What the comment socket answers a message it can't take."""
+
+    error: str
+
+
+@app.websocket(
+    "/ws/posts/{slug}/comments",
+    name="comment_socket",
+    receives=CommentIn,
+    sends=[CommentOut, CommentError],
+)
 async def comment_socket(ws: WebSocket, slug: str, user: OptionalUser) -> None:
     """New comments of a post over a WebSocket (each a CommentOut as JSON); a logged-in
     client may also send ``{"body": "..."}`` to comment. A refusal comes back as
