@@ -128,6 +128,7 @@ class CommentOut(BaseModel):
 
 
 def comment_out(comment: PostComment) -> CommentOut:
+    """A loaded comment (its author joined) as the API shows it."""
     return CommentOut(
         id=comment.id,
         author=comment.author.username,
@@ -377,22 +378,22 @@ async def comment_socket(ws: WebSocket, slug: str, user: OptionalUser) -> None:
 
     async def said(raw: str | bytes) -> None:
         if user is None:
-            await ws.send_json({"error": "Log in to comment."})
+            await ws.send_json(CommentError(error="Log in to comment."))
             return
         try:
             data = CommentIn.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
-            await ws.send_json({"error": f"{first['msg']}"})
+            await ws.send_json(CommentError(error=first["msg"]))
             return
         try:
             async with get_database(app).session() as db:
                 await add_comment(db, post, user, data.body)
         except IntegrityError:  # the post (or the user) was deleted since the handshake
-            await ws.send_json({"error": "This post no longer takes comments."})
+            await ws.send_json(CommentError(error="This post no longer takes comments."))
         except DBAPIError as exc:  # an outage: say so, keep the connection (and the feed)
             logger.warning("comment over a WebSocket not saved: %s", exc)
-            await ws.send_json({"error": "Comments are unavailable; try again shortly."})
+            await ws.send_json(CommentError(error="Comments are unavailable; try again shortly."))
 
     await channels.forward(ws, comments_channel(post), on_message=said)
 
