@@ -1,4 +1,4 @@
-"""The example blog: HTML pages, a typed JSON API, users, and an admin.
+"""The example blog: HTML pages, a typed JSON API, users, an admin, and live comments.
 
 Run it with `make demo` (or `transom db migrate && transom run --debug` in this folder), then
 open http://127.0.0.1:8000/, /docs for the API and /admin (the demo superuser's name and
@@ -11,27 +11,31 @@ import datetime
 import logging
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ForeignKey, Select, String, Text, func, select
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from sqlalchemy import DateTime, ForeignKey, Select, String, Text, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from transom import (
     App,
+    EventSourceResponse,
     HTTPException,
     Query,
     RedirectResponse,
     Request,
     Response,
     Router,
+    WebSocket,
     render,
     serving,
 )
 from transom.admin import Admin, ModelAdmin
-from transom.auth import Auth, CurrentUser, User
+from transom.auth import Auth, CurrentUser, OptionalUser, User
 from transom.cache import Cache, cached
-from transom.db import DbSessionDep, Model, to_schema
-from transom.forms import Form, Messages, Widget, flash
+from transom.db import DbSession, DbSessionDep, Model, get_database, to_schema
+from transom.forms import BoundForm, Form, Messages, Widget, flash
 from transom.health import Health
+from transom.realtime import Channels, ChannelsUnavailable
 from transom.security import Security
 from transom.settings import Settings
 from transom.tasks import Tasks, task
@@ -77,6 +81,62 @@ class Post(Model):
         return self.title
 
 
+# --- Comments: written by logged-in readers, shown live on every open page of the post ---
+
+CommentBody = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    Messages(too_short="Write something first.", too_long="At most 2000 characters."),
+]
+
+
+class CommentIn(BaseModel):
+    """A comment as the API, the post page's form and the admin take it."""
+
+    body: CommentBody
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class PostComment(Model):
+    # Not "Comment": one registry holds every model, and the Conduit example has a Comment.
+    __app_label__ = "blog"
+    __schema__ = CommentIn
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"))
+    post: Mapped[Post] = relationship(lazy="joined")
+    author_id: Mapped[int] = mapped_column(ForeignKey("transom_auth_user.id", ondelete="CASCADE"))
+    author: Mapped[User] = relationship(lazy="joined")
+    # The database holds the same limit as CommentIn: nothing longer gets in by another path.
+    body: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    def __str__(self) -> str:
+        return self.body if len(self.body) <= 40 else self.body[:39] + "…"
+
+
+class CommentOut(BaseModel):
+    """A comment as the API answers it and as live pages receive it."""
+
+    id: int
+    author: str
+    body: str
+    created_at: datetime.datetime
+
+
+def comment_out(comment: PostComment) -> CommentOut:
+    """A loaded comment (its author joined) as the API shows it."""
+    return CommentOut(
+        id=comment.id,
+        author=comment.author.username,
+        body=comment.body,
+        created_at=comment.created_at,
+    )
+
+
 # --- API schemas ---
 
 
@@ -107,6 +167,9 @@ app.install(Templates())
 auth = app.install(Auth())
 # /admin for staff users: posts, users and groups. (Alone, it would bring the three above.)
 admin = app.install(Admin())
+# Live comments. In memory: one process; TRANSOM_CHANNELS_URL=redis://... reaches the pages
+# open on every worker and host (docs/realtime.md).
+channels = app.install(Channels())
 # In memory; TRANSOM_CACHE_URL=redis://... to share it between workers.
 cache = app.install(Cache())
 # Background tasks, in this process; TRANSOM_TASKS_BROKER_URL=amqp://... (or redis://) sends
@@ -144,6 +207,13 @@ class PostAdmin(ModelAdmin):
     list_filter = ["published", "author"]
 
 
+@admin.register(PostComment)
+class PostCommentAdmin(ModelAdmin):
+    list_display = ["body", "post", "author", "created_at"]
+    search_fields = ["body"]
+    list_filter = ["post", "author"]
+
+
 @app.on_startup
 async def demo_superuser() -> None:
     """In debug mode, make sure the demo superuser exists and say how to log in."""
@@ -165,9 +235,75 @@ class PostForm(Form):
     body: Annotated[str, Widget("textarea", rows=8)] = ""
 
 
+class CommentForm(Form):
+    """The comment form under a post."""
+
+    body: Annotated[CommentBody, Widget("textarea", rows=4), Field(title="Your comment")]
+
+
 def newest_first() -> Select[Post]:
     """Posts, newest first."""
     return select(Post).order_by(Post.published.desc(), Post.id.desc())
+
+
+#: A post's new comments (by id: a slug can change), documented in /asyncapi.json.
+post_comments = channels.declare(
+    "post:{post}:comments", CommentOut, summary="New comments of a post, once saved"
+)
+
+
+def comments_channel(post: Post) -> str:
+    """The channel a post's new comments are published on."""
+    return post_comments.name(post=post.id)
+
+
+async def comments_of(db: DbSession, post: Post) -> list[PostComment]:
+    """A post's comments, oldest first, as a conversation reads (ids only grow: SQLite's
+    AUTOINCREMENT, sequences elsewhere)."""
+    query = select(PostComment).where(PostComment.post_id == post.id)
+    return list(await db.scalars(query.order_by(PostComment.id)))
+
+
+async def add_comment(db: DbSession, post: Post, user: User, body: str) -> CommentOut:
+    """Save a comment, commit it, then tell every open page of the post.
+
+    Published only after the commit: a page never shows a comment that a failed transaction
+    took back, and a reader who reloads on seeing it finds it there.
+    """
+    # By id: ``post`` and ``user`` may come from another session (a WebSocket's handshake).
+    comment = await db.save(PostComment(post_id=post.id, author_id=user.id, body=body))
+    await db.commit()
+    out = CommentOut(
+        id=comment.id, author=user.username, body=comment.body, created_at=comment.created_at
+    )
+    try:
+        await channels.publish(comments_channel(post), out, event="comment")
+    except ChannelsUnavailable:
+        # The comment is saved (the channels battery logged the outage): answering 503 would
+        # make the writer post it again. Open pages show it at their next load.
+        logger.warning("comment %d saved but not sent live: channels unavailable", out.id)
+    return out
+
+
+async def post_page_response(
+    request: Request,
+    db: DbSession,
+    post: Post,
+    user: User | None,
+    form: BoundForm[CommentForm] | None = None,
+) -> TemplateResponse:
+    """The post with its comments, and the comment form for a logged-in reader."""
+    if form is None and user is not None:
+        form = await CommentForm.from_request(request)
+    if form is not None:
+        form = await form.with_csrf()
+    return render(
+        "post.html",
+        post=post,
+        comments=await comments_of(db, post),
+        form=form,
+        status_code=form.status_code if form is not None else 200,
+    )
 
 
 @app.get("/", include_in_schema=False)
@@ -184,10 +320,82 @@ async def favicon() -> RedirectResponse:
 
 
 @app.get("/posts/{slug}", name="post", include_in_schema=False)
-async def post_page(slug: str, db: DbSessionDep) -> TemplateResponse:
-    """One post."""
+async def post_page(
+    slug: str, request: Request, db: DbSessionDep, user: OptionalUser
+) -> TemplateResponse:
+    """One post, its comments (new ones appear live), and the comment form."""
     post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
-    return render("post.html", post=post)
+    return await post_page_response(request, db, post, user)
+
+
+@app.post("/posts/{slug}/comments", name="add_comment", include_in_schema=False)
+async def add_comment_form(
+    slug: str, request: Request, db: DbSessionDep, user: CurrentUser
+) -> Response:
+    """Post a comment from the page's form (logged-in readers): the page again with the
+    form's errors, or back to the post at the new comment."""
+    post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
+    form = await CommentForm.from_request(request)
+    if not form.is_valid:
+        return await post_page_response(request, db, post, user, form)
+    comment = await add_comment(db, post, user, form.data.body)
+    url = request.url_for("post", slug=post.slug)
+    return RedirectResponse(f"{url}#comment-{comment.id}", 303)
+
+
+async def find_post(slug: str) -> Post:
+    """The post, read in a session of its own: a stream that lasts minutes must not hold a
+    pool connection (or the request's session) for its whole life."""
+    async with get_database(app).session() as db:
+        return await db.get_one_or_404(Post, slug=slug, detail="No such post")
+
+
+@app.get("/posts/{slug}/comments/events", name="comment_events", include_in_schema=False)
+async def comment_events(slug: str) -> EventSourceResponse:
+    """New comments of a post as server-sent events (``event: comment``, data: CommentOut);
+    a reconnecting browser gets what it missed (``Last-Event-ID``)."""
+    return channels.sse(comments_channel(await find_post(slug)))
+
+
+class CommentError(BaseModel):
+    """What the comment socket answers a message it can't take."""
+
+    error: str
+
+
+@app.websocket(
+    "/ws/posts/{slug}/comments",
+    name="comment_socket",
+    receives=CommentIn,
+    sends=[CommentOut, CommentError],
+)
+async def comment_socket(ws: WebSocket, slug: str, user: OptionalUser) -> None:
+    """New comments of a post over a WebSocket (each a CommentOut as JSON); a logged-in
+    client may also send ``{"body": "..."}`` to comment. A refusal comes back as
+    ``{"error": "..."}`` and the connection stays open."""
+    post = await find_post(slug)  # an unknown post refuses the handshake with 404
+    await ws.accept()
+
+    async def said(raw: str | bytes) -> None:
+        if user is None:
+            await ws.send_json(CommentError(error="Log in to comment."))
+            return
+        try:
+            data = CommentIn.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            await ws.send_json(CommentError(error=first["msg"]))
+            return
+        try:
+            async with get_database(app).session() as db:
+                await add_comment(db, post, user, data.body)
+        except IntegrityError:  # the post (or the user) was deleted since the handshake
+            await ws.send_json(CommentError(error="This post no longer takes comments."))
+        except DBAPIError as exc:  # an outage: say so, keep the connection (and the feed)
+            logger.warning("comment over a WebSocket not saved: %s", exc)
+            await ws.send_json(CommentError(error="Comments are unavailable; try again shortly."))
+
+    await channels.forward(ws, comments_channel(post), on_message=said)
 
 
 @app.route("/write", methods=["GET", "POST"], name="new_post", include_in_schema=False)
@@ -249,6 +457,22 @@ async def delete_post(slug: str, db: DbSessionDep, user: CurrentUser) -> None:
         raise HTTPException(403, "Only the author may delete this post")
     await db.delete(post)
     await cache.delete_tags("posts")
+
+
+@api.get("/posts/{slug}/comments", tags=["comments"])
+async def list_comments(slug: str, db: DbSessionDep) -> list[CommentOut]:
+    """A post's comments, oldest first."""
+    post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
+    return [comment_out(c) for c in await comments_of(db, post)]
+
+
+@api.post("/posts/{slug}/comments", status_code=201, tags=["comments"])
+async def create_comment(
+    slug: str, data: CommentIn, db: DbSessionDep, user: CurrentUser
+) -> CommentOut:
+    """Comment on a post (logged-in users); every open page of the post shows it at once."""
+    post = await db.get_one_or_404(Post, slug=slug, detail="No such post")
+    return await add_comment(db, post, user, data.body)
 
 
 app.include_router(api)

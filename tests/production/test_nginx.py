@@ -1,21 +1,31 @@
 """The example blog behind the real nginx, configured as docs/deployment.md shows: TLS ends at
 nginx, the scheme, host and request id come through, nginx serves the collected static files,
-and a login form POST works."""
+a login form POST works, and the live comments' WebSockets and event streams pass through."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import websockets
+from redis.asyncio import Redis
+from websockets.exceptions import InvalidStatus
 
 from test_cli import _free_port, serving
+from transom.settings import Settings
 
 from . import _nginx
+from .conftest import REDIS_URL
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "blog"
 HOST = "blog.test"
@@ -50,12 +60,11 @@ def blog_copy(folder: Path) -> tuple[Path, dict[str, str]]:
     return copy, env
 
 
-def test_the_blog_behind_nginx(tmp_path: Path) -> None:
-    copy, env = blog_copy(tmp_path)
-    app_port, http_port, https_port = _free_port(), _free_port(), _free_port()
+def docs_site(tmp_path: Path, copy: Path, app_port: int, http_port: int, https_port: int) -> str:
+    """The site of docs/deployment.md, its ports, paths and certificate made this test's."""
     cert, key = _nginx.self_signed(tmp_path, HOST)
     nginx_dir = tmp_path / "nginx"
-    site = (
+    return (
         _nginx.site_config()
         .replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{app_port};")
         .replace("listen 80;", f"listen 127.0.0.1:{http_port};")
@@ -66,6 +75,13 @@ def test_the_blog_behind_nginx(tmp_path: Path) -> None:
         .replace("/var/log/nginx/blog.log", str(nginx_dir / "blog.log"))
         .replace("/srv/blog/staticfiles/", f"{copy / 'staticfiles'}/")
     )
+
+
+def test_the_blog_behind_nginx(tmp_path: Path) -> None:
+    copy, env = blog_copy(tmp_path)
+    app_port, http_port, https_port = _free_port(), _free_port(), _free_port()
+    nginx_dir = tmp_path / "nginx"
+    site = docs_site(tmp_path, copy, app_port, http_port, https_port)
     command = [sys.executable, "-m", "transom.cli", "run", "--port", str(app_port)]
     command += ["--workers", "2"]
     with (
@@ -126,4 +142,149 @@ def test_the_blog_behind_nginx(tmp_path: Path) -> None:
     assert '"GET / HTTP/1.1" 200' in nginx_log
     assert f"rid={rid}" in nginx_log
     assert ready.status_code == 200, ready.text
+    assert app.poll() is None or app.returncode == 0
+
+
+def test_the_docs_give_websockets_longer_than_the_apps_idle_timeout() -> None:
+    """nginx cuts a WebSocket on which the app sent nothing for proxy_read_timeout: in the
+    docs' /ws/ location that must outlast the app's own idle timeout, which closes properly."""
+    site = _nginx.site_config()
+    location = re.search(r"location /ws/ \{(.*?)\}", site, re.DOTALL)
+    assert location is not None, site
+    timeout = re.search(r"proxy_read_timeout (\d+)s;", location.group(1))
+    assert timeout is not None, location.group(1)
+    assert int(timeout.group(1)) > Settings().websocket_idle_timeout
+    # The upgrade headers and HTTP/1.1 are set for every location that proxies.
+    for line in (
+        "proxy_http_version 1.1;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+    ):
+        assert re.search(rf"^    {re.escape(line)}", site, re.MULTILINE), line
+
+
+async def _remove_keys(prefix: str) -> None:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _received(ws: Any) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 20))
+    return message
+
+
+async def _next_event(lines: Any) -> dict[str, Any]:
+    while True:
+        line = await asyncio.wait_for(anext(lines), 20)
+        if line.startswith("data: "):
+            data: dict[str, Any] = json.loads(line[6:])
+            return data
+
+
+def test_live_comments_websockets_and_events_through_nginx(
+    tmp_path: Path, redis_required: None, prefix: str
+) -> None:
+    copy, env = blog_copy(tmp_path)
+    # Two workers: the socket and the stream may be served by either, so the comments travel
+    # through Redis, as they do between hosts.
+    env |= {"TRANSOM_CHANNELS_URL": REDIS_URL, "TRANSOM_CHANNELS_KEY_PREFIX": prefix}
+    app_port, http_port, https_port = _free_port(), _free_port(), _free_port()
+    nginx_dir = tmp_path / "nginx"
+    site = docs_site(tmp_path, copy, app_port, http_port, https_port)
+    command = [sys.executable, "-m", "transom.cli", "run", "--port", str(app_port)]
+    command += ["--workers", "2"]
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
+    socket_url = f"wss://{HOST}:{https_port}/ws/posts/hello-transom/comments"
+
+    def through_nginx(headers: dict[str, str] | None = None) -> websockets.connect:
+        # To nginx on 127.0.0.1, with the site's name in Host (the app serves only that host).
+        return websockets.connect(
+            socket_url,
+            additional_headers=headers,
+            host="127.0.0.1",
+            port=https_port,
+            ssl=tls,
+            proxy=None,
+        )
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{https_port}",
+            headers={"Host": HOST},
+            verify=False,
+            timeout=20,
+        ) as client:
+            login_page = await client.get("/auth/login")
+            token = _CSRF.search(login_page.text)
+            assert token is not None, login_page.text[:1000]
+            login = await client.post(
+                "/auth/login",
+                data={"username": "editor", "password": PASSWORD, "csrf_token": token.group(1)},
+                headers={"Origin": f"https://{HOST}"},
+            )
+            assert login.status_code == 303, login.text
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+            # A browser's handshake: the session cookie and the page's own origin, which the
+            # app recognises as its own only because nginx passed the scheme and host on.
+            browser = {"Cookie": cookie, "Origin": f"https://{HOST}"}
+            with pytest.raises(InvalidStatus) as refused:
+                async with through_nginx({"Cookie": cookie, "Origin": "https://evil.test"}):
+                    pass
+            seen["foreign origin"] = refused.value.response.status_code
+            async with (
+                through_nginx(browser) as talker,
+                through_nginx() as listener,
+                client.stream("GET", "/posts/hello-transom/comments/events") as stream,
+            ):
+                seen["stream type"] = stream.headers["content-type"]
+                lines = stream.aiter_lines()
+                await talker.send(json.dumps({"body": "through nginx"}))
+                seen["talker"] = await _received(talker)
+                seen["listener"] = await _received(listener)
+                seen["stream"] = await _next_event(lines)
+                page = await client.get("/posts/hello-transom")
+                form = _CSRF.search(page.text)
+                assert form is not None, page.text[:1000]
+                posted = await client.post(
+                    "/posts/hello-transom/comments",
+                    data={"body": "from the form", "csrf_token": form.group(1)},
+                    headers={"Origin": f"https://{HOST}"},
+                )
+                assert posted.status_code == 303, posted.text
+                seen["listener, form"] = await _received(listener)
+                seen["talker, form"] = await _received(talker)
+                seen["stream, form"] = await _next_event(lines)
+                # The anonymous client may read, not write.
+                await listener.send(json.dumps({"body": "anonymous"}))
+                seen["anonymous"] = await _received(listener)
+        return seen
+
+    try:
+        with (
+            serving(command, copy, app_port, env=env) as app,
+            _nginx.running(_nginx.wrap(site, nginx_dir), nginx_dir, https_port),
+        ):
+            seen = asyncio.run(scenario())
+    finally:
+        asyncio.run(_remove_keys(prefix))
+    assert seen["foreign origin"] == 403
+    for key in ("talker", "listener", "stream"):
+        assert (seen[key]["author"], seen[key]["body"]) == ("editor", "through nginx"), key
+    assert seen["talker"]["id"] == seen["listener"]["id"] == seen["stream"]["id"]
+    for key in ("listener, form", "talker, form", "stream, form"):
+        assert seen[key]["body"] == "from the form", key
+    assert seen["stream type"].startswith("text/event-stream")
+    assert seen["anonymous"] == {"error": "Log in to comment."}
+    access = (nginx_dir / "blog.log").read_text()
+    # nginx logged the handshakes as switched protocols (101), the refused one as 403.
+    assert '"GET /ws/posts/hello-transom/comments HTTP/1.1" 101' in access
+    assert '"GET /ws/posts/hello-transom/comments HTTP/1.1" 403' in access
     assert app.poll() is None or app.returncode == 0

@@ -296,3 +296,36 @@ async def test_redis_outage_answers_503_from_a_handler(backend: str, prefix: str
             assert response.headers["retry-after"] == "5"
     finally:
         await proxy.cut()
+
+
+def test_an_app_served_again_after_shutdown_still_delivers(backend: str) -> None:
+    """One app, two test clients in a row (each runs start-up and shutdown, on its own event
+    loop): the channels the first shutdown closed work again for the second."""
+    prefix = f"transom-test-rt-{uuid.uuid4().hex[:10]}"
+    url = "memory://" if backend == "memory" else REDIS
+    history = 0 if backend == "redis-pubsub" else 100
+    app, _ = make_app(ChannelsConfig(url=url, key_prefix=prefix, history=history))
+
+    async def serve(turn: int) -> None:
+        async with app.async_test_client() as client, client.events("/rooms/again/events") as s:
+            published = await client.post("/rooms/again/messages", json={"text": f"turn {turn}"})
+            assert published.status_code == 200, published.text
+            event = await asyncio.wait_for(s.__anext__(), 20)
+            assert (event.event, event.json()) == ("note", {"text": f"turn {turn}"})
+
+    try:
+        for turn in range(2):
+            asyncio.run(serve(turn))
+    finally:
+        if backend != "memory":
+            asyncio.run(_remove_keys(prefix))
+
+
+async def _remove_keys(prefix: str) -> None:
+    client = Redis.from_url(REDIS)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

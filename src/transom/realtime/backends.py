@@ -133,14 +133,18 @@ class RedisBackend:
     """
 
     def __init__(self, config: ChannelsConfig) -> None:
-        from redis.asyncio import Redis
-
         self.config = config
         self.prefix = config.key_prefix + ":"
+        self._open()
+
+    def _open(self) -> None:
+        """A fresh client and subscription state (again after :meth:`close`)."""
+        from redis.asyncio import Redis
+
         self.client: Any = Redis.from_url(
-            config.url,
-            socket_timeout=config.socket_timeout,
-            socket_connect_timeout=config.socket_timeout,
+            self.config.url,
+            socket_timeout=self.config.socket_timeout,
+            socket_connect_timeout=self.config.socket_timeout,
         )
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
@@ -156,6 +160,10 @@ class RedisBackend:
         self.refused = 0
 
     async def start(self, deliver: Deliver) -> None:
+        if self._closed:
+            # Served again after a shutdown (a second test client, an app restarted in the
+            # same process): the old client and events belong to the loop that closed them.
+            self._open()
         self._deliver = deliver
 
     # -- publishing -------------------------------------------------------------------------------

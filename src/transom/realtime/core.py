@@ -334,6 +334,9 @@ class Channels(Battery):
         for subscribers in list(self._local.values()):
             for subscription in list(subscribers):
                 subscription.end()
+        # The next publish or subscribe starts the backend again: an app served a second time
+        # in one process (one test client after another) gets working channels.
+        self._started = False
         await self.backend.close()
 
 
