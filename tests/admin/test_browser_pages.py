@@ -251,6 +251,45 @@ def test_admin_pages_fit_a_phone(picker_site: str, driver: Any, path: str) -> No
         driver.set_window_size(1280, 900)
 
 
+HISTORY_REPORT = """
+const wrap = document.querySelector('.table-wrap');
+const when = document.querySelector('.history time');
+const change = document.querySelector('.history ins');
+return {
+  wrap: wrap ? [wrap.scrollWidth, wrap.clientWidth] : null,
+  whenLines: when ? when.getClientRects().length : null,
+  changeWidth: change ? change.getBoundingClientRect().width : null,
+  changeRight: change ? change.getBoundingClientRect().right : null,
+  width: document.documentElement.clientWidth,
+};
+"""
+
+
+def test_history_reads_on_a_phone(picker_site: str, driver: Any) -> None:
+    # Four columns at 390 px squeezed "What changed" to a letter per line, cut by the table's
+    # box, and broke the date at its dashes: each entry is now a block.
+    driver.set_window_size(*PHONE)
+    try:
+        login(driver, picker_site, "/admin/admin/article/2/change")
+        title = wait_for(driver, "#id_title")
+        title.clear()
+        title.send_keys("A considerably longer title, to see how the history shows it")
+        navigate(driver, driver.find_element(By.NAME, "_save"))
+        driver.get(f"{picker_site}/admin/admin/article/2/history")
+        wait_for(driver, "table.history")
+        shot(driver, "phone-history")
+        report = driver.execute_script(HISTORY_REPORT)
+        assert report["wrap"][0] <= report["wrap"][1], report  # nothing scrolls or is cut
+        assert report["whenLines"] == 1, report  # 2026-12-07 15:58 UTC on one line
+        assert report["changeWidth"] > report["width"] / 2, report  # words side by side
+        assert report["changeRight"] <= report["width"], report
+    except BaseException:
+        evidence(driver, "phone-history")
+        raise
+    finally:
+        driver.set_window_size(1280, 900)
+
+
 SLOW_FIRST_FETCH = """
 window.__slowDone = false;
 window.__calls = 0;
