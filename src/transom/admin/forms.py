@@ -36,6 +36,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import ColumnProperty
 from sqlalchemy.sql.schema import Column
 
+from transom.admin.validation import schema_of
 from transom.datastructures import FormData
 
 if TYPE_CHECKING:
@@ -432,12 +433,22 @@ def build_fields(admin: ModelAdmin, *, exclude: Iterable[str] = ()) -> list[Admi
     skip = set(exclude) | set(admin.exclude)
     readonly = set(admin.readonly_fields)
     fields: dict[str, AdminField] = {}
+    # The schema's words for a field ("Lowercase words-with-dashes") are shown before the user
+    # types, not only in the error after a refused save.
+    schema = schema_of(admin)
+    described = (
+        {name: info.description for name, info in schema.model_fields.items() if info.description}
+        if schema is not None
+        else {}
+    )
     for prop in mapper.column_attrs:
         column = prop.columns[0]
         if not isinstance(column, Column) or prop.key in skip:
             continue
         field = _column_field(model, prop, column)
         field.zone = admin.site.zone
+        if not field.help_text and prop.key in described:
+            field.help_text = described[prop.key]
         generated_pk = column.primary_key and (
             column.autoincrement is True
             or (column.autoincrement == "auto" and isinstance(column.type, Integer))
