@@ -207,6 +207,10 @@ def test_the_list_counts_the_selected_rows(picker_site: str, driver: Any) -> Non
         wait_for(driver, "table.results")
         selection = driver.find_element(By.CSS_SELECTOR, ".selection")
         assert selection.text == "0 of 30 selected"
+        # "0 of 30 selected" and "30 authors" sit on one line, not one raised above the other
+        count = driver.find_element(By.CSS_SELECTOR, ".actions-bar .count")
+        middle = [e.rect["y"] + e.rect["height"] / 2 for e in (selection, count)]
+        assert abs(middle[0] - middle[1]) <= 1, middle
         boxes = driver.find_elements(By.CSS_SELECTOR, 'input[name="_selected"]')
         boxes[0].click()
         boxes[1].click()
