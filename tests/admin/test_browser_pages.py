@@ -294,6 +294,37 @@ def test_history_reads_on_a_phone(picker_site: str, driver: Any) -> None:
         driver.set_window_size(1280, 900)
 
 
+def test_long_titles_on_a_phone_list_keep_words_together(picker_site: str, driver: Any) -> None:
+    # A 40-character title in a 9rem column wrapped to four lines of two words (Django's
+    # wraps one word per line): the linked column is wider, two lines at most.
+    driver.set_window_size(*PHONE)
+    try:
+        login(driver, picker_site, "/admin/admin/article/3/change")
+        title = wait_for(driver, "#id_title")
+        title.clear()
+        title.send_keys("Notes on an analytical engine, part 59")
+        navigate(driver, driver.find_element(By.NAME, "_save"))
+        driver.get(f"{picker_site}/admin/admin/article?q=analytical")
+        link = wait_for(driver, "table.results tbody td a")
+        assert link.text == "Notes on an analytical engine, part 59"
+        shot(driver, "phone-list-long-title")
+        lines = driver.execute_script(
+            "const r = arguments[0].getClientRects();"
+            "return new Set([...r].map(x => Math.round(x.top))).size;",
+            link,
+        )
+        assert lines <= 2, lines
+        width = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert width[0] <= width[1], width  # the page itself still never scrolls sideways
+    except BaseException:
+        evidence(driver, "phone-list-long-title")
+        raise
+    finally:
+        driver.set_window_size(1280, 900)
+
+
 SLOW_FIRST_FETCH = """
 window.__slowDone = false;
 window.__calls = 0;
