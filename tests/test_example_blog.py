@@ -549,3 +549,15 @@ def test_make_demo_takes_port_and_the_banner_shows_the_real_address(tmp_path: Pa
     assert server.stdout is not None
     output = server.stdout.read().decode()
     assert f"Admin: http://127.0.0.1:{port}/admin  user 'admin'" in output, output
+
+
+def test_permission_pickers_name_models_as_their_pages_do(blog: ModuleType) -> None:
+    # Stored as "Can view apitoken" (the class name lower-cased); shown split at its capitals
+    # like its admin page names it, Django's "Can view api token".
+    with blog.app.test_client() as client:
+        admin_client(blog, client)
+        page = client.get("/admin/auth/group/add").text
+    assert "<span>Can view api token</span>" in page
+    assert "<legend>Auth · api token</legend>" in page
+    assert "apitoken<" not in page
+    assert "<legend>Auth · social account</legend>" in page

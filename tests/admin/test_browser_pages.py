@@ -207,6 +207,10 @@ def test_the_list_counts_the_selected_rows(picker_site: str, driver: Any) -> Non
         wait_for(driver, "table.results")
         selection = driver.find_element(By.CSS_SELECTOR, ".selection")
         assert selection.text == "0 of 30 selected"
+        # "0 of 30 selected" and "30 authors" sit on one line, not one raised above the other
+        count = driver.find_element(By.CSS_SELECTOR, ".actions-bar .count")
+        middle = [e.rect["y"] + e.rect["height"] / 2 for e in (selection, count)]
+        assert abs(middle[0] - middle[1]) <= 1, middle
         boxes = driver.find_elements(By.CSS_SELECTOR, 'input[name="_selected"]')
         boxes[0].click()
         boxes[1].click()
@@ -246,6 +250,76 @@ def test_admin_pages_fit_a_phone(picker_site: str, driver: Any, path: str) -> No
         assert width[0] <= width[1], width
     except BaseException:
         evidence(driver, name)
+        raise
+    finally:
+        driver.set_window_size(1280, 900)
+
+
+HISTORY_REPORT = """
+const wrap = document.querySelector('.table-wrap');
+const when = document.querySelector('.history time');
+const change = document.querySelector('.history ins');
+return {
+  wrap: wrap ? [wrap.scrollWidth, wrap.clientWidth] : null,
+  whenLines: when ? when.getClientRects().length : null,
+  changeWidth: change ? change.getBoundingClientRect().width : null,
+  changeRight: change ? change.getBoundingClientRect().right : null,
+  width: document.documentElement.clientWidth,
+};
+"""
+
+
+def test_history_reads_on_a_phone(picker_site: str, driver: Any) -> None:
+    # Four columns at 390 px squeezed "What changed" to a letter per line, cut by the table's
+    # box, and broke the date at its dashes: each entry is now a block.
+    driver.set_window_size(*PHONE)
+    try:
+        login(driver, picker_site, "/admin/admin/article/2/change")
+        title = wait_for(driver, "#id_title")
+        title.clear()
+        title.send_keys("A considerably longer title, to see how the history shows it")
+        navigate(driver, driver.find_element(By.NAME, "_save"))
+        driver.get(f"{picker_site}/admin/admin/article/2/history")
+        wait_for(driver, "table.history")
+        shot(driver, "phone-history")
+        report = driver.execute_script(HISTORY_REPORT)
+        assert report["wrap"][0] <= report["wrap"][1], report  # nothing scrolls or is cut
+        assert report["whenLines"] == 1, report  # 2026-12-07 15:58 UTC on one line
+        assert report["changeWidth"] > report["width"] / 2, report  # words side by side
+        assert report["changeRight"] <= report["width"], report
+    except BaseException:
+        evidence(driver, "phone-history")
+        raise
+    finally:
+        driver.set_window_size(1280, 900)
+
+
+def test_long_titles_on_a_phone_list_keep_words_together(picker_site: str, driver: Any) -> None:
+    # A 40-character title in a 9rem column wrapped to four lines of two words (Django's
+    # wraps one word per line): the linked column is wider, two lines at most.
+    driver.set_window_size(*PHONE)
+    try:
+        login(driver, picker_site, "/admin/admin/article/3/change")
+        title = wait_for(driver, "#id_title")
+        title.clear()
+        title.send_keys("Notes on an analytical engine, part 59")
+        navigate(driver, driver.find_element(By.NAME, "_save"))
+        driver.get(f"{picker_site}/admin/admin/article?q=analytical")
+        link = wait_for(driver, "table.results tbody td a")
+        assert link.text == "Notes on an analytical engine, part 59"
+        shot(driver, "phone-list-long-title")
+        lines = driver.execute_script(
+            "const r = arguments[0].getClientRects();"
+            "return new Set([...r].map(x => Math.round(x.top))).size;",
+            link,
+        )
+        assert lines <= 2, lines
+        width = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert width[0] <= width[1], width  # the page itself still never scrolls sideways
+    except BaseException:
+        evidence(driver, "phone-list-long-title")
         raise
     finally:
         driver.set_window_size(1280, 900)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
 from transom.admin.history import LogEntry
@@ -65,6 +65,25 @@ async def test_add_form_widgets(database: Database, root: Browser) -> None:
     assert 'name="views"' not in page
     assert 'id="id_id"' not in page  # no read-only "Id" row before there is an id
     assert '<label for="id_author_id">Author' in page
+
+
+async def test_an_empty_picker_says_so_and_offers_to_add(database: Database, root: Browser) -> None:
+    # No tags at all: not a bare "0 of 0 selected" box, and a way to make the first one.
+    await seed(database, authors=1, articles_per_author=0)
+    async with database.session() as db:
+        await db.execute(delete(Tag))  # seed() makes one
+        await db.commit()
+    page = (await root.get(f"{ARTICLES}/add")).text
+    assert '<p class="picker-empty help">No tags yet.</p>' in page
+    add_tag = '<a href="/admin/admin/tag/add" target="_blank" rel="noopener">Add another tag</a>'
+    assert add_tag in page
+    assert "Edit this tag" not in page
+    async with database.session() as db:
+        db.add(Tag(name="news"))
+        await db.commit()
+    page = (await root.get(f"{ARTICLES}/add")).text
+    assert "picker-empty" not in page
+    assert "Add another tag" in page
 
 
 async def test_add_and_history(database: Database, root: Browser) -> None:

@@ -75,6 +75,23 @@ async def test_the_schema_refuses_what_the_api_would(database: Database, root: B
         assert author.name == "Anna"  # what the schema made of it is what is stored
 
 
+async def test_the_schemas_words_show_before_the_user_types(root: Browser) -> None:
+    # The rule is on the page before a refused save, and the control points at it.
+    form = (await root.get(f"{AUTHORS}/add")).text
+    assert '<small class="help" id="id_email-helptext">name@example.com</small>' in form
+    assert 'aria-describedby="id_email-helptext"' in form
+    assert "id_name-helptext" not in form  # no description, no help
+    refused = await root.post(
+        f"{AUTHORS}/add",
+        {"name": "Anna", "email": "anna@elsewhere.org", "_save": "1"},
+        token_from=f"{AUTHORS}/add",
+    )
+    assert refused.status_code == 422
+    assert 'aria-invalid="true" aria-describedby="id_email-helptext id_email-errors"' in (
+        refused.text
+    )
+
+
 async def test_a_change_is_checked_with_the_objects_other_values(
     database: Database, root: Browser
 ) -> None:

@@ -251,10 +251,11 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
     assert "Running upgrade  -> auth_0001" in made
     assert "Running upgrade auth_0001 -> auth_0002" in made
     assert "Running upgrade auth_0002 -> auth_0003" in made
+    assert "Running upgrade auth_0003 -> auth_0004" in made
     assert "Detected added table 'article'" in made
     assert "Detected added table 'transom_auth_user'" not in made  # the battery's, not ours
     script = next((project.root / "migrations" / "versions").glob("0001_*.py")).read_text()
-    assert 'depends_on: str | Sequence[str] | None = "auth_0003"' in script
+    assert 'depends_on: str | Sequence[str] | None = "auth_0004"' in script
 
     assert "Running upgrade  -> 0001_" in project.run("db", "migrate").stdout
     assert "up to date" in project.run("db", "current").stdout
@@ -265,7 +266,7 @@ def test_battery_migrations_run_with_the_projects(project: Project) -> None:
 
     # `downgrade` steps back along the project's own migrations, leaving the battery's.
     project.run("db", "downgrade")
-    assert project.run("db", "current").stdout.startswith("auth_0003 ")
+    assert project.run("db", "current").stdout.startswith("auth_0004 ")
     tables = project.python(TABLES)
     assert "'article'" not in tables
     assert "'transom_auth_user'" in tables
@@ -292,7 +293,7 @@ def test_migrate_applies_the_batteries_without_project_migrations(project: Proje
     project.write_app(APP_ONLY_AUTH)
     migrated = project.run("db", "migrate").stdout
     assert "Running upgrade  -> auth_0001" in migrated
-    assert "Database is at auth_0003" in migrated
+    assert "Database is at auth_0004" in migrated
     assert not (project.root / "migrations").exists()  # nothing written into the project
     assert "'transom_auth_user'" in project.python(TABLES)
     assert "up to date" in project.run("db", "current").stdout

@@ -36,6 +36,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import ColumnProperty
 from sqlalchemy.sql.schema import Column
 
+from transom.admin.validation import schema_of
 from transom.datastructures import FormData
 
 if TYPE_CHECKING:
@@ -77,6 +78,38 @@ def format_moment(value: Any, zone: dt.tzinfo = dt.UTC) -> str | None:
     if isinstance(value, dt.time):
         return value.strftime("%H:%M:%S" if value.second else "%H:%M")
     return None
+
+
+class WallClockError(ValueError):
+    """A local time the site's time zone skips or has twice; the message says which."""
+
+
+def zone_name(zone: dt.tzinfo) -> str:
+    """``Europe/Paris`` for a ``ZoneInfo``, ``UTC`` for :data:`datetime.UTC`."""
+    return str(getattr(zone, "key", None) or zone)
+
+
+def local_moment(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """``wall`` (a naive date and time typed in ``zone``) as an aware moment.
+
+    Raises:
+        WallClockError: ``zone`` skips that time (clocks go forward) or has it twice (clocks
+            go back). Picking one silently would store an hour off what the user meant, as
+            Django also refuses (its "couldn't be interpreted in time zone").
+    """
+    moment = wall.replace(tzinfo=zone, fold=0)
+    shown = wall.strftime("%Y-%m-%d %H:%M")
+    if moment.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != wall.replace(fold=0):
+        raise WallClockError(
+            f"{shown} does not exist in {zone_name(zone)}: the clocks skip that hour. "
+            "Enter a time before or after it."
+        )
+    if moment.utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset():
+        raise WallClockError(
+            f"{shown} happens twice in {zone_name(zone)} (the clocks go back that night). "
+            "Enter a time outside that hour."
+        )
+    return moment
 
 
 def label_for(name: str) -> str:
@@ -175,6 +208,8 @@ class AdminField:
             raise ValueError(f"At most {self.max_length} characters ({len(text)} given).")
         try:
             return self._parse(text)
+        except WallClockError:
+            raise
         except (ValueError, TypeError, decimal.InvalidOperation, json.JSONDecodeError) as exc:
             raise ValueError(self._invalid_message(exc)) from None
 
@@ -188,7 +223,7 @@ class AdminField:
             return dt.date.fromisoformat(text)
         if widget == "datetime":
             moment = dt.datetime.fromisoformat(text)
-            return moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
+            return moment if moment.tzinfo else local_moment(moment, self.zone)
         if widget == "time":
             return dt.time.fromisoformat(text)
         if widget == "json":
@@ -224,6 +259,35 @@ class AdminField:
         if self.python_type is uuid.UUID:
             return "Enter a valid UUID."
         return messages.get(widget, "Enter a valid value.")
+
+    def zone_label(self, shown: Any) -> str:
+        """The time zone a date-time control is typed in, shown beside it.
+
+        ``Europe/Paris (CET)``: the abbreviation of the shown value's date (CET in winter,
+        CEST in summer), of today for an empty control, of the IANA name alone when the
+        text does not parse (a refused value shown again).
+        """
+        name = zone_name(self.zone)
+        try:
+            wall = dt.datetime.fromisoformat(str(shown)) if shown else dt.datetime.now(self.zone)
+        except ValueError:
+            return name
+        abbreviation = wall.replace(tzinfo=self.zone).tzname() or ""
+        return f"{name} ({abbreviation})" if abbreviation and abbreviation != name else name
+
+    def unchanged(self, raw: Any, shown: Any) -> bool:
+        """Whether submitted date-time or time text ``raw`` is what the control showed.
+
+        Browsers submit ``2026-03-04T06:06`` for a shown ``2026-03-04T06:06:00``, so the two
+        are compared as values.
+        """
+        if self.widget not in ("datetime", "time") or not isinstance(raw, str) or not shown:
+            return False
+        parse = dt.datetime.fromisoformat if self.widget == "datetime" else dt.time.fromisoformat
+        try:
+            return bool(parse(raw.strip()) == parse(str(shown)))
+        except ValueError:
+            return False
 
     def to_form(self, value: Any) -> Any:
         """A stored value as the control shows it (a list of strings for ``m2m``)."""
@@ -369,14 +433,22 @@ def build_fields(admin: ModelAdmin, *, exclude: Iterable[str] = ()) -> list[Admi
     skip = set(exclude) | set(admin.exclude)
     readonly = set(admin.readonly_fields)
     fields: dict[str, AdminField] = {}
+    # The schema's words for a field ("Lowercase words-with-dashes") are shown before the user
+    # types, not only in the error after a refused save.
+    schema = schema_of(admin)
+    described = (
+        {name: info.description for name, info in schema.model_fields.items() if info.description}
+        if schema is not None
+        else {}
+    )
     for prop in mapper.column_attrs:
         column = prop.columns[0]
         if not isinstance(column, Column) or prop.key in skip:
             continue
         field = _column_field(model, prop, column)
         field.zone = admin.site.zone
-        if field.widget == "datetime" and not field.help_text:
-            field.help_text = f"Time zone: {admin.site.config.time_zone}."
+        if not field.help_text and prop.key in described:
+            field.help_text = described[prop.key]
         generated_pk = column.primary_key and (
             column.autoincrement is True
             or (column.autoincrement == "auto" and isinstance(column.type, Integer))
@@ -468,9 +540,16 @@ class AdminForm:
             else:
                 value = data.get(field.name)
                 raw = value if isinstance(value, str) else ""
+            shown = self.values.get(field.name)
             self.values[field.name] = (
                 bool(field.to_python(raw)) if field.widget == "checkbox" else raw
             )
+            if field.name in self.raw and field.unchanged(raw, shown):
+                # The control shows whole seconds in the site's zone: an untouched value is
+                # the stored one, not that rounded copy (nor, in the hour the clocks go back,
+                # the other of the two moments that read the same).
+                self.cleaned[field.name] = self.raw[field.name]
+                continue
             try:
                 self.cleaned[field.name] = field.to_python(raw)
             except ValueError as exc:

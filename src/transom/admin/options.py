@@ -31,7 +31,9 @@ __all__ = ["ModelAdmin", "action", "object_label"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 ActionFunc = Callable[..., Awaitable[Any]]
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# Word boundaries in a class name, acronyms included: "APIToken" -> "API Token" (as its table
+# name api_token and Django's verbose name "api token"), not "Apitoken".
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def action(*, description: str | None = None, permission: str = "change") -> Callable[[F], F]:

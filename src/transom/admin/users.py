@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from transom.admin.forms import AdminField, AdminForm
-from transom.admin.options import ModelAdmin
+from transom.admin.options import ModelAdmin, _humanise
 from transom.requests import Request
 
 if TYPE_CHECKING:
@@ -18,22 +18,60 @@ _FLAGS = ("is_active", "is_staff", "is_superuser")
 
 
 class _PermissionPicker(ModelAdmin):
-    """Permissions in a picker: "Can change post", under "Blog · post", not codenames."""
+    """Permissions in a picker: "Can change API token", under "Auth · api token", not codenames.
+
+    The four standard permissions are stored as "Can view apitoken" (the class name in lower
+    case, all the codename keeps); the picker says the model's name as its admin page does
+    ("Api token", split at its capitals) when the codename's model is a mapped class.
+    """
+
+    _readable: dict[str, str] | None = None
+
+    def _model_name(self, app: str, model: str) -> str | None:
+        """``"api token"`` for the codename part ``auth.apitoken``, if a mapped class has it."""
+        if self._readable is None:
+            from transom.auth.permissions import app_label
+
+            readable = {}
+            for mapper in self.model.registry.mappers:
+                cls = mapper.class_
+                admin = self.site.admin_for(cls)
+                name = admin.name if admin is not None else _humanise(cls.__name__)
+                readable[f"{app_label(cls)}.{cls.__name__.lower()}"] = name.lower()
+            self._readable = readable
+        return self._readable.get(f"{app}.{model}")
+
+    def _parts(self, obj: Any) -> tuple[str, str, str, str] | None:
+        codename = getattr(obj, "codename", None)
+        if not isinstance(codename, str) or "." not in codename:
+            return None
+        app, _, rest = codename.partition(".")
+        action, _, model = rest.partition("_")
+        return app, action, model, rest
 
     def choice_label(self, field: AdminField, obj: Any) -> str | None:
         codename = getattr(obj, "codename", None)
         if not isinstance(codename, str):
             return None
-        name = getattr(obj, "name", "")
-        return str(name) if name else codename
+        name = str(getattr(obj, "name", "") or "")
+        parts = self._parts(obj)
+        if parts is not None:
+            from transom.auth.permissions import ACTIONS
+
+            app, action, model, _rest = parts
+            readable = self._model_name(app, model)
+            # Only the generated name is reworded; a custom permission keeps its own words.
+            if readable and action in ACTIONS and name == f"Can {action} {model}":
+                return f"Can {action} {readable}"
+        return name or codename
 
     def choice_group(self, field: AdminField, obj: Any) -> str:
-        codename = getattr(obj, "codename", None)
-        if not isinstance(codename, str) or "." not in codename:
+        parts = self._parts(obj)
+        if parts is None:
             return ""
-        app, _, rest = codename.partition(".")
-        _action, _, model = rest.partition("_")
-        return f"{app.replace('_', ' ').capitalize()} · {model.replace('_', ' ') or rest}"
+        app, _action, model, rest = parts
+        readable = self._model_name(app, model) or model.replace("_", " ") or rest
+        return f"{app.replace('_', ' ').capitalize()} · {readable}"
 
 
 class UserAdmin(_PermissionPicker):

@@ -41,7 +41,7 @@ async def _prepare_related(ctx: Ctx, admin: ModelAdmin, form: AdminForm) -> None
         pk = sa_inspect(related).primary_key[0]
         limit = admin.fk_select_limit
         related_admin = ctx.site.admin_for(related)
-        if field.widget == "fk" and related_admin is not None and not field.readonly:
+        if related_admin is not None and not field.readonly:
             field.related_links = await _related_links(ctx, field, related_admin, form)
         base = related_admin.get_queryset(ctx.request) if related_admin else select(related)
         rows = list((await ctx.db.execute(base.order_by(pk).limit(limit + 1))).scalars())
@@ -74,11 +74,13 @@ async def _prepare_related(ctx: Ctx, admin: ModelAdmin, form: AdminForm) -> None
 async def _related_links(
     ctx: Ctx, field: Any, related_admin: ModelAdmin, form: AdminForm
 ) -> list[tuple[str, str]]:
-    """ "Edit Ann" and "Add another author" beside a foreign key (each opens a new tab)."""
+    """ "Edit Ann" and "Add another author" beside a foreign key, "Add another tag" beside a
+    many-to-many picker (each opens a new tab)."""
     perms = await related_admin.permissions(ctx.request, ctx.db, ctx.user)
     links = []
     current = form.values.get(field.name)
-    if current not in (None, "") and (perms["change"] or perms["view"]):
+    one = field.widget == "fk"
+    if one and current not in (None, "") and (perms["change"] or perms["view"]):
         verb = "Edit" if perms["change"] else "View"
         links.append(
             (f"{verb} this {related_admin.name.lower()}", related_admin.url("change", current))

@@ -10,7 +10,7 @@ from transom.db.migrations.commands import (
     NotUpToDate,
     run_on_connection,
 )
-from transom.db.migrations.operations import microsecond_datetimes
+from transom.db.migrations.operations import microsecond_datetimes, sqlite_autoincrement
 from transom.db.migrations.runner import migration_options, run_migrations
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "migration_options",
     "run_migrations",
     "run_on_connection",
+    "sqlite_autoincrement",
 ]
