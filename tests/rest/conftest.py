@@ -23,14 +23,20 @@ from transom.db.config import sync_url
 from transom.rest import Rest, RestConfig
 from transom.security import Security, SecurityConfig
 
-from .models import Label, Story, story_labels
+from .models import Label, Reaction, Story, story_labels
 
 SECRET = "rest-tests-secret-key"
 CHEAP = PasswordHashers(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 def tables() -> list[Table]:
-    return [*auth_tables(), Label.__table__, Story.__table__, story_labels]  # type: ignore[list-item]
+    return [
+        *auth_tables(),
+        Label.__table__,  # type: ignore[list-item]
+        Story.__table__,  # type: ignore[list-item]
+        story_labels,
+        Reaction.__table__,  # type: ignore[list-item]
+    ]
 
 
 class RestDatabases:
