@@ -217,3 +217,17 @@ async def test_a_cache_outage_falls_back_to_the_database(
         await revoke(app, revoked)  # the cache write is skipped; the database has it
         refused = await client.get("/me", headers=revoked)
         assert refused.status_code == 401, refused.text
+
+
+async def test_the_in_process_cache_is_bounded_and_a_revocation_wins() -> None:
+    cache = LocalRevocations(max_entries=2)
+    await cache.not_revoked("a", 60)
+    await cache.revoked("b", 60)
+    await cache.not_revoked("b", 60)  # a check racing with the revocation: ignored
+    assert await cache.get("b") is True
+    await cache.not_revoked("c", 60)
+    assert len(cache) == 2
+    assert await cache.get("a") is None  # the oldest went first
+    assert (await cache.get("b"), await cache.get("c")) == (True, False)
+    with pytest.raises(ValueError, match="revocation_cache_ttl"):
+        JWTConfig(revocation_cache_ttl=-1)
