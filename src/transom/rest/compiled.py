@@ -256,6 +256,8 @@ def _links(
     cls: type[ModelResource], fields: dict[str, FieldSpec], nested: dict[str, Any]
 ) -> dict[str, Link]:
     declared = cls.links
+    if isinstance(declared, str):
+        raise TypeError(f"{cls.__name__}.links: a list of relation names, not one string")
     chosen: dict[str, Any] = (
         dict(declared) if isinstance(declared, Mapping) else dict.fromkeys(declared)
     )
