@@ -190,8 +190,13 @@ async def test_declarations_are_checked(make_app: AppFactory) -> None:
     class NestsLinks(ModelResource, model=Reaction, prefix="/api/z"):
         nested = {"story": LinkedStories}
 
+    class OneString(ModelResource, model=Story, prefix="/api/w"):
+        links = "author"
+
     with pytest.raises(ValueError, match="not a relation"):
         make_app(NotARelation)
+    with pytest.raises(TypeError, match="not one string"):
+        make_app(OneString)
     with pytest.raises(ValueError, match="link or nested, not both"):
         make_app(Both)
     with pytest.raises(TypeError, match="sends links"):
