@@ -73,6 +73,8 @@ class Link:
                 f"the link {self.field!r} is not resolved yet: the app builds it (app.build(), "
                 "a server or the test client) before serving"
             )
+        if type(value) is int:  # most keys: nothing to quote, and quote() is the cost here
+            return base + str(value)
         return base + quote(str(value), safe="")
 
 
