@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, create_engine, delete
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table
 
-from db.conftest import BACKENDS, Servers, require_backend
+import _engines
+from _engines import TableDatabases
 from transom import App, Settings
 from transom.auth import (
     Argon2Hasher,
@@ -31,7 +31,6 @@ from transom.auth import (
 )
 from transom.auth.models import auth_tables
 from transom.db import Database, DatabaseConfig, Model, get_database
-from transom.db.config import sync_url
 from transom.security import CSRFToken, Security, SecurityConfig
 from transom.testing import AsyncTestClient
 
@@ -47,36 +46,13 @@ def tables() -> list[Table]:
     return [*auth_tables(), Model.metadata.tables[AuthTestArticle.__tablename__]]
 
 
-class AuthDatabases:
-    """One database per backend for this run, tables created on first use."""
+class AuthDatabases(TableDatabases):
+    """One database per backend for this run, the auth tables created on first use."""
 
     def __init__(self, tmp: Path, name: str = "auth") -> None:
-        self.servers = Servers(tmp)
         # Another test package that reuses these fixtures passes its own name: two session
         # fixtures with one database name would drop it under each other's feet.
-        self.name = name
-        self.urls: dict[str, str] = {}
-        self.engines: dict[str, Engine] = {}
-
-    def url(self, backend: str) -> str:
-        if backend not in self.urls:
-            url = self.servers.url(backend, name=self.name)
-            engine = create_engine(sync_url(url))
-            Model.metadata.create_all(engine, tables=tables())
-            self.urls[backend], self.engines[backend] = url, engine
-        return self.urls[backend]
-
-    def clear(self, backend: str) -> None:
-        engine = self.engines[backend]
-        with engine.begin() as conn:
-            for table in reversed(Model.metadata.sorted_tables):
-                if table in tables():
-                    conn.execute(delete(table))
-
-    def close(self) -> None:
-        for engine in self.engines.values():
-            engine.dispose()
-        self.servers.close()
+        super().__init__(tmp, name, tables)
 
 
 @pytest.fixture(scope="session")
@@ -86,16 +62,9 @@ def auth_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthDat
     registry.close()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    require_backend(name)
-    return name
+# The engine fixtures (tests/_engines.py), for this package's tests.
+anyio_backend = _engines.anyio_backend
+backend = _engines.backend
 
 
 @pytest.fixture

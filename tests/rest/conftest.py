@@ -11,55 +11,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, create_engine, delete, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, event
 
-from db.conftest import BACKENDS, Servers, require_backend
+import _engines
+from _engines import TableDatabases
 from transom import App, Settings
 from transom.auth import Argon2Hasher, Auth, AuthConfig, JWTConfig, PasswordHashers, User
 from transom.auth.models import auth_tables
-from transom.db import Database, DatabaseConfig, Model, get_database
-from transom.db.config import sync_url
+from transom.db import Database, DatabaseConfig, get_database
 from transom.rest import Rest, RestConfig
 from transom.security import Security, SecurityConfig
 
-from .models import Label, Story, story_labels
+from .models import Label, Reaction, Story, story_labels
 
 SECRET = "rest-tests-secret-key"
 CHEAP = PasswordHashers(Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 def tables() -> list[Table]:
-    return [*auth_tables(), Label.__table__, Story.__table__, story_labels]  # type: ignore[list-item]
+    return [
+        *auth_tables(),
+        Label.__table__,  # type: ignore[list-item]
+        Story.__table__,  # type: ignore[list-item]
+        story_labels,
+        Reaction.__table__,  # type: ignore[list-item]
+    ]
 
 
-class RestDatabases:
-    """One database per backend for this run, tables created on first use."""
+class RestDatabases(TableDatabases):
+    """One database per backend for this run, the REST tests' tables created on first use."""
 
     def __init__(self, tmp: Path) -> None:
-        self.servers = Servers(tmp)
-        self.urls: dict[str, str] = {}
-        self.engines: dict[str, Engine] = {}
-
-    def url(self, backend: str) -> str:
-        if backend not in self.urls:
-            url = self.servers.url(backend, name="rest")
-            engine = create_engine(sync_url(url))
-            Model.metadata.create_all(engine, tables=tables())
-            self.urls[backend], self.engines[backend] = url, engine
-        return self.urls[backend]
-
-    def clear(self, backend: str) -> None:
-        wanted = tables()
-        with self.engines[backend].begin() as conn:
-            for table in reversed(Model.metadata.sorted_tables):
-                if table in wanted:
-                    conn.execute(delete(table))
-
-    def close(self) -> None:
-        for engine in self.engines.values():
-            engine.dispose()
-        self.servers.close()
+        super().__init__(tmp, "rest", tables)
 
 
 @pytest.fixture(scope="session")
@@ -69,16 +52,9 @@ def rest_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestDat
     registry.close()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    require_backend(name)
-    return name
+# The engine fixtures (tests/_engines.py), for this package's tests.
+anyio_backend = _engines.anyio_backend
+backend = _engines.backend
 
 
 @pytest.fixture

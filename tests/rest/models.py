@@ -51,3 +51,16 @@ class Story(Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("transom_auth_user.id"))
     author: Mapped[User] = relationship()
     labels: Mapped[list[Label]] = relationship(secondary=story_labels)
+
+
+class Reaction(Model):
+    """A reaction to a story, maybe with a label: a required and a nullable many-to-one."""
+
+    __tablename__ = "rest_reaction"
+    __app_label__ = "news"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("rest_story.id", ondelete="CASCADE"))
+    story: Mapped[Story] = relationship()
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("rest_label.id"))
+    label: Mapped[Label | None] = relationship()

@@ -15,6 +15,7 @@ from transom._types import ASGIApp, Receive, Scope, Send
 from transom.auth.email import ConsoleBackend, EmailBackend
 from transom.auth.hashers import PasswordHashers, use_hashers
 from transom.auth.jwt import JWTConfig, JWTManager
+from transom.auth.revocation import SharedRevocations
 from transom.auth.tokens import SignedTokens
 from transom.auth.validators import DEFAULT_VALIDATORS, PasswordValidator
 from transom.batteries import Battery, split_arguments
@@ -324,6 +325,12 @@ class Auth(Battery):
         if self.prefix is not None or self.jwt_config is not None:
             # Reset links, "remember me" cookies and JWTs are signed, sessions on or off.
             self.app.settings.require_secret_key("transom.auth signs tokens and links")
+        if self.jwt_config is not None:
+            # The cache battery is optional: found by its extension name when the app has
+            # one (on Redis, a revocation then reaches every process at once), never imported.
+            cache = self.app.extensions.get("transom.cache")
+            if cache is not None and not isinstance(self.jwt.revocations, SharedRevocations):
+                self.jwt.revocations = SharedRevocations(cache)
 
     async def _sync_permissions(self) -> None:
         from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError

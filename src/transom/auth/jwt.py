@@ -20,6 +20,7 @@ import jwt
 from sqlalchemy import delete, select, update
 
 from transom.auth.models import RefreshToken, RevokedToken
+from transom.auth.revocation import LocalRevocations, RevocationCache
 
 if TYPE_CHECKING:
     from transom.db import DbSession
@@ -49,10 +50,18 @@ class JWTConfig:
         access_ttl: Access token lifetime, seconds.
         refresh_ttl: Refresh token lifetime, seconds.
         leeway: Clock skew tolerated, seconds.
-        check_revoked: Look up every access token in the revocation table (one query per
-            authenticated request). ``False`` skips the query: a revoked access token then
-            works until it expires (keep ``access_ttl`` short); refresh tokens are always
-            checked.
+        check_revoked: Check every access token against the revocation table. ``False``
+            skips the check: a revoked access token then works until it expires (keep
+            ``access_ttl`` short); refresh tokens are always checked.
+        revocation_cache_ttl: Seconds the answer "not revoked" is cached per token (in the
+            cache battery when the app has one, else in this process), so an authenticated
+            request costs no revocation query while its token's answer is cached. It is the
+            longest a token revoked *by another process* keeps working when the cache is
+            per process; a revocation is written to the cache at once, so the process that
+            revokes (and, with a Redis cache, every process) refuses the token immediately.
+            ``0`` queries the database on every request.
+        revocation_cache_size: The most tokens the in-process cache remembers (the oldest
+            are forgotten first); the cache battery has its own limits.
     """
 
     algorithm: str = "HS256"
@@ -65,8 +74,14 @@ class JWTConfig:
     refresh_ttl: int = 14 * 24 * 3600
     leeway: int = 0
     check_revoked: bool = True
+    revocation_cache_ttl: float = 30.0
+    revocation_cache_size: int = 10_000
 
     def __post_init__(self) -> None:
+        if self.revocation_cache_ttl < 0:
+            raise ValueError("revocation_cache_ttl must be >= 0 (0: no cache)")
+        if self.revocation_cache_size < 1:
+            raise ValueError("revocation_cache_size must be >= 1")
         if self.algorithm.lower() == "none":
             raise ValueError("the 'none' algorithm is never allowed")
         if self.algorithm not in _SYMMETRIC and not (self.private_key and self.public_key):
@@ -102,6 +117,9 @@ class JWTManager:
         else:
             self._sign_key = config.private_key
             self._verify_key = config.public_key
+        #: Where revocation answers are cached (:mod:`transom.auth.revocation`); the auth
+        #: battery puts the app's cache battery here when it has one.
+        self.revocations: RevocationCache = LocalRevocations(config.revocation_cache_size)
 
     def _encode(self, subject: str, kind: str, ttl: int, extra: dict[str, Any]) -> tuple[str, str]:
         now = int(time.time())
@@ -189,14 +207,38 @@ class JWTManager:
             await self._revoke_family(db, row.family)
 
     async def revoke_access(self, db: DbSession, claims: dict[str, Any]) -> None:
-        """Deny an access token until it expires (by its ``jti``)."""
-        db.add(RevokedToken(id=str(claims["jti"]), expires_at=float(claims["exp"])))
+        """Deny an access token until it expires (by its ``jti``).
+
+        The revocation cache learns it at once, before the caller commits: a token whose
+        revocation then fails to commit is refused anyway (it was meant to end).
+        """
+        jti = str(claims["jti"])
+        db.add(RevokedToken(id=jti, expires_at=float(claims["exp"])))
         await db.flush()
+        await self.revocations.revoked(jti, self._remaining(claims))
 
     async def is_revoked(self, db: DbSession, claims: dict[str, Any]) -> bool:
-        """Whether an access token was revoked."""
-        found = await db.execute(select(RevokedToken.id).where(RevokedToken.id == claims["jti"]))
-        return found.first() is not None
+        """Whether an access token was revoked: the cached answer, else the database's
+        (then cached, see ``JWTConfig.revocation_cache_ttl``)."""
+        jti = str(claims["jti"])
+        ttl = self.config.revocation_cache_ttl
+        if ttl > 0:
+            cached = await self.revocations.get(jti)
+            if cached is not None:
+                return cached
+        found = await db.execute(select(RevokedToken.id).where(RevokedToken.id == jti))
+        revoked = found.first() is not None
+        if ttl > 0:
+            remaining = self._remaining(claims)
+            if revoked:
+                await self.revocations.revoked(jti, remaining)
+            else:
+                await self.revocations.not_revoked(jti, min(ttl, remaining))
+        return revoked
+
+    def _remaining(self, claims: dict[str, Any]) -> float:
+        # The token's remaining life (with the clock skew allowed): no answer outlives it.
+        return max(1.0, float(claims["exp"]) + self.config.leeway - time.time())
 
     async def _revoke_family(self, db: DbSession, family: str) -> None:
         await db.execute(

@@ -63,7 +63,11 @@ class Rest(Battery):
         return (Database,)
 
     def setup(self, app: App) -> None:
+        from transom.rest.links import resolve_links
+
         app.openapi_hook(self._openapi)
+        # Links point at routes: resolved once every resource is included.
+        app.add_check(lambda: resolve_links(app))
 
     def _openapi(self, document: dict[str, Any]) -> None:
         """Add what the generic handlers read by themselves: bodies, query and path

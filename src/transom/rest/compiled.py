@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, create_model
@@ -15,6 +15,7 @@ from sqlalchemy.sql import ColumnElement
 from transom.rest.battery import RestConfig
 from transom.rest.errors import ErrorFormat
 from transom.rest.filters import Filter, compile_filters
+from transom.rest.links import Link
 from transom.rest.permissions import Permission
 from transom.rest.reader import Reader
 from transom.rest.schemas import FieldSpec, model_fields, read_schema, serializer, write_schema
@@ -40,6 +41,7 @@ class Compiled:
         from transom.rest.resource import ModelResource as resource_class
 
         cls = type(resource)
+        self.resource_class = cls
         model = cls.model
         configure_mappers()
         mapper = sa_inspect(model)
@@ -57,6 +59,7 @@ class Compiled:
         else:
             wanted += [n for n in named if n not in wanted]
         self.fields = model_fields(model, wanted, cls.exclude)
+        self.links: dict[str, Link] = _links(cls, self.fields, named)
         pk_columns = mapper.primary_key
         self.pk_attr = mapper.get_property_by_column(pk_columns[0]).key
         lookup = cls.lookup or self.pk_attr
@@ -77,6 +80,13 @@ class Compiled:
                 target = named[name]
                 if isinstance(target, type) and issubclass(target, resource_class):
                     inner = target()._compiled_for(config)
+                    if inner.links:
+                        # Its links are resolved for the routes the app serves, which an
+                        # instance made here has none of.
+                        raise TypeError(
+                            f"{cls.__name__}.nested[{name!r}]: {target.__name__} sends links; "
+                            "nest a resource without links, or a list of fields"
+                        )
                     nested_schemas[name] = inner.read_model
                     nested_getters[name] = inner.to_data
                     inner_loads = [*inner.loads, lazyload("*")]
@@ -110,6 +120,7 @@ class Compiled:
                 option = loader(relation)
                 self.loads.append(option.options(*inner_loads) if inner_loads else option)
             elif spec.kind == "collection":
+                # Ids and links of a collection read its objects: one IN query.
                 self.loads.append(selectinload(relation))
         if cls.read_schema is not None:
             # An override reads attributes itself: load the relations it names.
@@ -122,15 +133,14 @@ class Compiled:
         readable = {n: s for n, s in self.fields.items() if n not in cls.write_only}
         self.readable: dict[str, FieldSpec] = readable
         #: Only columns and related ids: a nested relation of another resource reads as is.
-        self.flat: bool = cls.read_schema is None and not named
+        self.flat: bool = cls.read_schema is None and not named and not self.links
         self.read_model: type[BaseModel] = cls.read_schema or read_schema(
-            f"{title}Read", readable, nested_schemas
+            f"{title}Read", readable, nested_schemas, links=self.links
         )
         self.read_adapter: TypeAdapter[Any] = TypeAdapter(self.read_model)
-        if cls.read_schema is not None:
-            self.to_data: Callable[[Any], Any] = lambda obj: obj
-        else:
-            self.to_data = serializer(readable, nested_getters)
+        self._nested_getters = nested_getters
+        self._nested_fields = nested_fields
+        self._base_loads = self.loads
         read_only = set(cls.read_only) | {self.pk_attr}
         # A nested relation is written by id(s), as when it is not nested.
         writable = {n: s for n, s in self.fields.items() if n not in read_only}
@@ -181,24 +191,49 @@ class Compiled:
         self.permissions: list[Permission] = [
             p() if isinstance(p, type) else p for p in cls.permissions
         ]
+        self._core_reads = cls.read_schema is None and cls.query is resource_class.query
+        self.build_reads()
+
+    def build_reads(self) -> None:
+        """Build what reads and sends objects: the loader options, the ORM serializer and the
+        Core reader. Again once the links are resolved (their related resource's lookup
+        field decides what is read)."""
+        cls = self.resource_class
+        readable = self.readable
+        self.loads = list(self._base_loads)
+        overrides: dict[str, Callable[[Any], Any]] = {}
+        for name, link in self.links.items():
+            spec = readable.get(name)
+            if spec is None:
+                continue  # write-only
+            overrides[name] = _link_getter(spec, link)
+            if spec.kind == "fk" and not link.by_pk:
+                # The related object's lookup column, joined like a nested relation.
+                target = link.target
+                self.loads.append(
+                    joinedload(getattr(cls.model, name)).options(
+                        load_only(getattr(target, link.key)), lazyload("*")
+                    )
+                )
+        if cls.read_schema is not None:
+            self.to_data: Callable[[Any], Any] = lambda obj: obj
+        else:
+            self.to_data = serializer(readable, self._nested_getters, overrides)
         # Lists and reads in Core rows when the resource allows it: its own read schema or
         # query() hook (which may add ORM options or joins) keep the ORM path.
         self.reader: Reader | None = None
-        if (
-            cls.read_schema is None
-            and nested_fields is not None
-            and cls.query is resource_class.query
-        ):
+        if self._core_reads and self._nested_fields is not None:
             page_fields = list(self.list_model.model_fields)
             self.reader = Reader.build(
-                model,
+                cls.model,
                 readable,
-                nested_fields,
+                self._nested_fields,
                 self.lookup,
                 self.order_columns,
                 self.default_order,
                 self.pk_attr,
                 page_fields,
+                self.links,
             )
         #: Retrieve reads rows unless a permission looks at the object itself.
         self.fast_retrieve = self.reader is not None and all(
@@ -215,6 +250,49 @@ class Compiled:
             return self.reader.item_adapter.dump_json(self.to_data(obj))
         value = self.read_adapter.validate_python(self.to_data(obj), from_attributes=True)
         return self.read_adapter.dump_json(value, by_alias=True)
+
+
+def _links(
+    cls: type[ModelResource], fields: dict[str, FieldSpec], nested: dict[str, Any]
+) -> dict[str, Link]:
+    declared = cls.links
+    if isinstance(declared, str):
+        raise TypeError(f"{cls.__name__}.links: a list of relation names, not one string")
+    chosen: dict[str, Any] = (
+        dict(declared) if isinstance(declared, Mapping) else dict.fromkeys(declared)
+    )
+    links: dict[str, Link] = {}
+    for name, resource in chosen.items():
+        spec = fields.get(name)
+        where = f"{cls.__name__}.links[{name!r}]"
+        if spec is None or spec.relationship is None or spec.target is None:
+            raise ValueError(f"{where}: not a relation among the resource's fields")
+        if name in nested:
+            raise ValueError(f"{where}: a relation is sent as a link or nested, not both")
+        if cls.read_schema is not None:
+            raise ValueError(f"{where}: links need the derived read schema (no read_schema)")
+        mapper = spec.relationship.mapper
+        pk = mapper.get_property_by_column(mapper.primary_key[0]).key
+        links[name] = Link(name, spec.target, resource, pk)
+    return links
+
+
+def _link_getter(spec: FieldSpec, link: Link) -> Callable[[Any], Any]:
+    """The link(s) of an ORM object's relation (what the Core reader builds from rows)."""
+    url = link.url
+    key = link.key
+    if spec.kind == "collection":
+        return lambda obj: [url(getattr(item, key)) for item in getattr(obj, spec.attr)]
+    if link.by_pk:
+        fk = spec.attr  # the foreign key holds the related primary key: nothing to load
+
+        return lambda obj: url(getattr(obj, fk))
+
+    def get(obj: Any) -> Any:
+        related = getattr(obj, spec.name)
+        return None if related is None else url(getattr(related, key))
+
+    return get
 
 
 def list_parameters(cls: type[ModelResource], compiled: Compiled) -> list[dict[str, Any]]:

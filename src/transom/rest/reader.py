@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import TypeAdapter
@@ -28,6 +28,9 @@ from sqlalchemy.sql.schema import Column
 from typing_extensions import TypedDict
 
 from transom.rest.schemas import FieldSpec
+
+if TYPE_CHECKING:
+    from transom.rest.links import Link
 
 __all__ = ["Reader"]
 
@@ -71,10 +74,11 @@ def _code(expressions: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{name!r}: {expr}" for name, expr in expressions.items()) + "}"
 
 
-def _compile(args: str, body: str) -> Callable[..., Any]:
+def _compile(args: str, body: str, env: Mapping[str, Any] | None = None) -> Callable[..., Any]:
     # A generated dict display per row is several times faster than a loop over a field plan;
-    # only field names (repr'd) and integer positions go into the source.
-    namespace: dict[str, Any] = {}
+    # only field names (repr'd), integer positions and the names of ``env`` (the link
+    # builders, ``_l<n>``) go into the source.
+    namespace: dict[str, Any] = dict(env or {})
     exec(f"def build({args}):\n    return {body}\n", namespace)
     builder: Callable[..., Any] = namespace["build"]
     return builder
@@ -128,11 +132,15 @@ class Reader:
         default_order: Sequence[str],
         pk_attr: str,
         page_fields: Sequence[str],
+        links: Mapping[str, Link] | None = None,
     ) -> Reader | None:
         """The reader of a resource showing ``readable``, ``nested`` mapping a relation to
-        the (flat) fields shown of its objects; ``None`` when a field needs the ORM: a model
-        with inheritance, a relation with a custom join or a composite key, a column that is
-        not one of the model's own table."""
+        the (flat) fields shown of its objects, ``links`` the relations sent as links;
+        ``None`` when a field needs the ORM: a model with inheritance, a relation with a
+        custom join or a composite key, a column that is not one of the model's own
+        table."""
+        links = links or {}
+        env: dict[str, Any] = {}  # the link builders the generated code calls
         mapper: Mapper[Any] = sa_inspect(model)
         table = _simple_mapper(mapper)
         if table is None:
@@ -152,7 +160,20 @@ class Reader:
         collections: list[_Collection] = []
         for name, spec in readable.items():
             relation = spec.relationship
-            if spec.kind == "collection" or (spec.kind == "fk" and name in nested):
+            link = links.get(name)
+            call = ""
+            if link is not None:
+                call = f"_l{len(env)}"
+                env[call] = link.url
+                if spec.kind == "fk" and link.by_pk:
+                    # The foreign key is the related primary key: no join.
+                    found = _column(mapper, table, spec)
+                    if found is None:
+                        return None
+                    expressions[name] = f"{call}(r[{position(found)}])"
+                    types[name] = str | None if spec.nullable else str
+                    continue
+            if spec.kind == "collection" or (spec.kind == "fk" and (name in nested or link)):
                 if relation is None:
                     return None
                 target = _simple_mapper(relation.mapper)
@@ -160,7 +181,12 @@ class Reader:
                     return None
                 sub = nested.get(name)
                 shown: dict[str, Column[Any]] = {}
-                if sub is None:  # a collection of ids
+                if link is not None:  # the related lookup column (a slug), or its key
+                    key_column = getattr(relation.mapper.attrs.get(link.key), "columns", [None])[0]
+                    if not isinstance(key_column, Column) or key_column.table is not target:
+                        return None
+                    shown = {"": key_column}
+                elif sub is None:  # a collection of ids
                     pk = relation.mapper.primary_key
                     if len(pk) != 1 or not isinstance(pk[0], Column) or pk[0].table is not target:
                         return None
@@ -180,18 +206,28 @@ class Reader:
                     alias = target.alias()
                     froms = froms.outerjoin(alias, alias.c[remote.key] == local)
                     present = position(alias.c[remote.key])
+                    if link is not None:
+                        value = f"{call}(r[{position(alias.c[shown[''].key])}])"
+                        expressions[name] = f"None if r[{present}] is None else {value}"
+                        types[name] = str | None if spec.nullable else str
+                        continue
                     inner = {n: f"r[{position(alias.c[c.key])}]" for n, c in shown.items()}
                     expressions[name] = f"None if r[{present}] is None else {_code(inner)}"
                     types[name] = sub_type | None if spec.nullable else sub_type
                 else:
-                    collection = _collection(relation, table, target, shown, position)
+                    collection = _collection(relation, table, target, shown, position, call, env)
                     if collection is None:
                         return None
                     owner = collection.owner_index
                     expressions[name] = f"c[{len(collections)}].get(r[{owner}], [])"
                     collections.append(collection)
-                    item = sub_type if sub is not None else _python_type(shown[""])
-                    types[name] = list[item]  # type: ignore[valid-type]
+                    if link is not None:
+                        item: Any = str
+                    elif sub is not None:
+                        item = sub_type
+                    else:
+                        item = _python_type(shown[""])
+                    types[name] = list[item]
                 continue
             found = _column(mapper, table, spec)
             if found is None:
@@ -227,7 +263,7 @@ class Reader:
         }
         shape = {n: page_types[n] for n in page_fields}
         page_type = _typed_dict(f"{model.__name__}Page", None, shape)
-        build = _compile("r, c", _code(expressions))
+        build = _compile("r, c", _code(expressions), env)
         return cls(
             table,
             froms,
@@ -339,6 +375,8 @@ def _collection(
     target: Table,
     shown: Mapping[str, Column[Any]],
     position: Callable[[ColumnElement[Any]], int],
+    call: str = "",
+    env: Mapping[str, Any] | None = None,
 ) -> _Collection | None:
     pairs = relation.synchronize_pairs
     if len(pairs) != 1:
@@ -369,7 +407,8 @@ def _collection(
     if relation.order_by:
         stmt = stmt.order_by(*relation.order_by)
     if list(shown) == [""]:
-        build = _compile("r", "r[1]")
+        # One value per item: an id, or the link a builder of ``env`` makes of it.
+        build = _compile("r", f"{call}(r[1])" if call else "r[1]", env)
     else:
         build = _compile("r", _code({n: f"r[{i + 1}]" for i, n in enumerate(shown)}))
     return _Collection(stmt, position(local), build)

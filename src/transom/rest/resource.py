@@ -79,6 +79,10 @@ class ModelResource:
     #: Relations sent as objects: ``{"author": True}`` (its columns), a resource class (its
     #: read schema) or a Pydantic model. Loaded eagerly: no query per item.
     nested: ClassVar[Mapping[str, Any]] = {}
+    #: Relations sent as links, the path of the related object's retrieve route
+    #: (``"/api/users/3"``; a list of them for a collection): ``["author"]``, or
+    #: ``{"author": Users}`` to name the resource linked to when several serve the model.
+    links: ClassVar[Sequence[str] | Mapping[str, type[ModelResource]]] = ()
     #: ``"field"`` or ``"field__lookup"`` (gt, gte, lt, lte, in, isnull, icontains).
     filters: ClassVar[Sequence[str]] = ()
     #: Fields ``?ordering=`` may name (``-`` for descending); as written, the default order.
@@ -241,6 +245,8 @@ class ModelResource:
             path, method, handler, status, out = std[op]
             op_id = f"{name}_{op}"
             endpoint = self._endpoint(op, handler, path == item, None)
+            # How links find the retrieve route of a model (transom.rest.links).
+            endpoint.__transom_rest_route__ = (self, op, cls.prefix + path)  # type: ignore[attr-defined]
             if out is None:
                 endpoint.__annotations__["return"] = None  # documented as 204, no body
             router.add_route(

@@ -2,13 +2,13 @@
 
 Columns give their Python type, nullability, string length, enum and scalar default;
 many-to-one relations appear under the relation's name as the related id (``"author": 3``,
-written the same way), collections as lists of ids, or nested objects when asked.
+written the same way), collections as lists of ids, or as links or nested objects when asked.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Annotated, Any, Literal
 
@@ -161,14 +161,20 @@ def read_schema(
     specs: Mapping[str, FieldSpec],
     nested: Mapping[str, Any],
     config: ConfigDict | None = None,
+    links: Collection[str] = (),
 ) -> type[BaseModel]:
     """The response schema: every field, nullable ones as ``X | None``; ``nested`` maps a
-    relation name to the schema of its objects."""
+    relation name to the schema of its objects; ``links`` names the relations sent as
+    links (strings, ``format: uri-reference``)."""
+    from transom.rest.links import LinkURL
+
     fields: dict[str, Any] = {}
     for spec in specs.values():
-        if spec.name in nested:
+        if spec.name in links:
+            annotation: Any = list[LinkURL] if spec.kind == "collection" else LinkURL
+        elif spec.name in nested:
             inner = nested[spec.name]
-            annotation: Any = list[inner] if spec.kind == "collection" else inner  # type: ignore[valid-type]
+            annotation = list[inner] if spec.kind == "collection" else inner  # type: ignore[valid-type]
         else:
             annotation = spec.annotation
         if spec.nullable:
@@ -220,16 +226,23 @@ def _none() -> None:
 Getter = Callable[[Any], Any]
 
 
-def serializer(specs: Mapping[str, FieldSpec], nested: Mapping[str, Getter]) -> Getter:
+def serializer(
+    specs: Mapping[str, FieldSpec],
+    nested: Mapping[str, Getter],
+    overrides: Mapping[str, Getter] | None = None,
+) -> Getter:
     """A function from a model instance to the dict its read schema validates.
 
     Relations not nested give ids (the foreign-key column, no query); ``nested`` maps a
-    relation name to the function converting one related object.
+    relation name to the function converting one related object; ``overrides`` maps a field
+    to the function reading it from the object (links).
     """
     plan: list[tuple[str, Getter]] = []
     for spec in specs.values():
         read = attrgetter(spec.attr)
-        if spec.kind == "collection":
+        if overrides and spec.name in overrides:
+            plan.append((spec.name, overrides[spec.name]))
+        elif spec.kind == "collection":
             inner = nested.get(spec.name) or _pk_getter(spec)
             plan.append((spec.name, _each(read, inner)))
         elif spec.kind == "fk" and spec.name in nested:
