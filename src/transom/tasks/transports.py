@@ -8,8 +8,8 @@ that can be listed and re-run, and durable queues with persistent messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -77,6 +77,26 @@ class Envelope:
 
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
+
+    def body(self, destination: str) -> bytes:
+        """The message body a taskiq worker reads (taskiq's JSON ``TaskiqMessage``), bound for
+        ``destination`` (the queue or stream as named on the server).
+
+        Written with orjson, not through taskiq's pydantic model and formatter: the same
+        bytes' worth of JSON for a fraction of the CPU of every enqueue.
+        """
+        labels = self.labels()
+        labels["queue_name"] = destination  # taskiq's brokers route by this label
+        return orjson.dumps(
+            {
+                "task_id": self.id,
+                "task_name": self.task,
+                "labels": labels,
+                "labels_types": None,
+                "args": [],
+                "kwargs": self.arguments,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Envelope:
@@ -203,21 +223,6 @@ class EagerTransport(_MemoryDeadLetters):
         await self.runner(envelope)
 
 
-def _message(broker: Any, envelope: Envelope, destination: str) -> Any:
-    from taskiq.message import TaskiqMessage
-
-    # taskiq's brokers route by the "queue_name" label: the queue or stream as named on the
-    # server (the envelope's "queue" is the name the app uses).
-    message = TaskiqMessage(
-        task_id=envelope.id,
-        task_name=envelope.task,
-        labels={**envelope.labels(), "queue_name": destination},
-        args=[],
-        kwargs=envelope.arguments,
-    )
-    return broker.formatter.dumps(message)
-
-
 class AmqpTransport:
     """RabbitMQ through taskiq-aio-pika: one durable classic queue per task queue
     (``<prefix>.<queue>``, priorities 0-9), persistent messages, publisher confirms, a delay
@@ -230,7 +235,7 @@ class AmqpTransport:
         self.prefix = prefix
         self.queues = list(dict.fromkeys(queues))
         self.broker = self.make_broker(self.queues, prefetch, timeout)
-        self._exchange: Any = None
+        self.exchange_name = f"{prefix}.tasks"
 
     def queue_name(self, queue: str) -> str:
         return f"{self.prefix}.{queue}"
@@ -269,7 +274,6 @@ class AmqpTransport:
             )
 
     async def close(self) -> None:
-        self._exchange = None
         await self.broker.shutdown()
 
     async def _publish(self, exchange: Any, message: Any, routing_key: str) -> None:
@@ -284,29 +288,39 @@ class AmqpTransport:
             raise ConnectionError(f"RabbitMQ did not take the message for {routing_key!r}")
 
     async def send(self, envelope: Envelope, delay: float | None) -> None:
-        from aio_pika import DeliveryMode, Message
+        from pamqp.commands import Basic
 
         if envelope.queue not in self.queues:
             raise ValueError(f"queue {envelope.queue!r} is not declared (queues: {self.queues})")
-        raw = _message(self.broker, envelope, self.queue_name(envelope.queue))
-        message = Message(
-            body=raw.message,
-            headers={"task_id": envelope.id, "task_name": envelope.task, **raw.labels},
-            delivery_mode=DeliveryMode.PERSISTENT,
+        destination = self.queue_name(envelope.queue)
+        # Straight to the channel under aio-pika (its public get_underlay_channel), with the
+        # AMQP properties built here: aio-pika's Message and a headers table (which the worker
+        # never read) cost more CPU than the rest of an enqueue. The guarantees are the same:
+        # persistent (delivery_mode 2), mandatory, and the publisher confirm awaited.
+        # wait=False only skips waiting for the socket buffer to drain; the confirm, awaited
+        # below, comes after the broker wrote the message (on disk, for a durable queue).
+        properties = Basic.Properties(
+            content_type="application/json",
+            delivery_mode=2,
             priority=envelope.priority,
-            expiration=dt.timedelta(seconds=delay) if delay else None,
+            message_id=envelope.id,
+            expiration=str(int(delay * 1000)) if delay else None,
         )
-        channel = self.broker.write_channel
         if delay:
-            await self._publish(
-                channel.default_exchange, message, self.queue_name(envelope.queue) + ".delay"
-            )
-            return
-        # What taskiq's kick does (same message, same exchange), publishing through the
-        # exchange object kept from start() and checking the broker's answer.
-        if self._exchange is None:
-            self._exchange = await channel.get_exchange(f"{self.prefix}.tasks", ensure=False)
-        await self._publish(self._exchange, message, self.queue_name(envelope.queue))
+            exchange, routing_key = "", destination + ".delay"
+        else:
+            exchange, routing_key = self.exchange_name, destination
+        channel = await self.broker.write_channel.get_underlay_channel()
+        confirmation = await channel.basic_publish(
+            envelope.body(destination),
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,
+            wait=False,
+        )
+        if not isinstance(confirmation, Basic.Ack):
+            raise ConnectionError(f"RabbitMQ did not take the message for {routing_key!r}")
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         from aio_pika import DeliveryMode, Message
@@ -425,6 +439,68 @@ def _stream_broker_class() -> Any:
     return StreamBroker
 
 
+class _Appender:
+    """Sends the ``XADD`` of concurrent enqueues together: one pipeline per batch.
+
+    Each enqueue still waits for its own reply (its entry is in the stream when it returns),
+    but the enqueues that arrive while a batch is on the wire go out in the next one, as a
+    database's group commit does: one connection checkout, one write and one read for the
+    batch instead of one per message, which is most of an enqueue's CPU under load. One
+    enqueue alone goes out on the next turn of the loop, so it waits no round trip more.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.pending: list[tuple[str, bytes, asyncio.Future[Any]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def xadd(self, stream: str, body: bytes) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((stream, body, future))
+        if self.flusher is None:
+            self.flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        batch: list[tuple[str, bytes, asyncio.Future[Any]]] = []
+        try:
+            while self.pending:
+                # An enqueue cancelled (timed out) before its batch left is not sent.
+                batch = [entry for entry in self.pending if not entry[2].done()]
+                self.pending = []
+                if not batch:
+                    continue
+                pipe = self.client.pipeline(transaction=False)
+                for stream, body, _ in batch:
+                    pipe.xadd(stream, {b"data": body})
+                try:
+                    replies = await pipe.execute(raise_on_error=False)
+                except Exception as exc:
+                    replies = [exc] * len(batch)
+                for (_, _, future), reply in zip(batch, replies, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(reply, BaseException):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+                batch = []
+        finally:
+            # Closed (cancelled) mid-batch: nobody waits forever on an answer.
+            self.flusher = None
+            for _, _, future in [*batch, *self.pending]:
+                if not future.done():
+                    future.set_exception(ConnectionError("the task transport was closed"))
+            self.pending = []
+
+    async def close(self) -> None:
+        if self.flusher is not None:
+            self.flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.flusher
+
+
 class RedisTransport:
     """Redis through taskiq-redis's stream broker: a stream per queue (``<prefix>:<queue>``)
     read by one consumer group, so a task a dead worker took is given to another after
@@ -444,6 +520,7 @@ class RedisTransport:
         from redis.asyncio import Redis
 
         self.client: Any = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        self.appender = _Appender(self.client)
         self.delayed_key = f"{prefix}:delayed"
         self.dead_key = f"{prefix}:dead"
 
@@ -469,15 +546,19 @@ class RedisTransport:
         await self.broker.startup()
 
     async def close(self) -> None:
+        await self.appender.close()
         await self.broker.shutdown()
         await self.client.aclose()
 
     async def send(self, envelope: Envelope, delay: float | None) -> None:
-        message = _message(self.broker, envelope, self.stream(envelope.queue))
+        stream = self.stream(envelope.queue)
+        body = envelope.body(stream)
         if not delay:
-            await self.broker.kick(message)
+            # What taskiq-redis's kick does (XADD of a "data" field), batched with the
+            # enqueues running beside this one.
+            await self.appender.xadd(stream, body)
             return
-        item = self.stream(envelope.queue).encode() + b"\n" + message.message
+        item = stream.encode() + b"\n" + body
         await self.client.zadd(self.delayed_key, {item: time.time() + delay})
 
     async def pump(self) -> int:
