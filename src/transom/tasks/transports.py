@@ -8,7 +8,6 @@ that can be listed and re-run, and durable queues with persistent messages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -16,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, cast
 
 import orjson
+
+from transom.tasks.pipelining import Pipeliner
 
 __all__ = [
     "AmqpTransport",
@@ -407,8 +408,11 @@ def _stream_broker_class() -> Any:
 
         taskiq-redis follows every read with a locked XAUTOCLAIM (two more round trips, one
         of them a SCRIPT EXISTS) before the next read, which delays the next task; the
-        transport's own ``pump`` gives back a dead worker's tasks instead.
+        transport's own ``pump`` gives back a dead worker's tasks instead. Acknowledgements
+        of tasks finishing together share pipelines (each is still sent after its task).
         """
+
+        _acks: Pipeliner | None = None
 
         async def listen(self) -> Any:
             streams = {self.queue_name: ">", **self.additional_streams}
@@ -430,75 +434,21 @@ def _stream_broker_class() -> Any:
                             )
 
         def _acker(self, stream: Any, entry_id: Any) -> Any:
+            if self._acks is None:
+                self._acks = Pipeliner(Redis(connection_pool=self.connection_pool))
+            acks = self._acks
+
             async def ack() -> None:
-                async with Redis(connection_pool=self.connection_pool) as redis:
-                    await redis.xack(stream, self.consumer_group_name, entry_id)
+                await acks.execute("XACK", stream, self.consumer_group_name, entry_id)
 
             return ack
 
+        async def shutdown(self) -> None:
+            if self._acks is not None:
+                await self._acks.close()
+            await super().shutdown()
+
     return StreamBroker
-
-
-class _Appender:
-    """Sends the ``XADD`` of concurrent enqueues together: one pipeline per batch.
-
-    Each enqueue still waits for its own reply (its entry is in the stream when it returns),
-    but the enqueues that arrive while a batch is on the wire go out in the next one, as a
-    database's group commit does: one connection checkout, one write and one read for the
-    batch instead of one per message, which is most of an enqueue's CPU under load. One
-    enqueue alone goes out on the next turn of the loop, so it waits no round trip more.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.pending: list[tuple[str, bytes, asyncio.Future[Any]]] = []
-        self.flusher: asyncio.Task[None] | None = None
-
-    async def xadd(self, stream: str, body: bytes) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self.pending.append((stream, body, future))
-        if self.flusher is None:
-            self.flusher = loop.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        batch: list[tuple[str, bytes, asyncio.Future[Any]]] = []
-        try:
-            while self.pending:
-                # An enqueue cancelled (timed out) before its batch left is not sent.
-                batch = [entry for entry in self.pending if not entry[2].done()]
-                self.pending = []
-                if not batch:
-                    continue
-                pipe = self.client.pipeline(transaction=False)
-                for stream, body, _ in batch:
-                    pipe.xadd(stream, {b"data": body})
-                try:
-                    replies = await pipe.execute(raise_on_error=False)
-                except Exception as exc:
-                    replies = [exc] * len(batch)
-                for (_, _, future), reply in zip(batch, replies, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(reply, BaseException):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-                batch = []
-        finally:
-            # Closed (cancelled) mid-batch: nobody waits forever on an answer.
-            self.flusher = None
-            for _, _, future in [*batch, *self.pending]:
-                if not future.done():
-                    future.set_exception(ConnectionError("the task transport was closed"))
-            self.pending = []
-
-    async def close(self) -> None:
-        if self.flusher is not None:
-            self.flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.flusher
 
 
 class RedisTransport:
@@ -520,7 +470,8 @@ class RedisTransport:
         from redis.asyncio import Redis
 
         self.client: Any = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-        self.appender = _Appender(self.client)
+        # Concurrent enqueues' XADDs share pipelines (see transom.tasks.pipelining).
+        self.appender = Pipeliner(self.client)
         self.delayed_key = f"{prefix}:delayed"
         self.dead_key = f"{prefix}:dead"
 
@@ -556,7 +507,7 @@ class RedisTransport:
         if not delay:
             # What taskiq-redis's kick does (XADD of a "data" field), batched with the
             # enqueues running beside this one.
-            await self.appender.xadd(stream, body)
+            await self.appender.execute("XADD", stream, "*", "data", body)
             return
         item = stream.encode() + b"\n" + body
         await self.client.zadd(self.delayed_key, {item: time.time() + delay})
