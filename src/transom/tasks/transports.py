@@ -76,6 +76,24 @@ class Envelope:
             key=labels.get("key") or None,
         )
 
+    @classmethod
+    def from_body(cls, body: bytes) -> Envelope:
+        """From the message body of :meth:`body` (taskiq's JSON message), as a worker gets it."""
+        data = orjson.loads(body)
+        labels = data.get("labels") or {}
+        priority = labels.get("priority")
+        return cls(
+            id=str(data["task_id"]),
+            task=str(data["task_name"]),
+            arguments=dict(data.get("kwargs") or {}),
+            queue=str(labels.get("queue", "")),
+            priority=int(priority) if priority not in (None, "") else None,
+            attempt=int(labels.get("attempt", 0)),
+            request_id=labels.get("request_id") or None,
+            enqueued_at=float(labels.get("enqueued_at", time.time())),
+            key=labels.get("key") or None,
+        )
+
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
 
