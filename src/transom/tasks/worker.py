@@ -51,6 +51,11 @@ async def run_worker(
             tasks.config.redeliver_after,
         ).broker
     broker.is_worker_process = True
+    from transom._concurrency import configure_thread_pool
+
+    # Sync tasks run in the framework's thread pool: as many threads as tasks may run at once
+    # (takes effect when this process has not used the pool yet, as a fresh worker has not).
+    configure_thread_pool(concurrency)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
