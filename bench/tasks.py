@@ -19,9 +19,9 @@ tasks/s with one worker process, and enqueue-to-start latency.
 Same durability on both engines: persistent messages on durable queues, publisher confirms on
 RabbitMQ (Celery: ``confirm_publish``), acknowledgement after the task ran (Celery:
 ``acks_late``), prefetch = concurrency (Celery: multiplier 1, thread pool of 50 in one
-process). Celery's handler task ignores its result (else ``delay`` subscribes to the result
-channel); the measured tasks keep it in Redis on both. Queues and keys use a unique prefix
-and are removed afterwards.
+process), both workers logging at WARNING (no line per task). Celery's handler task ignores
+its result (else ``delay`` subscribes to the result channel); the measured tasks keep it in
+Redis on both. Queues and keys use a unique prefix and are removed afterwards.
 """
 
 from __future__ import annotations
@@ -219,7 +219,9 @@ async def transom_run(url: str, args: argparse.Namespace) -> dict[str, float]:
             "TRANSOM_TASKS_RESULT_URL": REDIS_URL,
             "TRANSOM_TASKS_PREFETCH": str(CONCURRENCY),
         }
+        # WARNING, as Celery's below: neither worker logs a line per task.
         argv = [sys.executable, "-m", "transom.cli", "--app", "bench_worker:app", "worker"]
+        argv += ["--loglevel", "WARNING"]
 
         async def finished(ids: list[str]) -> list[dict[str, Any]]:
             pipe = client.pipeline(transaction=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from transom import App
 from transom.exceptions import ImproperlyConfigured
@@ -115,6 +116,42 @@ async def test_arguments_are_validated_at_enqueue_and_sent_as_json() -> None:
         "p": {"x": 1, "y": 2},
         "when": "2030-01-01T00:00:00Z",
     }
+
+
+def test_arguments_bind_as_a_call_would() -> None:
+    """enqueue binds arguments itself on the plain path: each way a call can be wrong is
+    still refused, and defaults are left to the worker's call."""
+
+    @task(name="tests.binding")
+    def binding(a: int, /, b: str = "b", *, c: bool = False) -> None: ...
+
+    @task(name="tests.variadic")
+    def variadic(a: int, *rest: int, **named: int) -> None: ...
+
+    assert binding.dump_arguments((1,), {}) == {"a": 1}  # defaults are not sent
+    assert binding.dump_arguments((1, "x"), {"c": True}) == {"a": 1, "b": "x", "c": True}
+    assert binding.dump_arguments((1,), {"b": "y"}) == {"a": 1, "b": "y"}
+    refused: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((), {"a": 1}),  # positional-only given by name
+        ((1, "x", True), {}),  # keyword-only given by position
+        ((1, "x"), {"b": "y"}),  # twice
+        ((1,), {"d": 1}),  # unknown
+        ((), {}),  # missing
+    ]
+    for args, kwargs in refused:
+        with pytest.raises(InvalidTaskArguments, match=r"tests\.binding: "):
+            binding.dump_arguments(args, kwargs)
+    with pytest.raises(InvalidTaskArguments, match="argument 'c'"):
+        binding.dump_arguments((1,), {"c": "yes"})
+    assert variadic.dump_arguments((1,), {}) == {"a": 1}
+    for args, kwargs in (((1, 2), {}), ((1,), {"x": 2})):
+        with pytest.raises(InvalidTaskArguments, match="cannot be sent"):
+            variadic.dump_arguments(args, kwargs)
+    # The worker's side: hinted types back, and a name the task does not have (a message of
+    # another version of it) fails the run instead of being dropped.
+    assert binding.load_arguments({"a": "7"}) == {"a": 7}
+    with pytest.raises(ValidationError):
+        binding.load_arguments({"a": 1, "z": 2})
 
 
 async def test_in_process_runs_after_enqueue_returns_sync_in_a_thread() -> None:

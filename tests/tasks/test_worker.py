@@ -191,3 +191,37 @@ async def test_runs_log_the_task_id_and_the_enqueuing_request_id(
     assert f"task t.record {forged_id} started (attempt 1, request {forged_rid})" in output
     assert "forged-id" not in output
     assert worker.stop() == 0
+
+
+async def test_an_unreadable_message_is_dropped_and_the_worker_goes_on(
+    tasks: Tasks, broker: str, prefix: str, spawn: Spawn
+) -> None:
+    await tasks.start()  # queues and streams declared
+    if broker.startswith("amqp"):
+        import aio_pika
+
+        connection = await aio_pika.connect(broker)
+        try:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{prefix}.tasks")
+            await exchange.publish(aio_pika.Message(b"not json {"), f"{prefix}.default")
+        finally:
+            await connection.close()
+    else:
+        client = Redis.from_url(REDIS_URL)
+        try:
+            await client.xadd(f"{prefix}:default", {b"data": b"not json {"})
+        finally:
+            await client.aclose()
+    worker = spawn("worker", "-c", "2", broker_url=broker)
+    worker.wait_for("unreadable task message dropped")
+    after = await worker_app.record.enqueue("after")
+    assert await after.wait(timeout=30) == "AFTER"
+    if not broker.startswith("amqp"):
+        client = Redis.from_url(REDIS_URL)
+        try:
+            pending = await client.xpending(f"{prefix}:default", f"{prefix}-workers")
+        finally:
+            await client.aclose()
+        assert pending["pending"] == 0  # acknowledged, not left for redelivery
+    assert worker.stop() == 0

@@ -12,7 +12,7 @@
     await send_welcome.enqueue(user.id)
     await send_welcome.enqueue_on_commit(db, user.id)   # if and only if the commit happens
 
-Built on taskiq's brokers and receiver; see ``docs/tasks.md``.
+Built on taskiq's brokers and message format; see ``docs/tasks.md``.
 """
 
 from __future__ import annotations

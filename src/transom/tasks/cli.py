@@ -25,13 +25,24 @@ def _tasks(ctx: click.Context) -> object:
 @click.option(
     "--grace", default=30.0, show_default=True, help="Seconds to finish running tasks on stop."
 )
+@click.option(
+    "--loglevel",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="INFO logs each task's start and finish; WARNING only retries and failures.",
+)
 @click.pass_context
-def worker(ctx: click.Context, queues: tuple[str, ...], concurrency: int, grace: float) -> None:
+def worker(
+    ctx: click.Context, queues: tuple[str, ...], concurrency: int, grace: float, loglevel: str
+) -> None:
     """Run the app's tasks from the broker (TRANSOM_TASKS_BROKER_URL)."""
     from transom.tasks.battery import Tasks
     from transom.tasks.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     tasks = _tasks(ctx)
     assert isinstance(tasks, Tasks)
     if tasks.config.backend not in ("amqp", "redis"):

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from transom.tasks.pipelining import Pipeliner
+
 __all__ = ["MemoryStore", "NoStore", "RedisStore", "StateStore", "StoreUnavailable"]
 
 
@@ -167,9 +169,22 @@ class RedisStore:
         self.client: Any = Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        # Scripts run by EVALSHA (EVAL once when Redis does not know them yet): one round trip.
+        # Scripts run by EVALSHA (loaded once when Redis does not know them yet), in the
+        # pipelines shared by concurrent callers: a worker's start and finish records of
+        # tasks running together go out as one batch (transom.tasks.pipelining).
         self._update = self.client.register_script(_UPDATE)
         self._transition = self.client.register_script(_TRANSITION)
+        self._pipeliner = Pipeliner(self.client)
+
+    async def _script(self, script: Any, key: str, args: list[Any]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self._pipeliner.execute("EVALSHA", script.sha, 1, key, *args)
+        except NoScriptError:
+            # First use on this server, or it lost its scripts (a restart): load it, again.
+            await self.client.script_load(script.script)
+            return await self._pipeliner.execute("EVALSHA", script.sha, 1, key, *args)
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         from redis.exceptions import ConnectionError as RedisConnectionError
@@ -188,14 +203,14 @@ class RedisStore:
 
     async def update(self, key: str, fields: dict[str, Any], ttl: float) -> None:
         args = [max(1, int(ttl * 1000)), *_pairs(fields)]
-        await self._call(self._update, keys=[key], args=args)
+        await self._call(self._script, self._update, key, args)
 
     async def transition(
         self, key: str, fields: dict[str, Any], ttl: float, allowed: Collection[str | None]
     ) -> str | None:
         statuses = [b"" if s is None else orjson.dumps(s) for s in allowed]
         args = [max(1, int(ttl * 1000)), len(statuses), *statuses, *_pairs(fields)]
-        refused = await self._call(self._transition, keys=[key], args=args)
+        refused = await self._call(self._script, self._transition, key, args)
         return str(orjson.loads(refused)) if refused else None
 
     async def claim(self, key: str, value: str, ttl: float) -> str | None:
@@ -211,4 +226,5 @@ class RedisStore:
         await self._call(self.client.delete, key)
 
     async def close(self) -> None:
+        await self._pipeliner.close()
         await self.client.aclose()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, cast
 
 import orjson
+
+from transom.tasks.pipelining import Pipeliner
 
 __all__ = [
     "AmqpTransport",
@@ -75,8 +76,46 @@ class Envelope:
             key=labels.get("key") or None,
         )
 
+    @classmethod
+    def from_body(cls, body: bytes) -> Envelope:
+        """From the message body of :meth:`body` (taskiq's JSON message), as a worker gets it."""
+        data = orjson.loads(body)
+        labels = data.get("labels") or {}
+        priority = labels.get("priority")
+        return cls(
+            id=str(data["task_id"]),
+            task=str(data["task_name"]),
+            arguments=dict(data.get("kwargs") or {}),
+            queue=str(labels.get("queue", "")),
+            priority=int(priority) if priority not in (None, "") else None,
+            attempt=int(labels.get("attempt", 0)),
+            request_id=labels.get("request_id") or None,
+            enqueued_at=float(labels.get("enqueued_at", time.time())),
+            key=labels.get("key") or None,
+        )
+
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
+
+    def body(self, destination: str) -> bytes:
+        """The message body a taskiq worker reads (taskiq's JSON ``TaskiqMessage``), bound for
+        ``destination`` (the queue or stream as named on the server).
+
+        Written with orjson, not through taskiq's pydantic model and formatter: the same
+        bytes' worth of JSON for a fraction of the CPU of every enqueue.
+        """
+        labels = self.labels()
+        labels["queue_name"] = destination  # taskiq's brokers route by this label
+        return orjson.dumps(
+            {
+                "task_id": self.id,
+                "task_name": self.task,
+                "labels": labels,
+                "labels_types": None,
+                "args": [],
+                "kwargs": self.arguments,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Envelope:
@@ -203,21 +242,6 @@ class EagerTransport(_MemoryDeadLetters):
         await self.runner(envelope)
 
 
-def _message(broker: Any, envelope: Envelope, destination: str) -> Any:
-    from taskiq.message import TaskiqMessage
-
-    # taskiq's brokers route by the "queue_name" label: the queue or stream as named on the
-    # server (the envelope's "queue" is the name the app uses).
-    message = TaskiqMessage(
-        task_id=envelope.id,
-        task_name=envelope.task,
-        labels={**envelope.labels(), "queue_name": destination},
-        args=[],
-        kwargs=envelope.arguments,
-    )
-    return broker.formatter.dumps(message)
-
-
 class AmqpTransport:
     """RabbitMQ through taskiq-aio-pika: one durable classic queue per task queue
     (``<prefix>.<queue>``, priorities 0-9), persistent messages, publisher confirms, a delay
@@ -230,7 +254,7 @@ class AmqpTransport:
         self.prefix = prefix
         self.queues = list(dict.fromkeys(queues))
         self.broker = self.make_broker(self.queues, prefetch, timeout)
-        self._exchange: Any = None
+        self.exchange_name = f"{prefix}.tasks"
 
     def queue_name(self, queue: str) -> str:
         return f"{self.prefix}.{queue}"
@@ -269,7 +293,6 @@ class AmqpTransport:
             )
 
     async def close(self) -> None:
-        self._exchange = None
         await self.broker.shutdown()
 
     async def _publish(self, exchange: Any, message: Any, routing_key: str) -> None:
@@ -284,29 +307,39 @@ class AmqpTransport:
             raise ConnectionError(f"RabbitMQ did not take the message for {routing_key!r}")
 
     async def send(self, envelope: Envelope, delay: float | None) -> None:
-        from aio_pika import DeliveryMode, Message
+        from pamqp.commands import Basic
 
         if envelope.queue not in self.queues:
             raise ValueError(f"queue {envelope.queue!r} is not declared (queues: {self.queues})")
-        raw = _message(self.broker, envelope, self.queue_name(envelope.queue))
-        message = Message(
-            body=raw.message,
-            headers={"task_id": envelope.id, "task_name": envelope.task, **raw.labels},
-            delivery_mode=DeliveryMode.PERSISTENT,
+        destination = self.queue_name(envelope.queue)
+        # Straight to the channel under aio-pika (its public get_underlay_channel), with the
+        # AMQP properties built here: aio-pika's Message and a headers table (which the worker
+        # never read) cost more CPU than the rest of an enqueue. The guarantees are the same:
+        # persistent (delivery_mode 2), mandatory, and the publisher confirm awaited.
+        # wait=False only skips waiting for the socket buffer to drain; the confirm, awaited
+        # below, comes after the broker wrote the message (on disk, for a durable queue).
+        properties = Basic.Properties(
+            content_type="application/json",
+            delivery_mode=2,
             priority=envelope.priority,
-            expiration=dt.timedelta(seconds=delay) if delay else None,
+            message_id=envelope.id,
+            expiration=str(int(delay * 1000)) if delay else None,
         )
-        channel = self.broker.write_channel
         if delay:
-            await self._publish(
-                channel.default_exchange, message, self.queue_name(envelope.queue) + ".delay"
-            )
-            return
-        # What taskiq's kick does (same message, same exchange), publishing through the
-        # exchange object kept from start() and checking the broker's answer.
-        if self._exchange is None:
-            self._exchange = await channel.get_exchange(f"{self.prefix}.tasks", ensure=False)
-        await self._publish(self._exchange, message, self.queue_name(envelope.queue))
+            exchange, routing_key = "", destination + ".delay"
+        else:
+            exchange, routing_key = self.exchange_name, destination
+        channel = await self.broker.write_channel.get_underlay_channel()
+        confirmation = await channel.basic_publish(
+            envelope.body(destination),
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,
+            wait=False,
+        )
+        if not isinstance(confirmation, Basic.Ack):
+            raise ConnectionError(f"RabbitMQ did not take the message for {routing_key!r}")
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         from aio_pika import DeliveryMode, Message
@@ -393,8 +426,11 @@ def _stream_broker_class() -> Any:
 
         taskiq-redis follows every read with a locked XAUTOCLAIM (two more round trips, one
         of them a SCRIPT EXISTS) before the next read, which delays the next task; the
-        transport's own ``pump`` gives back a dead worker's tasks instead.
+        transport's own ``pump`` gives back a dead worker's tasks instead. Acknowledgements
+        of tasks finishing together share pipelines (each is still sent after its task).
         """
+
+        _acks: Pipeliner | None = None
 
         async def listen(self) -> Any:
             streams = {self.queue_name: ">", **self.additional_streams}
@@ -416,11 +452,19 @@ def _stream_broker_class() -> Any:
                             )
 
         def _acker(self, stream: Any, entry_id: Any) -> Any:
+            if self._acks is None:
+                self._acks = Pipeliner(Redis(connection_pool=self.connection_pool))
+            acks = self._acks
+
             async def ack() -> None:
-                async with Redis(connection_pool=self.connection_pool) as redis:
-                    await redis.xack(stream, self.consumer_group_name, entry_id)
+                await acks.execute("XACK", stream, self.consumer_group_name, entry_id)
 
             return ack
+
+        async def shutdown(self) -> None:
+            if self._acks is not None:
+                await self._acks.close()
+            await super().shutdown()
 
     return StreamBroker
 
@@ -444,6 +488,8 @@ class RedisTransport:
         from redis.asyncio import Redis
 
         self.client: Any = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        # Concurrent enqueues' XADDs share pipelines (see transom.tasks.pipelining).
+        self.appender = Pipeliner(self.client)
         self.delayed_key = f"{prefix}:delayed"
         self.dead_key = f"{prefix}:dead"
 
@@ -469,15 +515,19 @@ class RedisTransport:
         await self.broker.startup()
 
     async def close(self) -> None:
+        await self.appender.close()
         await self.broker.shutdown()
         await self.client.aclose()
 
     async def send(self, envelope: Envelope, delay: float | None) -> None:
-        message = _message(self.broker, envelope, self.stream(envelope.queue))
+        stream = self.stream(envelope.queue)
+        body = envelope.body(stream)
         if not delay:
-            await self.broker.kick(message)
+            # What taskiq-redis's kick does (XADD of a "data" field), batched with the
+            # enqueues running beside this one.
+            await self.appender.execute("XADD", stream, "*", "data", body)
             return
-        item = self.stream(envelope.queue).encode() + b"\n" + message.message
+        item = stream.encode() + b"\n" + body
         await self.client.zadd(self.delayed_key, {item: time.time() + delay})
 
     async def pump(self) -> int:
