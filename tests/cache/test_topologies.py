@@ -127,10 +127,13 @@ _CLUSTER_NODE = "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-no
 def cluster_url(servers: Servers) -> str:
     ports = [_free_port() for _ in range(3)]
     for port in ports:
+        # The cluster bus listens on port + 10000 unless told otherwise: from an ephemeral
+        # port above 55535 that is past 65535 and the node never starts (about one run in
+        # two failed that way), so each node gets a free bus port of its own.
         servers.start(
             f"node{port}",
             port,
-            config=_CLUSTER_NODE,
+            config=_CLUSTER_NODE + f"cluster-port {_free_port()}\n",
         )
     nodes = [f"127.0.0.1:{p}" for p in ports]
     assert REDIS_CLI is not None
