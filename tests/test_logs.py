@@ -4,8 +4,8 @@ app's own), taken from trusted proxies only, returned in the response; JSON and 
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -178,7 +178,8 @@ def test_ids_on_the_direct_path_are_fresh_and_returned_once(collected: Collect) 
     assert len(boom.headers.get_list("x-request-id")) == 1
     error = next(r for r in collected.records if r.name == "transom.error")
     assert error.request_id == boom.headers["x-request-id"]  # type: ignore[attr-defined]
-    assert missing.status_code == 404 and len(missing.headers["x-request-id"]) == 32
+    assert missing.status_code == 404
+    assert len(missing.headers["x-request-id"]) == 32
     # A mounted app answers for itself; it gets the mounting app's id, in its header once.
     assert mounted.json() == {"id": mounted.headers["x-request-id"]}
     assert len(mounted.headers.get_list("x-request-id")) == 1
@@ -243,5 +244,6 @@ def test_a_forked_worker_never_hands_out_its_parents_ids() -> None:
         child = set(pipe.read().split())
     os.waitpid(pid, 0)
     parent = {new_request_id() for _ in range(600)}
-    assert len(child) == 600 and len(parent) == 600  # past a refill of the pool, too
+    assert len(child) == 600  # past a refill of the pool, too
+    assert len(parent) == 600
     assert not child & parent
