@@ -22,7 +22,13 @@ from transom.accesslog import AccessLog
 from transom.batteries import Batteries, Battery
 from transom.datastructures import MutableHeaders, State
 from transom.exceptions import ClientDisconnect, HTTPException, RequestValidationError
-from transom.logs import RequestIdMiddleware, configure_logging
+from transom.logs import (
+    REQUEST_ID_SCOPE_KEY,
+    RequestIds,
+    configure_logging,
+    request_id_var,
+    with_request_id,
+)
 from transom.requests import Request
 from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
@@ -115,6 +121,7 @@ class App(Router):
         self._hosts = AllowedHosts(())
         self._started = False
         self._direct_http = False
+        self._request_ids: RequestIds | None = None
         self._max_headers = 100
         self._max_header_bytes = 32 * 1024
 
@@ -355,17 +362,16 @@ class App(Router):
             if settings.access_log:
                 # Outermost, so what a middleware answers (a CORS preflight...) is logged too.
                 asgi = AccessLog(asgi, settings.access_log_format, self.access_log_exclude)
+            self._request_ids = None
             if settings.request_id_header:
-                # Outside the access log, so its line carries the id too. The proxies whose
-                # id is kept are the security battery's (read from its extension entry: the
-                # core imports no battery).
+                # Named on the request path itself (__call__ and _http), not by a middleware.
+                # The proxies whose id is kept are the security battery's (read from its
+                # extension entry: the core imports no battery).
                 security = self.extensions.get("transom.security")
                 trusted = getattr(security, "trusted_proxies", ())
-                asgi = RequestIdMiddleware(asgi, settings.request_id_header, trusted)
+                self._request_ids = RequestIds(settings.request_id_header, trusted)
             self._asgi = asgi
-            self._direct_http = (
-                not self._middleware and not settings.access_log and not settings.request_id_header
-            )
+            self._direct_http = not self._middleware and not settings.access_log
         return self._asgi
 
     def _static_folders(self) -> list[Path]:
@@ -424,6 +430,18 @@ class App(Router):
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 raise
+        ids = self._request_ids
+        if ids is not None and scope["type"] == "http" and REQUEST_ID_SCOPE_KEY not in scope:
+            # Named before the middleware and the access log run, so their lines and answers
+            # (a CORS preflight...) carry the id too.
+            rid = ids.of(scope)
+            scope[REQUEST_ID_SCOPE_KEY] = rid
+            token = request_id_var.set(rid)
+            try:
+                await asgi(scope, receive, with_request_id(send, (ids.header, rid.encode())))
+            finally:
+                request_id_var.reset(token)
+            return
         await asgi(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -450,87 +468,107 @@ class App(Router):
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, self)
+        ids = self._request_ids
+        token = id_header = None
+        if ids is not None and REQUEST_ID_SCOPE_KEY not in scope:
+            # The request's id, here rather than in a middleware: a look-up in a pool of
+            # random ids, a context variable for the log lines, one header appended. Named
+            # already: a middleware ran first (__call__ named it), or this app is mounted in
+            # another that did.
+            rid = ids.of(scope)
+            scope[REQUEST_ID_SCOPE_KEY] = rid
+            id_header = (ids.header, rid.encode())
+            token = request_id_var.set(rid)
         try:
-            # One pass over the headers for both checks (this runs on every request).
-            headers = scope["headers"]
-            size = 0
-            host = None
-            framing = 0  # 1: Transfer-Encoding seen, 2: Content-Length seen
-            for key, value in headers:
-                size += len(key) + len(value)
-                if key == b"host":
-                    if host is None:
-                        host = value
-                elif key == b"transfer-encoding":
-                    framing |= 1
-                elif key == b"content-length":
-                    framing |= 2
-            if framing == 3:
-                # Both framings at once is how requests are smuggled: a proxy in front may
-                # have read the body by one and the server by the other, so what follows on
-                # this connection can't be trusted. Refuse whatever the server accepted, and
-                # close the connection so a request hidden behind this one is never served.
-                raise HTTPException(
-                    400,
-                    "Request has both Content-Length and Transfer-Encoding",
-                    headers={"Connection": "close"},
-                )
-            if len(headers) > self._max_headers or size > self._max_header_bytes:
-                raise HTTPException(
-                    431,
-                    f"Request headers too large (limit {self._max_headers} headers, "
-                    f"{self._max_header_bytes} bytes)",
-                )
-            if not self._hosts.allows(host):
-                logging.getLogger("transom.security").warning(
-                    "Rejected request with disallowed Host header %r", request.headers.get("host")
-                )
-                raise HTTPException(400, "Invalid Host header")
-            response = await self._route(scope, receive, send, request)
-            if response is None:  # a mounted app answered
-                return
-            if response.deferred:
-                response = await response.resolve(request)
-        except ClientDisconnect:
-            # The client is gone: nothing to answer, and not a server error.
-            await request.close()
-            return
-        except Exception as exc:
-            response = await self._handle_exception(request, exc)
-        if self._after and request.route is not None:
             try:
-                for after in self._after:
-                    result = after(request, response)
-                    if result is None:
-                        continue  # the common answer: skip the awaitable test
-                    if inspect.isawaitable(result):
-                        result = await result
-                    if result is not None:
-                        response = (
-                            result if isinstance(result, Response) else to_response(result, None)
-                        )
-            except Exception as exc:
-                response = await self._handle_exception(request, exc)
-        extra = self._default_raw
-        if self._headers_hooks:
-            try:
-                # Inline (not _hook_headers): no coroutine per request for hooks that answer
-                # with a precomputed list.
-                for hook in self._headers_hooks:
-                    result = hook(request, response, extra)
-                    extra = result if type(result) is list else await result  # type: ignore[misc]
-            except Exception as exc:
-                response = await self._handle_exception(request, exc)
-                try:
-                    extra = await self._hook_headers(request, response)
-                except Exception:
-                    logger.exception("A response headers hook failed on an error response")
-                    extra = self._default_raw
-        try:
-            await response.send_to(scope, send, extra)
-        finally:
-            if request._form is not None:
+                # One pass over the headers for both checks (this runs on every request).
+                headers = scope["headers"]
+                size = 0
+                host = None
+                framing = 0  # 1: Transfer-Encoding seen, 2: Content-Length seen
+                for key, value in headers:
+                    size += len(key) + len(value)
+                    if key == b"host":
+                        if host is None:
+                            host = value
+                    elif key == b"transfer-encoding":
+                        framing |= 1
+                    elif key == b"content-length":
+                        framing |= 2
+                if framing == 3:
+                    # Both framings at once is how requests are smuggled: a proxy in front may
+                    # have read the body by one and the server by the other, so what follows on
+                    # this connection can't be trusted. Refuse whatever the server accepted, and
+                    # close the connection so a request hidden behind this one is never served.
+                    raise HTTPException(
+                        400,
+                        "Request has both Content-Length and Transfer-Encoding",
+                        headers={"Connection": "close"},
+                    )
+                if len(headers) > self._max_headers or size > self._max_header_bytes:
+                    raise HTTPException(
+                        431,
+                        f"Request headers too large (limit {self._max_headers} headers, "
+                        f"{self._max_header_bytes} bytes)",
+                    )
+                if not self._hosts.allows(host):
+                    logging.getLogger("transom.security").warning(
+                        "Rejected request with disallowed Host header %r",
+                        request.headers.get("host"),
+                    )
+                    raise HTTPException(400, "Invalid Host header")
+                response = await self._route(scope, receive, send, request, id_header)
+                if response is None:  # a mounted app answered
+                    return
+                if response.deferred:
+                    response = await response.resolve(request)
+            except ClientDisconnect:
+                # The client is gone: nothing to answer, and not a server error.
                 await request.close()
+                return
+            except Exception as exc:
+                response = await self._handle_exception(request, exc)
+            if self._after and request.route is not None:
+                try:
+                    for after in self._after:
+                        result = after(request, response)
+                        if result is None:
+                            continue  # the common answer: skip the awaitable test
+                        if inspect.isawaitable(result):
+                            result = await result
+                        if result is not None:
+                            response = (
+                                result
+                                if isinstance(result, Response)
+                                else to_response(result, None)
+                            )
+                except Exception as exc:
+                    response = await self._handle_exception(request, exc)
+            extra = self._default_raw
+            if self._headers_hooks:
+                try:
+                    # Inline (not _hook_headers): no coroutine per request for hooks that answer
+                    # with a precomputed list.
+                    for hook in self._headers_hooks:
+                        result = hook(request, response, extra)
+                        extra = result if type(result) is list else await result  # type: ignore[misc]
+                except Exception as exc:
+                    response = await self._handle_exception(request, exc)
+                    try:
+                        extra = await self._hook_headers(request, response)
+                    except Exception:
+                        logger.exception("A response headers hook failed on an error response")
+                        extra = self._default_raw
+            if id_header is not None:
+                extra = [*extra, id_header]  # a new list: `extra` is shared by every request
+            try:
+                await response.send_to(scope, send, extra)
+            finally:
+                if request._form is not None:
+                    await request.close()
+        finally:
+            if token is not None:
+                request_id_var.reset(token)
 
     async def _hook_headers(self, request: Request, response: Response) -> RawHeaders:
         headers = self._default_raw
@@ -540,7 +578,12 @@ class App(Router):
         return headers
 
     async def _route(
-        self, scope: Scope, receive: Receive, send: Send, request: Request
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: Request,
+        id_header: tuple[bytes, bytes] | None = None,
     ) -> Response | None:
         trie, mounts, _ = self._table or self._route_table()
         path: str = scope["path"]
@@ -553,6 +596,8 @@ class App(Router):
                 if path == prefix or path.startswith(prefix + "/"):
                     child = dict(scope)
                     child["root_path"] = (root or "") + prefix
+                    if id_header is not None:  # the mounted app answers: it gets the id too
+                        send = with_request_id(send, id_header)
                     await mount.app(child, receive, send)
                     return None
         found = trie.match(path)

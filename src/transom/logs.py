@@ -1,12 +1,13 @@
 """Logs for production: a request id on every line of a request, JSON or text lines.
 
-Each HTTP request gets an id (:class:`RequestIdMiddleware`, on unless
-``Settings.request_id_header`` is ``""``): the ``X-Request-ID`` a trusted proxy sent (the
-security battery's ``trusted_proxies``), else a new random one. It is returned in the response's
-``X-Request-ID``, shown on the 500 page, carried by the tasks the request enqueues, and held
-in a context variable for the time of the request: :class:`RequestIdFilter` copies it onto each
-log record as ``request_id`` (``-`` outside a request), so the access line, error tracebacks
-and your own ``logger.info(...)`` lines of one request can be found together.
+Each HTTP request gets an id (the app does it on its own request path, no middleware; on
+unless ``Settings.request_id_header`` is ``""``): the ``X-Request-ID`` a trusted proxy sent
+(the security battery's ``trusted_proxies``), else a new random one (:func:`new_request_id`).
+It is returned in the response's ``X-Request-ID``, shown on the 500 page, carried by the tasks
+the request enqueues, and held in a context variable for the time of the request:
+:class:`RequestIdFilter` copies it onto each log record as ``request_id`` (``-`` outside a
+request), so the access line, error tracebacks and your own ``logger.info(...)`` lines of
+one request can be found together.
 
 When a server runs the app and logging is not configured, :func:`configure_logging` writes
 every log line to stdout: JSON objects (one a line) in production, text in debug mode, or what
@@ -41,17 +42,20 @@ __all__ = [
     "JSONFormatter",
     "RequestIdFilter",
     "RequestIdMiddleware",
+    "RequestIds",
     "TextFormatter",
     "configure_logging",
     "current_request_id",
+    "new_request_id",
     "request_id_var",
+    "with_request_id",
 ]
 
 #: The request id of the request being handled (``None`` outside one).
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "transom_request_id", default=None
 )
-#: Where :class:`RequestIdMiddleware` puts the id in the ASGI scope.
+#: Where the app puts the request's id in the ASGI scope.
 REQUEST_ID_SCOPE_KEY = "transom.request_id"
 # What an id from a proxy may look like (no spaces, quotes or control characters, bounded).
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -63,33 +67,86 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
-class RequestIdMiddleware:
-    """Gives each HTTP request an id (installed by the app, outermost; not added by hand).
+_POOL_IDS = 512  # ids cut from one os.urandom call
+
+
+class _IdPool:
+    """Request ids cut from a buffer of ``os.urandom`` output: one system call per 512 ids.
+
+    Each id is 128 fresh random bits as 32 hex characters (as ``uuid4().hex`` has 122), never
+    handed out twice: ids are unique across processes and hosts the way random UUIDs are (a
+    collision among 2**32 ids has odds of about 2**-65), with no coordination, and they give
+    away neither the worker nor how many requests it served (a counter would). A forked
+    worker starts its own buffer, never its parent's.
+    """
+
+    def __init__(self) -> None:
+        self.refill()
+
+    def refill(self) -> None:
+        data = os.urandom(16 * _POOL_IDS).hex()
+        # A list iterator's __next__ is atomic: two threads never get the same id; two that
+        # find it empty at once each make a pool of their own (fresh random bits either way).
+        self._next = iter([data[i : i + 32] for i in range(0, len(data), 32)]).__next__
+
+    def take(self) -> str:
+        try:
+            return self._next()
+        except StopIteration:
+            self.refill()
+            return self._next()
+
+
+_ids = _IdPool()
+os.register_at_fork(after_in_child=_ids.refill)
+
+
+def new_request_id() -> str:
+    """A fresh request id: 128 random bits as 32 lower-case hex characters (see ``_IdPool``)."""
+    return _ids.take()
+
+
+class RequestIds:
+    """Names the requests of one app: the id a trusted proxy sent, else a new random one.
+
+    The app does this itself on every HTTP request (``Settings.request_id_header``; no
+    middleware): it puts the id in the scope (:data:`REQUEST_ID_SCOPE_KEY`) and in
+    :data:`request_id_var` for the time of the request, and appends it to the response.
 
     Args:
-        app: The ASGI app to wrap.
         header: The header that carries the id (``X-Request-ID``).
         trusted: Proxy addresses or networks whose id is kept; from anyone else the header
             is ignored (a client could otherwise pick ids that collide with others' to muddle
             the logs).
     """
 
-    __slots__ = ("app", "header", "networks")
+    __slots__ = ("_trust", "header", "networks")
 
-    def __init__(self, app: ASGIApp, header: str = "X-Request-ID", trusted: Iterable[str] = ()):
-        self.app = app
+    def __init__(self, header: str = "X-Request-ID", trusted: Iterable[str] = ()) -> None:
+        #: The header's name as sent: lower-case bytes.
         self.header = header.lower().encode("latin-1")
         self.networks: list[_Network] = [ipaddress.ip_network(t, strict=False) for t in trusted]
+        # Whether a client address is a trusted proxy, by the address as the server gave it:
+        # behind a proxy the same few addresses come back on every request.
+        self._trust: dict[str, bool] = {}
+
+    def _trusted(self, host: str) -> bool:
+        trusted = self._trust.get(host)
+        if trusted is None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                trusted = False
+            else:
+                trusted = any(address in net for net in self.networks)
+            if len(self._trust) >= 4096:  # direct clients are many: keep the memory bounded
+                self._trust.clear()
+            self._trust[host] = trusted
+        return trusted
 
     def _from_proxy(self, scope: Scope) -> str | None:
         client = scope.get("client")
-        if not client:
-            return None
-        try:
-            address = ipaddress.ip_address(client[0])
-        except ValueError:
-            return None
-        if not any(address in net for net in self.networks):
+        if not client or not self._trusted(str(client[0])):
             return None
         for name, value in scope["headers"]:
             if name == self.header:
@@ -97,35 +154,71 @@ class RequestIdMiddleware:
                 return text if _SANE_ID.fullmatch(text) else None
         return None
 
+    def of(self, scope: Scope) -> str:
+        """The id of the request of ``scope``: its trusted proxy's, else a new one."""
+        if self.networks:
+            return self._from_proxy(scope) or _ids.take()
+        return _ids.take()
+
+
+def with_request_id(send: Send, pair: tuple[bytes, bytes]) -> Send:
+    """``send``, adding the header ``pair`` to the response's start unless it has that header
+    already (an answer that names its id itself: the 500 page)."""
+    name = pair[0]
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers")
+            if headers is None:
+                message["headers"] = [pair]
+            else:
+                for key, _ in headers:
+                    if key == name:  # the app set it (the 500 page): one is enough
+                        break
+                else:
+                    if type(headers) is list:
+                        headers.append(pair)  # a response's own list: no copy
+                    else:
+                        message["headers"] = [*headers, pair]
+        await send(message)
+
+    return send_with_id
+
+
+class RequestIdMiddleware:
+    """Gives each HTTP request an id, for an ASGI app other than a Transom ``App`` (which
+    does it itself, without a middleware, when ``Settings.request_id_header`` is set).
+
+    Args:
+        app: The ASGI app to wrap.
+        header: The header that carries the id (``X-Request-ID``).
+        trusted: Proxy addresses or networks whose id is kept (see :class:`RequestIds`).
+    """
+
+    __slots__ = ("app", "ids")
+
+    def __init__(self, app: ASGIApp, header: str = "X-Request-ID", trusted: Iterable[str] = ()):
+        self.app = app
+        self.ids = RequestIds(header, trusted)
+
+    @property
+    def header(self) -> bytes:
+        return self.ids.header
+
+    @property
+    def networks(self) -> list[_Network]:
+        return self.ids.networks
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # 128 random bits, as uuid4 has, for a third of its cost.
-        rid = (self._from_proxy(scope) if self.networks else None) or os.urandom(16).hex()
+        rid = self.ids.of(scope)
         scope[REQUEST_ID_SCOPE_KEY] = rid
-        name = self.header
-        pair = (name, rid.encode("latin-1"))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers")
-                if headers is None:
-                    message["headers"] = [pair]
-                else:
-                    for key, _ in headers:
-                        if key == name:  # the app set it (the 500 page): one is enough
-                            break
-                    else:
-                        if type(headers) is list:
-                            headers.append(pair)  # a response's own list: no copy
-                        else:
-                            message["headers"] = [*headers, pair]
-            await send(message)
-
+        pair = (self.ids.header, rid.encode("latin-1"))
         token = request_id_var.set(rid)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, with_request_id(send, pair))
         finally:
             request_id_var.reset(token)
 

@@ -37,6 +37,35 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 # Headers that hold a list: one appended by the app (a session cookie, ``Vary: Cookie``) adds
 # to the response's own instead of yielding to it.
 _ADDITIVE = frozenset({b"set-cookie", b"vary"})
+# A media type with its charset added where it needs one, by (media type, charset), and a
+# Content-Type value as the bytes of its header: worked out once per value, not per response
+# (the same few come back on every response). Bounded: media types may come from data.
+_FULL_MEDIA: dict[tuple[str, str], str] = {}
+_ENCODED: dict[str, bytes] = {}
+_CACHE_LIMIT = 512
+
+
+def _full_media(media: str, charset: str) -> str:
+    key = (media, charset)
+    full = _FULL_MEDIA.get(key)
+    if full is None:
+        full = media
+        if media.startswith("text/") and "charset=" not in media:
+            full = f"{media}; charset={charset}"
+        if len(_FULL_MEDIA) >= _CACHE_LIMIT:
+            _FULL_MEDIA.clear()
+        _FULL_MEDIA[key] = full
+    return full
+
+
+def _encoded(value: str) -> bytes:
+    raw = _ENCODED.get(value)
+    if raw is None:
+        raw = value.encode("latin-1")
+        if len(_ENCODED) >= _CACHE_LIMIT:
+            _ENCODED.clear()
+        _ENCODED[value] = raw
+    return raw
 
 
 def _json_default(obj: Any) -> Any:
@@ -93,8 +122,9 @@ class Response:
         self.status_code = status_code
         self.body = self.render(content)
         media = media_type or self.media_type
-        if media is not None and media.startswith("text/") and "charset=" not in media:
-            media = f"{media}; charset={self.charset}"
+        if media is not None:
+            # Inline look-up: the function only for a value not seen yet.
+            media = _FULL_MEDIA.get((media, self.charset)) or _full_media(media, self.charset)
         self.content_type = media
         self._raw_headers: RawHeaders = MutableHeaders(headers).raw if headers is not None else []
         self._cookies: list[tuple[Morsel[str], bool]] | None = None
@@ -200,9 +230,10 @@ class Response:
         status = self.status_code
         if status not in _NO_BODY_STATUSES and status >= 200:
             if self.content_type is not None:
-                raw.append((b"content-type", self.content_type.encode("latin-1")))
+                ct = self.content_type
+                raw.append((b"content-type", _ENCODED.get(ct) or _encoded(ct)))
             if length is not None:
-                raw.append((b"content-length", str(length).encode("latin-1")))
+                raw.append((b"content-length", b"%d" % length))
         if self._raw_headers:
             if self.content_type is not None and any(
                 k == b"content-type" for k, _ in self._raw_headers

@@ -303,11 +303,11 @@ class Security(Battery):
         if not plan.templates:
             if plan.html_csp is None:
                 return plan.blocks[secure]
-            content_type = response.content_type
-            if not response.raw_headers and (
-                content_type is None or not content_type.startswith("text/html")
-            ):
-                return plan.blocks[secure]  # not HTML: the policy without a nonce
+            if not response.raw_headers:  # the content type is the response's own
+                content_type = response.content_type
+                if content_type is None or not content_type.startswith("text/html"):
+                    return plan.blocks[secure]  # not HTML: the policy without a nonce
+                return plan.block(secure, True, None)  # HTML, no need to ask is_html again
         return plan.block(secure, is_html(response), None)
 
     async def _finish(
