@@ -17,7 +17,18 @@ from collections.abc import Callable
 
 import pytest
 
-__all__ = ["TcpProxy", "is_ci", "require_service", "service_fixture", "service_reachable"]
+__all__ = [
+    "REDIS_URL",
+    "TcpProxy",
+    "is_ci",
+    "remove_redis_keys",
+    "require_service",
+    "service_fixture",
+    "service_reachable",
+]
+
+#: The shared Redis every Redis-backed test uses, each under a key prefix of its own.
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _probed: dict[tuple[str, int], bool] = {}
 
@@ -129,3 +140,20 @@ class TcpProxy:
 
     def freeze(self) -> None:
         self.frozen.set()
+
+
+async def remove_redis_keys(prefix: str, url: str = REDIS_URL) -> None:
+    """Delete every key under ``prefix`` on the Redis at ``url``: a test's own leftovers.
+
+    Tests share one Redis and keep apart by prefix, so a test removes exactly its own keys
+    (never ``FLUSHDB``, which would pull keys from under a test running beside it).
+    """
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

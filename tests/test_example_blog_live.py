@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
+from _services import remove_redis_keys as _remove_keys
 from _services import require_service
 from test_cli import _free_port, serving
 from test_example_blog import EXAMPLE, PASSWORD, add_user, csrf_header, log_in, token
@@ -258,16 +258,6 @@ def test_comments_in_the_admin(blog: ModuleType) -> None:
 
 
 # --- Two real server processes sharing Redis ----------------------------------------------------
-
-
-async def _remove_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

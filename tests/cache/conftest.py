@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/_services.py
 
+from _services import remove_redis_keys as remove_keys
 from _services import require_service
 from transom.cache import Cache, CacheConfig
 
@@ -33,16 +33,6 @@ def anyio_backend() -> str:
 @pytest.fixture
 def prefix() -> str:
     return f"transom-test-cache-{uuid.uuid4().hex[:10]}"
-
-
-async def remove_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -15,9 +15,10 @@ import pytest
 from redis.asyncio import Redis
 
 from _services import TcpProxy
+from _services import remove_redis_keys as remove_keys
 from transom.cache import Cache, CacheConfig
 
-from .conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, remove_keys
+from .conftest import REDIS_HOST, REDIS_PORT, REDIS_URL
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from _services import TcpProxy
+from _services import remove_redis_keys as remove_keys
 from transom import App, Request, Response, Settings
 from transom.cache import (
     Cache,
@@ -19,7 +20,7 @@ from transom.cache import (
 )
 from transom.security import Security, SecurityConfig, SessionDataDep
 
-from .conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, CacheFactory, remove_keys
+from .conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, CacheFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from redis.asyncio import Redis
 from websockets.exceptions import InvalidStatus
 
+from _services import remove_redis_keys as _remove_keys
 from test_cli import _free_port, serving
 from transom.settings import Settings
 
@@ -161,16 +161,6 @@ def test_the_docs_give_websockets_longer_than_the_apps_idle_timeout() -> None:
         "proxy_set_header Connection $connection_upgrade;",
     ):
         assert re.search(rf"^    {re.escape(line)}", site, re.MULTILINE), line
-
-
-async def _remove_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def _received(ws: Any) -> dict[str, Any]:

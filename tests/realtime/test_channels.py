@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from _services import TcpProxy, require_service
+from _services import remove_redis_keys as _remove_keys
 from transom import App, EventSourceResponse, WebSocket
 from transom.realtime import Channels, ChannelsConfig, ChannelsUnavailable, SlowConsumer
 from transom.testing import WebSocketDenied
@@ -319,13 +320,3 @@ def test_an_app_served_again_after_shutdown_still_delivers(backend: str) -> None
     finally:
         if backend != "memory":
             asyncio.run(_remove_keys(prefix))
-
-
-async def _remove_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from redis.asyncio import Redis
 from sqlalchemy import create_engine
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from _services import remove_redis_keys as _remove_keys
 from _services import require_service
 from auth.conftest import tables
 from test_cli import _free_port, serving
@@ -46,16 +46,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
     prefix = f"transom-test-rt-srv-{uuid.uuid4().hex[:10]}"
     yield folder, prefix
     asyncio.run(_remove_keys(prefix))
-
-
-async def _remove_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @contextlib.contextmanager

@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/_services.py
 
-from _services import require_service
+from _services import remove_redis_keys, require_service
 
 HERE = Path(__file__).resolve().parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -42,16 +41,6 @@ def redis_required() -> None:
 @pytest.fixture
 def amqp_required() -> None:
     require_service("RabbitMQ", "127.0.0.1", 5672)
-
-
-async def remove_redis_keys(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def remove_amqp(prefix: str, queues: list[str]) -> None:

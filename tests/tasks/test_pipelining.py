@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from _services import remove_redis_keys
 from transom.tasks.pipelining import Pipeliner
 
-from .conftest import REDIS_URL, remove_redis_keys
+from .conftest import REDIS_URL
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("redis_required")]
 
