@@ -22,6 +22,7 @@ import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import MetaData, select
 
+from _browser import serve_in_thread, start_chromium
 from test_cli import _free_port, serving
 from transom.db import NAMING_CONVENTION, Database, DatabaseConfig, Model, get_database
 from transom.db.migrations import Migrations
@@ -429,79 +430,55 @@ def test_favicon_404_page_and_password_autocomplete(blog: ModuleType) -> None:
 
 def test_in_a_phone_browser(blog: ModuleType, tmp_path: Path) -> None:
     """At 390x844: the header fits, the remember-me box sits beside its label."""
-    from admin.test_browser import CHROMEDRIVER, CHROMIUM
-
-    webdriver = pytest.importorskip("selenium.webdriver")
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("chromium and chromedriver are needed")
-    import threading
-
     blog.app.settings.allowed_hosts = ["127.0.0.1"]
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(blog.app, host="127.0.0.1", port=port, log_level="critical")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    driver.set_window_size(390, 844)
     artifacts = EXAMPLE.parents[1] / "test-artifacts" / "blog"
     artifacts.mkdir(parents=True, exist_ok=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        driver.get(f"{base}/auth/login")
-        driver.save_screenshot(str(artifacts / "login-phone.png"))
-        fits = driver.execute_script(
-            "const h = document.querySelector('header');"
-            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
-            " h.scrollWidth, h.clientWidth];"
-        )
-        assert fits[0] <= fits[1], fits
-        assert fits[2] <= fits[3], fits
-        box = driver.find_element(By.ID, "id_remember").rect
-        label = driver.find_element(By.CSS_SELECTOR, "label[for=id_remember]").rect
-        # Beside it: on the same line, and the box is part of the label.
-        assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 12
-        assert label["x"] <= box["x"] < label["x"] + label["width"]
-        password = driver.find_element(By.ID, "id_password")
-        assert password.get_attribute("autocomplete") == "current-password"
-        icon = driver.execute_script(
-            "return fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)"
-        )
-        assert icon == 200
-        add_user(blog, "a-rather-long-user-name")
-        driver.find_element(By.ID, "id_username").send_keys("a-rather-long-user-name")
-        password.send_keys(PASSWORD)
-        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        WebDriverWait(driver, 10).until(lambda d: "/auth/login" not in d.current_url)
-        driver.save_screenshot(str(artifacts / "home-phone.png"))
-        fits = driver.execute_script(
-            "const h = document.querySelector('header');"
-            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
-            " h.scrollWidth, h.clientWidth];"
-        )
-        assert fits[0] <= fits[1], fits
-        assert fits[2] <= fits[3], fits
-    except BaseException:
-        driver.save_screenshot(str(artifacts / "phone-failure.png"))
-        raise
-    finally:
-        driver.quit()
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(blog.app, log_level="critical") as base:
+        driver = start_chromium(tmp_path / "profile")
+        driver.set_window_size(390, 844)
+        try:
+            driver.get(f"{base}/auth/login")
+            driver.save_screenshot(str(artifacts / "login-phone.png"))
+            fits = driver.execute_script(
+                "const h = document.querySelector('header');"
+                "const d = document.documentElement;"
+                "return [d.scrollWidth, d.clientWidth, h.scrollWidth, h.clientWidth];"
+            )
+            assert fits[0] <= fits[1], fits
+            assert fits[2] <= fits[3], fits
+            box = driver.find_element(By.ID, "id_remember").rect
+            label = driver.find_element(By.CSS_SELECTOR, "label[for=id_remember]").rect
+            # Beside it: on the same line, and the box is part of the label.
+            assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 12
+            assert label["x"] <= box["x"] < label["x"] + label["width"]
+            password = driver.find_element(By.ID, "id_password")
+            assert password.get_attribute("autocomplete") == "current-password"
+            icon = driver.execute_script(
+                "return fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)"
+            )
+            assert icon == 200
+            add_user(blog, "a-rather-long-user-name")
+            driver.find_element(By.ID, "id_username").send_keys("a-rather-long-user-name")
+            password.send_keys(PASSWORD)
+            driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            WebDriverWait(driver, 10).until(lambda d: "/auth/login" not in d.current_url)
+            driver.save_screenshot(str(artifacts / "home-phone.png"))
+            fits = driver.execute_script(
+                "const h = document.querySelector('header');"
+                "const d = document.documentElement;"
+                "return [d.scrollWidth, d.clientWidth, h.scrollWidth, h.clientWidth];"
+            )
+            assert fits[0] <= fits[1], fits
+            assert fits[2] <= fits[3], fits
+        except BaseException:
+            driver.save_screenshot(str(artifacts / "phone-failure.png"))
+            raise
+        finally:
+            driver.quit()
 
 
 def test_admin_passwords_follow_the_sites_rules_shown_beforehand(blog: ModuleType) -> None:

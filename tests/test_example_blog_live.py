@@ -12,8 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from _browser import serve_in_thread, start_chromium
 from _services import remove_redis_keys as _remove_keys
 from _services import require_service
 from test_cli import _free_port, serving
@@ -368,38 +367,15 @@ def test_a_comment_posted_on_one_process_reaches_a_page_open_on_another(
 @contextlib.contextmanager
 def browser_on(blog: ModuleType, tmp_path: Path) -> Iterator[tuple[Any, str]]:
     """The blog served by uvicorn in this process, and a headless Chromium (skipped without)."""
-    from admin.test_browser import CHROMEDRIVER, CHROMIUM
-
-    webdriver = pytest.importorskip("selenium.webdriver")
-    uvicorn = pytest.importorskip("uvicorn")
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("chromium and chromedriver are needed")
     blog.app.settings.allowed_hosts = ["127.0.0.1"]
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(blog.app, host="127.0.0.1", port=port, log_level="critical")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = None
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-        yield driver, f"http://127.0.0.1:{port}"
-    finally:
-        if driver is not None:
+    with serve_in_thread(blog.app, log_level="critical") as base:
+        driver = start_chromium(
+            tmp_path / "profile", capabilities={"goog:loggingPrefs": {"browser": "ALL"}}
+        )
+        try:
+            yield driver, base
+        finally:
             driver.quit()
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_in_a_browser_a_comment_appears_on_the_other_open_page(

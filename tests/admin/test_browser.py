@@ -8,18 +8,14 @@ phone width) under ``test-artifacts/admin/``.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _services import is_ci
+from _browser import serve_in_thread, start_chromium
 from transom import App
 from transom.admin.history import LogEntry
 from transom.db import Database, DatabaseConfig
@@ -38,15 +34,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402  # type: ignore[im
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _prepare(url: str) -> None:
@@ -64,59 +52,20 @@ async def _prepare(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'admin.sqlite3'}"
     asyncio.run(_prepare(url))
     app: App
     app, admin = build_app(Database(DatabaseConfig(url=url), metadata=Base.metadata))
     admin.registry[Article].fk_select_limit = 10  # type: ignore[misc]  # 30 authors: search box
     app.settings.allowed_hosts = ["127.0.0.1"]
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "chromium and chromedriver (Debian packages) are needed for browser tests"
-        if is_ci():  # .ci/run installs them: missing there is a broken environment
-            pytest.fail(f"{message} (CI=true)", pytrace=False)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    try:
-        browser = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        if is_ci():
-            raise
-        pytest.skip(f"headless Chromium did not start: {exc.msg}")
+    browser = start_chromium(profile, flags=("--disable-quic",))
     browser.implicitly_wait(2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield browser

@@ -11,15 +11,13 @@ import asyncio
 import datetime as dt
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from _services import is_ci
+from _browser import serve_in_thread, start_chromium
 from transom import App, Settings
 from transom.admin import Admin, AdminConfig, SessionAuth
 from transom.admin.history import LogEntry
@@ -28,10 +26,9 @@ from transom.security import Security
 
 from .conftest import PASSWORD, make_user, seed
 from .models import Base, Comment, User
-from .test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, _free_port, navigate, shot, wait_for
+from .test_browser import ARTIFACTS, navigate, shot, wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import WebDriverException  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 from selenium.webdriver.common.by import By  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 from selenium.webdriver.common.keys import Keys  # noqa: E402  # type: ignore[import-not-found, unused-ignore]
 
@@ -62,7 +59,6 @@ async def _posted_at(url: str) -> dt.datetime | None:
 
 @pytest.fixture(scope="module")
 def paris_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    uvicorn = pytest.importorskip("uvicorn")
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('dates') / 'admin.sqlite3'}"
     asyncio.run(_prepare(url))
     app = App(Settings(debug=True, allowed_hosts=["127.0.0.1"]))
@@ -70,54 +66,20 @@ def paris_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     app.install(Database(DatabaseConfig(url=url), metadata=Base.metadata))
     admin = app.install(Admin(AdminConfig(auth=SessionAuth(User), time_zone="Europe/Paris")))
     admin.register(Comment)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", url
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as base:
+        yield base, url
 
 
 @pytest.fixture(scope="module")
 def new_york_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Chromium in New York (UTC-5 in March), US English: nothing like the site's Paris."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "chromium and chromedriver (Debian packages) are needed for browser tests"
-        if is_ci():
-            pytest.fail(f"{message} (CI=true)", pytrace=False)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-dates")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--lang=en-US",
-        f"--user-data-dir={profile}",
-        "--window-size=1366,900",
-    ):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(CHROMEDRIVER, env={**os.environ, "TZ": "America/New_York"})
-    try:
-        browser = webdriver.Chrome(service=service, options=options)
-    except WebDriverException as exc:
-        if is_ci():
-            raise
-        pytest.skip(f"headless Chromium did not start: {exc.msg}")
+    browser = start_chromium(
+        profile,
+        window_size=(1366, 900),
+        flags=("--lang=en-US",),
+        env={**os.environ, "TZ": "America/New_York"},
+    )
     browser.implicitly_wait(2)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield browser

@@ -6,13 +6,12 @@ Screenshots go to ``test-artifacts/admin/`` (always, and a page dump on failure)
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from _browser import serve_in_thread
 from transom import App, Settings
 from transom.db import Database, DatabaseConfig
 
@@ -20,7 +19,6 @@ from .conftest import PASSWORD, build_app
 from .models import Base
 from .test_browser import (  # the module's fixtures: one Chromium and one admin server
     ARTIFACTS,
-    _free_port,
     _prepare,
     driver,
     live_server,
@@ -40,22 +38,9 @@ PHONE = (390, 844)
 
 
 def serve(app: App) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     app.settings.allowed_hosts = ["127.0.0.1"]
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app, log_level="critical") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,7 @@ run a POST through "Try it out".
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import create_engine
 
-from _services import is_ci
+from _browser import serve_in_thread, start_chromium
 from transom import App, Settings
 from transom.auth import Auth, AuthConfig, CurrentUser, JWTConfig
 from transom.db import Database, DatabaseConfig, Model
@@ -31,8 +27,6 @@ from transom.security import Security, SecurityConfig
 
 from .conftest import CHEAP, PASSWORD, SECRET, AppFactory, add_user, log_in, tables
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "docs"
 
 
@@ -96,12 +90,6 @@ async def test_the_docs_page_carries_what_the_interceptor_needs(make_app: AppFac
 # -- the real page in headless Chromium --------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _build(url: str) -> App:
     app = App(Settings(secret_key=SECRET, allowed_hosts=["127.0.0.1"]))
     app.install(Database(DatabaseConfig(url=url)))
@@ -113,58 +101,19 @@ def _build(url: str) -> App:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     url = f"sqlite+aiosqlite:///{tmp_path / 'docs.sqlite3'}"
     engine = create_engine(sync_url(url))
     Model.metadata.create_all(engine, tables=tables())
     engine.dispose()
     app = _build(url)
     asyncio.run(add_user(app))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as base:
+        yield base
 
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.common.exceptions import WebDriverException
-
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "chromium and chromedriver (Debian packages) are needed for browser tests"
-        if is_ci():
-            pytest.fail(f"{message} (CI=true)", pytrace=False)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(flag)
-    try:
-        browser = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    except WebDriverException as exc:
-        if is_ci():
-            raise
-        pytest.skip(f"headless Chromium did not start: {exc.msg}")
+    browser = start_chromium(tmp_path / "profile", window_size=(1280, 1000))
     try:
         yield browser
     finally:
