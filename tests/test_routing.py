@@ -395,3 +395,38 @@ def test_path_parameters_taken_by_alias_dependency_or_request_are_fine() -> None
         assert client.get("/a/1").json() == 1
         assert client.get("/b/2").json() == 20
         assert client.get("/c/3").text == "3"
+
+
+def test_a_routes_guards_and_parameters_are_public() -> None:
+    """What the OpenAPI and AsyncAPI documents read: the compiled guards, and every parameter
+    of guards and handler once each, the guards' first."""
+    from transom import Depends, Header
+    from transom.routing import Route
+
+    app = App()
+
+    def api_key(x_key: Annotated[str, Header()]) -> str:
+        return x_key
+
+    @app.get("/items/{item_id}", dependencies=[Depends(api_key)])
+    async def item(
+        item_id: int, key: Annotated[str, Depends(api_key)], q: str = ""
+    ) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/h/{item_id}")
+    async def handler(item_id: int, x_key: Annotated[str, Header()]) -> dict[str, int]:
+        return {"id": item_id}
+
+    app.build()
+    routes = {r.path: r for r in app.all_routes if isinstance(r, Route)}
+    guarded, bare = routes["/items/{item_id}"], routes["/h/{item_id}"]
+    assert len(guarded.guards) == 1
+    # x-key is taken by the guard and again deep in the handler: listed once, first.
+    assert [(s.location, s.alias) for s in guarded.param_specs()] == [
+        ("header", "x-key"),
+        ("path", "item_id"),
+        ("query", "q"),
+    ]
+    assert bare.guards == ()
+    assert [s.location for s in bare.param_specs()] == ["path", "header"]

@@ -20,7 +20,6 @@ from pydantic import TypeAdapter
 
 from transom._signature import ParamSpec
 from transom.responses import JSONResponse, Response, json_dumps
-from transom.routing import Route
 
 if TYPE_CHECKING:
     from transom.app import App
@@ -173,7 +172,7 @@ def _add_route(
         channel["description"] = route.description or rest.strip()
     if route.tags:
         channel["tags"] = [{"name": tag} for tag in route.tags]
-    specs = _specs(route)
+    specs = route.param_specs()
     parameters = {
         s.alias: _parameter(s)
         for s in specs
@@ -221,19 +220,6 @@ def _add_route(
     if messages:
         channel["messages"] = messages
     channels[key] = channel
-
-
-def _specs(route: Route) -> list[ParamSpec]:
-    assert route.dependant is not None
-    found: list[ParamSpec] = []
-    seen: set[tuple[str, str]] = set()
-    for root in (*route._guards, route.dependant):
-        for node in root.walk():
-            for spec in node.params:
-                if (spec.location, spec.alias) not in seen:
-                    seen.add((spec.location, spec.alias))
-                    found.append(spec)
-    return found
 
 
 def _parameter(spec: ParamSpec) -> dict[str, Any]:

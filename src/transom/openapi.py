@@ -235,19 +235,6 @@ def _openapi_path(route: Route) -> str:
     return "/" + "/".join(parts)
 
 
-def _all_specs(dependant: Dependant, guards: list[Dependant]) -> list[ParamSpec]:
-    specs: list[ParamSpec] = []
-    seen: set[tuple[str, str]] = set()
-    for root in [*guards, dependant]:
-        for node in root.walk():
-            for spec in node.params:
-                key = (spec.location, spec.alias)
-                if key not in seen:
-                    seen.add(key)
-                    specs.append(spec)
-    return specs
-
-
 def _operation(
     route: Route,
     method: str,
@@ -269,7 +256,7 @@ def _operation(
         operation["tags"] = list(route.tags)
     if route.deprecated:
         operation["deprecated"] = True
-    specs = _all_specs(route.dependant, route._guards)
+    specs = route.param_specs()
     parameters: list[dict[str, Any]] = []
     for spec in specs:
         if spec.location in ("path", "query", "header", "cookie"):
@@ -301,7 +288,7 @@ def _declared(
     declare for ``method``, merged by status."""
     assert route.dependant is not None
     found: dict[str, list[dict[str, Any]]] = {}
-    for root in (route.dependant, *route._guards):
+    for root in (route.dependant, *route.guards):
         for node in root.walk():
             for code, spec, only in getattr(node.call, _DECLARED_ATTR, ()):
                 if only is None or method in only:

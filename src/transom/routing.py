@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from transom._signature import Dependant, SolveContext, compile_dependant
+from transom._signature import Dependant, ParamSpec, SolveContext, compile_dependant
 from transom._signature import where as signature_where
 from transom._trie import Segment, parse_template
 from transom._types import ASGIApp
@@ -120,6 +120,28 @@ class Route:
                     if battery not in found:
                         found.append(battery)
         return found
+
+    @property
+    def guards(self) -> tuple[Dependant, ...]:
+        """The compiled dependencies run before the handler (``dependencies=`` and those that
+        decorators such as ``@limit`` attach); empty until the route is compiled."""
+        return tuple(self._guards)
+
+    def param_specs(self) -> list[ParamSpec]:
+        """Every parameter a request to this route carries, however deep in its guards and
+        handler (guards' first), each ``(location, alias)`` once: what the OpenAPI and
+        AsyncAPI documents describe. The route must be compiled."""
+        assert self.dependant is not None
+        specs: list[ParamSpec] = []
+        seen: set[tuple[str, str]] = set()
+        for root in (*self._guards, self.dependant):
+            for node in root.walk():
+                for spec in node.params:
+                    key = (spec.location, spec.alias)
+                    if key not in seen:
+                        seen.add(key)
+                        specs.append(spec)
+        return specs
 
     @property
     def output(self) -> Output | None:
