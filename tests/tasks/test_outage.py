@@ -9,12 +9,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from transom import App
-from transom.tasks import BrokerUnavailable, Tasks, TasksConfig
+from transom.tasks import BrokerUnavailable, Tasks, TasksConfig, TaskStatus
 
 from . import worker_app
 from .conftest import REDIS_URL, Process, Spawn
@@ -166,7 +167,8 @@ async def test_a_worker_rides_out_a_lost_rabbitmq_connection(
             running = await worker_app.slow_record.enqueue("long", 1.0)
             await until(lambda: _reported(prefix, "started", 1))
             await proxy.cut()  # mid-task
-            await asyncio.sleep(2.0)  # the task finishes while the connection is down
+            # The task finishes while the connection is down (its acknowledgement is lost).
+            await until(lambda: _succeeded(running))
             await proxy.restore()
             after = await worker_app.record.enqueue("after")
             assert await after.wait(timeout=30) == "AFTER"
@@ -189,3 +191,7 @@ async def _reported(prefix: str, kind: str, n: int) -> bool:
 
 async def _exited(process: Process) -> bool:
     return process.popen.poll() is not None
+
+
+async def _succeeded(result: Any) -> bool:
+    return bool((await result.refresh()).status == TaskStatus.SUCCESSFUL)
