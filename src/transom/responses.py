@@ -274,7 +274,7 @@ class Response:
             content_type is not None
             and not self._raw_headers
             and not self._cookies
-            and 200 <= status
+            and status >= 200
             and status not in _NO_BODY_STATUSES
         ):
             # What most responses are (a handler's dict or str): the block in one list display,
