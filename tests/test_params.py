@@ -577,3 +577,111 @@ def test_constraints_in_annotated_and_on_path_markers_are_enforced() -> None:
         assert client.get("/c/annotated-query?n=9&s=abcd").status_code == 422
         assert client.get("/c/annotated-query?n=9&s=abc").json() == {"n": 9, "s": "abc"}
         assert client.get("/c/validator?s=ab").json() == {"s": "AB"}
+
+
+def test_one_pass_solver_answers_as_the_general_one() -> None:
+    """Routes of the common shape (no dependencies, no form, one whole-body model) are solved
+    in one pass (``_signature.fast_solver``); every answer, errors included, must be the one
+    ``Dependant.solve`` gives. Each request goes to both; the second app has the pass off."""
+    from transom.routing import Route
+
+    def build(one_pass: bool) -> App:
+        app = make_app()
+
+        @app.post("/t/{item_id:int}/{slug}")
+        async def typed(
+            item_id: int,
+            slug: str,
+            q: str,
+            item: Item,
+            request: Request,
+            limit: int = 10,
+            tags: list[str] = [],  # noqa: B006 - each request must get its own copy
+            since: int | None = None,
+            x_n: Annotated[int, Header()] = 0,
+            small: Annotated[int, Query(lt=5)] = 0,
+        ) -> dict[str, Any]:
+            tags.append("seen")  # would leak into the next request without the copy
+            assert request.path_params["item_id"] == item_id
+            return {
+                "item_id": item_id,
+                "slug": slug,
+                "q": q,
+                "limit": limit,
+                "tags": tags,
+                "since": since,
+                "x_n": x_n,
+                "small": small,
+                "item": item.model_dump(),
+            }
+
+        @app.get("/n/{n}")
+        async def plain(n: int, flag: bool = False) -> dict[str, Any]:
+            return {"n": n, "flag": flag}
+
+        @app.post("/optional")
+        async def optional(item: Item | None = None) -> dict[str, Any]:
+            return {"item": item.model_dump() if item else None}
+
+        app.build()
+        for route in app.iter_routes():
+            if not isinstance(route, Route) or route.path.startswith("/asyncapi"):
+                continue
+            if route.path.startswith(("/t/", "/n/", "/optional")):
+                assert route._solve is not None, route  # the shape the one pass takes
+            if not one_pass:
+                route._solve = None
+        return app
+
+    good = {"name": "pen", "price": 2.5}
+    requests: list[tuple[str, str, Any, dict[str, str]]] = [
+        ("post", "/t/1/a?q=x", good, {}),
+        ("post", "/t/1/a?q=x&limit=7&since=3&small=4&q=second", good, {"x-n": "5"}),
+        ("post", "/t/1/a?q=x&limit=%33", good, {}),  # an escape: the general query parser
+        ("post", "/t/1/a?q=x&limit=99999999999999999999", good, {}),  # beyond 19 digits
+        ("post", "/t/1/a?q=x&limit=\u0663", good, {}),  # a non-ASCII digit
+        ("post", "/t/1/a?q=x&limit=+3", good, {}),
+        ("post", "/t/1/a?q=x&limit=", good, {}),
+        ("post", "/t/1/a?q=x&since=", good, {}),
+        # Errors from every source at once, in declaration order, then the body's.
+        ("post", "/t/1/a?limit=z&small=9&since=w", {"price": -1}, {"x-n": "y"}),
+        ("post", "/t/1/a?q=x", None, {}),  # no body
+        ("post", "/t/1/a?q=x", "raw", {"content-type": "text/plain"}),  # 415
+        ("post", "/t/1/a", "{bad", {"content-type": "application/json"}),  # 400 wins
+        ("post", "/t/1/a?q=x", '{"name":"a","price":1}', {"content-type": "x/y+json"}),
+        ("get", "/n/4?flag=yes", None, {}),
+        ("get", "/n/4?flag=maybe", None, {}),
+        ("post", "/optional", None, {}),
+        ("post", "/optional", {"name": "a"}, {}),
+    ]
+    answers: list[list[tuple[int, Any]]] = []
+    for one_pass in (True, False):
+        seen: list[tuple[int, Any]] = []
+        with build(one_pass).test_client() as client:
+            for method, url, body, headers in requests:
+                kwargs: dict[str, Any] = {"headers": headers}
+                if isinstance(body, str):
+                    kwargs["content"] = body
+                elif body is not None:
+                    kwargs["json"] = body
+                response = getattr(client, method)(url, **kwargs)
+                seen.append((response.status_code, response.json()))
+        answers.append(seen)
+    fast, general = answers
+    for request, one, other in zip(requests, fast, general, strict=True):
+        assert one == other, request
+    statuses = [status for status, _ in fast]
+    assert statuses[:13] == [200, 200, 200, 200, 422, 200, 422, 422, 422, 422, 415, 400, 200]
+    assert statuses[13:] == [200, 422, 200, 422]
+    assert fast[3][1]["limit"] == 99999999999999999999
+    assert fast[0][1]["tags"] == ["seen"]
+    assert fast[1][1]["tags"] == ["seen"]
+    assert [tuple(e["loc"]) for e in fast[8][1]["detail"]] == [
+        ("query", "q"),
+        ("query", "limit"),
+        ("query", "since"),
+        ("header", "x-n"),
+        ("query", "small"),
+        ("body", "name"),
+        ("body", "price"),
+    ]

@@ -158,12 +158,7 @@ class Request:
         value: bytes
         for name, value in self.scope["headers"]:
             if name == b"content-type":
-                media = _MEDIA_TYPES.get(value)
-                if media is None:
-                    media = value.split(b";", 1)[0].strip().lower().decode("latin-1")
-                    if len(_MEDIA_TYPES) < 256:  # the client's value: keep the memory bounded
-                        _MEDIA_TYPES[value] = media
-                return media
+                return _media_type(value)
         return ""
 
     def url_for(self, name: str, /, **params: Any) -> str:
@@ -178,21 +173,28 @@ class Request:
     def _limits(self) -> tuple[int, int, int, int, int, int]:
         return self.app._limits if self.app is not None else _DEFAULT_LIMITS
 
-    def _begin_body(self, limit: int) -> None:
-        """Mark the body as being read and refuse a declared length over ``limit`` up front."""
+    def _begin_body(self, limit: int) -> str:
+        """Mark the body as being read, refuse a declared length over ``limit`` up front, and
+        return the media type (as :attr:`content_type`): one scan of the headers for both."""
         if self._stream_consumed:
             raise RuntimeError("the request body was already consumed")
         self._stream_consumed = True
-        declared = None
+        declared: bytes | None = None
+        media: bytes | None = None
+        name: bytes
+        value: bytes
         for name, value in self.scope["headers"]:
             if name == b"content-length":
-                declared = value.decode("latin-1")
-                break
+                if declared is None:
+                    declared = value
+            elif name == b"content-type" and media is None:
+                media = value
         if declared is not None:
             if not (declared.isascii() and declared.isdigit()):
                 raise HTTPException(400, "Invalid Content-Length header")
             if int(declared) > limit:
                 raise HTTPException(413, f"Request body exceeds the limit of {limit} bytes")
+        return "" if media is None else _media_type(media)
 
     async def _chunks(self, limit: int, message: Message | None = None) -> AsyncIterator[bytes]:
         received = 0
@@ -231,15 +233,25 @@ class Request:
             limit = self._limits()[0]
             self._begin_body(limit)
             message = await self._receive()
-            # The common case: the server delivers the whole body in one message.
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                body = message.get("body", b"")
-                if len(body) > limit:
-                    raise HTTPException(413, f"Request body exceeds the limit of {limit} bytes")
-                self._body = body
-            else:
-                self._body = b"".join([c async for c in self._chunks(limit, message)])
+            body = _whole_body(message, limit)
+            if body is None:
+                body = b"".join([c async for c in self._chunks(limit, message)])
+            self._body = body
         return self._body
+
+    async def _body_and_type(self) -> tuple[bytes, str]:
+        """The whole body and :attr:`content_type`, as a JSON body parameter needs both: the
+        headers are scanned once for the length and the type."""
+        if self._body is not None or self._stream_consumed:
+            return await self.body(), self.content_type
+        limit = self._limits()[0]
+        media = self._begin_body(limit)
+        message = await self._receive()
+        body = _whole_body(message, limit)
+        if body is None:
+            body = b"".join([c async for c in self._chunks(limit, message)])
+        self._body = body
+        return body, media
 
     async def json(self) -> Any:
         """The body parsed as JSON; malformed or too deeply nested JSON raises 400."""
@@ -262,6 +274,26 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"
+
+
+def _whole_body(message: Message, limit: int) -> bytes | None:
+    """The body when the server delivered all of it in one message (the common case)."""
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise HTTPException(413, f"Request body exceeds the limit of {limit} bytes")
+        return body
+    return None
+
+
+def _media_type(value: bytes) -> str:
+    """``application/json`` from a raw ``Content-Type`` value (parameters off, lower case)."""
+    media = _MEDIA_TYPES.get(value)
+    if media is None:
+        media = value.split(b";", 1)[0].strip().lower().decode("latin-1")
+        if len(_MEDIA_TYPES) < 256:  # the client's value: keep the memory bounded
+            _MEDIA_TYPES[value] = media
+    return media
 
 
 async def _empty_receive() -> dict[str, Any]:

@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from transom._signature import Dependant, ParamSpec, SolveContext, compile_dependant
+from transom._signature import (
+    Dependant,
+    ParamSpec,
+    SolveContext,
+    Solver,
+    compile_dependant,
+    fast_solver,
+)
 from transom._signature import where as signature_where
 from transom._trie import Segment, parse_template
 from transom._types import ASGIApp
@@ -75,6 +82,8 @@ class Route:
         self._needs_context = False
         self._is_async = False
         self._has_params = True
+        #: The one-pass solver for the common shape (``None``: :meth:`Dependant.solve`).
+        self._solve: Solver | None = None
         self._output: Output | None = None  # the declared response model, if any
 
     def __repr__(self) -> str:
@@ -97,6 +106,7 @@ class Route:
         self._needs_context = self.dependant.needs_context or bool(self._guards)
         self._is_async = self.dependant.kind == "async"
         self._has_params = bool(self.dependant.params or self.dependant.request_names)
+        self._solve = fast_solver(self.dependant) if self._has_params else None
         if self.dependant.kind in ("async_gen", "sync_gen"):
             raise TypeError(f"handler {self.name!r} is a generator; return a StreamingResponse")
         self._output = output_adapter(self.endpoint, self.response_model)
@@ -194,7 +204,11 @@ class Route:
             path = dict(zip(self.param_names, values, strict=True))
         request.path_params = path
         if context is None:
-            kwargs = await dependant.solve(request, path, None) if self._has_params else {}
+            solve = self._solve
+            if solve is not None:
+                kwargs = await solve(request, path)
+            else:
+                kwargs = await dependant.solve(request, path, None) if self._has_params else {}
             if self._is_async:
                 result = await self.endpoint(**kwargs)
             else:
