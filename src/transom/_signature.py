@@ -19,7 +19,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from transom._concurrency import run_sync
-from transom.datastructures import QueryParams, UploadFile
+from transom.datastructures import UploadFile
 from transom.exceptions import HTTPException
 from transom.params import REQUIRED, Body, Depends, Param
 from transom.requests import Request, parse_json
@@ -704,8 +704,6 @@ def _make_extractor(spec: ParamSpec) -> Extractor:
 
 # -- the one-pass solver -----------------------------------------------------------------------
 
-#: Kinds of step in a one-pass plan (see :func:`fast_solver`).
-_CALL, _QUERY_STR, _QUERY_INT, _PATH_TYPED = range(4)
 Solver = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -713,78 +711,105 @@ def fast_solver(dependant: Dependant) -> Solver | None:
     """A one-pass :meth:`Dependant.solve` for the common shape, or ``None``.
 
     The shape: no dependencies (so no per-request cache nor clean-up to run), no form, at most
-    one body parameter taking the whole JSON body. Per request it reads the query string once,
-    converts plain ``str``/``int`` query parameters and typed path parameters without a call
-    each, reads the body and its media type in one coroutine and validates the body bytes with
-    the model's validator directly. It answers exactly as :meth:`Dependant.solve`: the same
-    values, the same errors in the same order (declaration order, then the body's), the same
-    400/413/415 for a bad body; a parameter with constraints or validators goes through its
-    full adapter, as there.
+    one body parameter taking the whole JSON body. The solver is generated as straight-line
+    code for the route, as :mod:`dataclasses` writes ``__init__``: plain ``str``/``int`` query
+    parameters and typed path parameters are converted inline (no call, no loop over specs),
+    the query string is parsed once, the body and its media type come from one coroutine and
+    the body bytes go to the model's validator directly. Every other parameter goes through
+    its extractor, as in :meth:`Dependant.solve`.
+
+    It answers exactly as :meth:`Dependant.solve`: the same values, the same errors in the same
+    order (declaration order, then the body's), the same 400/413/415 for a bad body; a
+    parameter with constraints or validators goes through its full adapter, as there. The
+    generated source holds no name, alias or value from the handler: they are looked up in
+    the function's namespace (``alias_3``), so no annotation or alias can inject code.
     """
     if dependant.deps or dependant.form or dependant.embed_body:
         return None
-    plan: list[tuple[int, str, str, Any, Callable[[Any], Any], bool, Any]] = []
+    namespace: dict[str, Any] = {"Invalid": Invalid, "_missing": _missing}
+    lines = ["async def solve(request, path):", "    errors = None"]
+    results: list[str] = []  # "name_i: value_i" entries of the returned dict
     extractors = dict(dependant.simple)
-    for spec in dependant.params:
-        if spec.location in ("body", "form", "file"):
-            continue
-        kind, target = _CALL, extractors[spec.name]
+    specs = [s for s in dependant.params if s.location not in ("body", "form", "file")]
+    if any(_plain_query(spec) for spec in specs):
+        lines.append("    query = request.query")
+    for i, spec in enumerate(specs):
+        namespace[f"name_{i}"] = spec.name
+        namespace[f"alias_{i}"] = spec.alias
+        namespace[f"default_{i}"] = spec.default
+        namespace[f"validate_{i}"] = _validator(spec.adapter, [spec.location, spec.alias])
+        namespace[f"extract_{i}"] = extractors[spec.name]
+        value = f"value_{i}"
+        results.append(f"name_{i}: {value}")
+        lines.append("    try:")
         inner = _strip_optional(spec.annotation)
-        # A mutable default (a fresh copy per request) stays with the extractor that copies it.
-        if _is_plain(spec) and not isinstance(spec.default, list | dict | set):
-            if spec.location == "query" and inner is str:
-                kind = _QUERY_STR
-            elif spec.location == "query" and inner is int:
-                kind = _QUERY_INT
-            elif spec.location == "path" and isinstance(inner, type) and inner not in _UNTYPED:
-                kind, target = _PATH_TYPED, inner
-        validate = _validator(spec.adapter, [spec.location, spec.alias])
-        plan.append((kind, spec.name, spec.alias, target, validate, spec.required, spec.default))
-    steps = tuple(plan)
-    needs_query = any(step[0] in (_QUERY_STR, _QUERY_INT) for step in steps)
-    body_name = dependant.body[0].name if dependant.body else None
-    one_body = dependant._one_body
-    request_names = tuple(dependant.request_names)
-
-    async def solve(request: Request, path: dict[str, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        errors: list[dict[str, Any]] | None = None
-        query = request.query if needs_query else _NO_QUERY
-        for kind, name, alias, target, validate, required, default in steps:
-            try:
-                if kind in (_QUERY_INT, _QUERY_STR):
-                    raw = query.get(alias)
-                    if raw is None:
-                        if required:
-                            raise _missing("query", alias)
-                        kwargs[name] = default
-                    elif kind == _QUERY_STR:
-                        kwargs[name] = raw
-                    elif raw.isascii() and raw.isdigit() and len(raw) < 19:
-                        kwargs[name] = int(raw)
-                    else:
-                        kwargs[name] = validate(raw)
-                elif kind == _PATH_TYPED:
-                    value = path[alias]
-                    kwargs[name] = value if type(value) is target else validate(value)
-                else:
-                    kwargs[name] = target(request, path)
-            except Invalid as exc:
-                errors = (errors or []) + exc.errors
-        if body_name is not None:
-            try:
-                body, content_type = await request._body_and_type()
-                kwargs[body_name] = one_body(request, body, content_type)
-            except Invalid as exc:
-                errors = (errors or []) + exc.errors
-        for name in request_names:
-            kwargs[name] = request
-        if errors:
-            raise Invalid(errors)
-        return kwargs
-
+        if _plain_query(spec):
+            lines += [
+                f"        {value} = query.get(alias_{i})",
+                f"        if {value} is None:",
+                f"            raise _missing('query', alias_{i})"
+                if spec.required
+                else f"            {value} = default_{i}",
+            ]
+            if inner is int:  # what the int shortcut of the extractor does, inline
+                lines += [
+                    f"        elif {value}.isascii() and {value}.isdigit() and len({value}) < 19:",
+                    f"            {value} = int({value})",
+                    "        else:",
+                    f"            {value} = validate_{i}({value})",
+                ]
+        elif _typed_path(spec):
+            namespace[f"type_{i}"] = inner
+            lines += [
+                f"        {value} = path[alias_{i}]",
+                f"        if type({value}) is not type_{i}:",
+                f"            {value} = validate_{i}({value})",
+            ]
+        else:
+            lines.append(f"        {value} = extract_{i}(request, path)")
+        lines += ["    except Invalid as exc:", "        errors = (errors or []) + exc.errors"]
+    if dependant.body:
+        namespace["body_name"] = dependant.body[0].name
+        namespace["one_body"] = dependant._one_body
+        results.append("body_name: body_value")
+        lines += [
+            "    try:",
+            "        body, content_type = await request._body_and_type()",
+            "        body_value = one_body(request, body, content_type)",
+            "    except Invalid as exc:",
+            "        errors = (errors or []) + exc.errors",
+        ]
+    for k, name in enumerate(dependant.request_names):
+        namespace[f"request_name_{k}"] = name
+        results.append(f"request_name_{k}: request")
+    lines += [
+        "    if errors:",
+        "        raise Invalid(errors)",
+        "    return {" + ", ".join(results) + "}",
+    ]
+    # Named after the handler, for tracebacks; the source is ours alone (see above).
+    where_from = f"<transom solver for {getattr(dependant.call, '__qualname__', 'handler')}>"
+    exec(compile("\n".join(lines), where_from, "exec"), namespace)
+    solve: Solver = namespace["solve"]
     return solve
 
 
-_UNTYPED = (Any, inspect.Parameter.empty)
-_NO_QUERY = QueryParams()
+def _plain_query(spec: ParamSpec) -> bool:
+    """A query parameter of a bare ``str`` or ``int`` (``Optional`` too): converted inline."""
+    return (
+        spec.location == "query"
+        and _strip_optional(spec.annotation) in (str, int)
+        and _is_plain(spec)
+        and not isinstance(spec.default, list | dict | set)  # its extractor copies it
+    )
+
+
+def _typed_path(spec: ParamSpec) -> bool:
+    """A path parameter of a class the converter's value may already be: kept as it is."""
+    inner = _strip_optional(spec.annotation)
+    return (
+        spec.location == "path"
+        and isinstance(inner, type)
+        and inner not in (Any, inspect.Parameter.empty)
+        and _is_plain(spec)
+    )
