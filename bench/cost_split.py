@@ -57,8 +57,8 @@ PARTS: list[tuple[str, str]] = [
     ("transom/requests.py", "body read (receive, Content-Length, Content-Type)"),
     ("validate_json", "pydantic body validation (validate_json)"),
     ("transom/_signature.py", "parameter extraction (solve, extractors, body checks)"),
-    # The one-pass solver generated per route (_signature.fast_solver) is named after this.
-    ("<transom solver for ", "parameter extraction (solve, extractors, body checks)"),
+    # The one-pass solver generated per route (_signature.fast_solver) has this file name.
+    ("<transom solver>", "parameter extraction (solve, extractors, body checks)"),
     ("transom/routing.py", "Route.handle (path params, handler call)"),
     ("orjson", "JSON encoding (orjson)"),
     ("transom/responses.py", "response object, header block and send"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -788,11 +789,17 @@ def fast_solver(dependant: Dependant) -> Solver | None:
         "        raise Invalid(errors)",
         "    return {" + ", ".join(results) + "}",
     ]
-    # Named after the handler, for tracebacks; the source is ours alone (see above).
-    where_from = f"<transom solver for {getattr(dependant.call, '__qualname__', 'handler')}>"
-    exec(compile("\n".join(lines), where_from, "exec"), namespace)
+    exec(_compiled("\n".join(lines)), namespace)
     solve: Solver = namespace["solve"]
     return solve
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> types.CodeType:
+    """The code of a generated solver. Routes of the same shape share one source (it names
+    only slots of the namespace): compiling it once keeps a 1,000-route app's start-up from
+    paying for 1,000 compilations (about 70 µs each)."""
+    return compile(source, "<transom solver>", "exec")
 
 
 def _plain_query(spec: ParamSpec) -> bool:
