@@ -46,6 +46,13 @@ _FORTUNE_SQL = "SELECT id, message FROM fortune"
 #: The 12 fortunes, read once at start-up (the check wants the database's own rows).
 _FIXED_FORTUNES: list[tuple[int, str]] = []
 _WORLD_BY_ID = select(World.id, World.randomnumber).where(World.id == bindparam("id"))
+_WORLD_TABLE = World.__table__
+#: The same SELECT from the Table's columns: a plain Core statement, no ORM entity in it.
+_WORLD_BY_ID_TABLE = select(_WORLD_TABLE.c.id, _WORLD_TABLE.c.randomnumber).where(
+    _WORLD_TABLE.c.id == bindparam("id")
+)
+#: The entity by primary key, built once (what session.get builds on every call).
+_WORLD_ENTITY_BY_ID = select(World).where(World.id == bindparam("id"))
 
 
 # --- fortunes -------------------------------------------------------------------------------
@@ -116,7 +123,41 @@ async def queries_session_core(
     return out
 
 
+@app.get("/layer/queries/session-table")
+async def queries_session_table(
+    session: DbSessionDep, queries: str | None = None
+) -> list[dict[str, int]]:
+    out = []
+    for _ in range(clamp_queries(queries)):
+        row = (await session.execute(_WORLD_BY_ID_TABLE, {"id": randint(1, 10000)})).one()
+        out.append({"id": row[0], "randomNumber": row[1]})
+    return out
+
+
+@app.get("/layer/queries/session-entity-stmt")
+async def queries_session_entity_stmt(
+    session: DbSessionDep, queries: str | None = None
+) -> list[dict[str, int]]:
+    out = []
+    for _ in range(clamp_queries(queries)):
+        world = (await session.scalars(_WORLD_ENTITY_BY_ID, {"id": randint(1, 10000)})).one()
+        out.append({"id": world.id, "randomNumber": world.randomnumber})
+    return out
+
+
 # --- updates --------------------------------------------------------------------------------
+
+
+@app.get("/layer/updates/reads-only")
+async def updates_reads_only(
+    session: DbSessionDep, queries: str | None = None
+) -> list[dict[str, int]]:
+    """The 20 ORM gets and the answer, no write: what every variant below adds to."""
+    ids = [randint(1, 10000) for _ in range(clamp_queries(queries))]
+    for ident in ids:
+        await session.get(World, ident)
+    new = {ident: randint(1, 10000) for ident in ids}
+    return [{"id": i, "randomNumber": new[i]} for i in ids]
 
 
 @app.get("/layer/updates/unit-of-work")
@@ -174,9 +215,12 @@ LAYERS: dict[str, list[tuple[str, str]]] = {
         ("/layer/queries/driver", "Transom route; SQLAlchemy checkout + 20 asyncpg fetchrow"),
         ("/layer/queries/core", "+ Core: 20 executions of one select(bindparam) on the conn"),
         ("/layer/queries/session-core", "the same on the request's session (DbSessionDep)"),
+        ("/layer/queries/session-table", "the same from the Table's columns (no ORM entity)"),
+        ("/layer/queries/session-entity-stmt", "ORM entities: one select(World) built once"),
         ("/queries", "the real endpoint: 20 session.get"),
     ],
     "updates": [
+        ("/layer/updates/reads-only", "20 session.get, no write (the check ignores the table)"),
         ("/layer/updates/unit-of-work", "20 session.get, changed objects flushed at commit"),
         ("/layer/updates/core-executemany", "20 session.get + Core update(bindparam) executemany"),
         ("/layer/updates/orm-bulk", "20 session.get + ORM bulk UPDATE by primary key"),
