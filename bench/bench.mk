@@ -32,6 +32,7 @@ TASKS_ARGS ?= $(filter --quick,$(BENCH_ARGS))
 bench: bench-deps
 	$(BENCH_PYTHON) bench/run.py $(BENCH_ARGS)
 	$(BENCH_PYTHON) bench/tasks.py $(TASKS_ARGS)
+	$(BENCH_PYTHON) bench/tasks_enqueue.py
 
 bench-micro: bench-deps
 	$(BENCH_PYTHON) bench/micro.py $(BENCH_ARGS)
@@ -49,6 +50,7 @@ bench-cache:
 
 bench-tasks: bench-deps
 	$(BENCH_PYTHON) bench/tasks.py $(BENCH_ARGS)
+	$(BENCH_PYTHON) bench/tasks_enqueue.py
 
 bench-production:
 	$(BENCH_PYTHON) -m pip install -q -e '.[metrics]'

@@ -12,6 +12,9 @@ tasks/s with one worker process, and enqueue-to-start latency.
 * **tasks/s**: ``--tasks`` no-op tasks queued (50 enqueues at a time) before one worker process
   (50 concurrent tasks) starts; tasks/s from the first finish to the last, so the worker's
   start-up and the producer are not counted.
+* **CPU ms/task**: the worker process's CPU time (user + system, from ``/proc``) from the first
+  finished task to the last, per task: steadier than tasks/s on a busy machine, where the
+  worker waits for a CPU as much as it runs.
 * **p50/p99**: enqueue-to-start latency (the task returns ``time.time() - t``, ``t`` taken just
   before the enqueue) of ``--paced`` tasks sent at ``--rate`` per second, one worker running:
   the latency of a system that is not saturated.
@@ -169,11 +172,13 @@ def handler_app(enqueue: Callable[[], Any], is_async: bool) -> App:
     return app
 
 
-async def start_worker(argv: list[str], folder: Path, env: dict[str, str]) -> Any:
+async def start_worker(
+    argv: list[str], folder: Path, env: dict[str, str], src: Path = ROOT / "src"
+) -> Any:
     return await asyncio.create_subprocess_exec(
         *argv,
         cwd=folder,
-        env={**os.environ, "PYTHONPATH": f"{folder}:{ROOT / 'src'}", **env},
+        env={**os.environ, "PYTHONPATH": f"{folder}:{src}", **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -190,12 +195,28 @@ async def stop_worker(worker: Any) -> None:
         await worker.wait()
 
 
-async def wait_all(count: Callable[[], Awaitable[int]], n: int, what: str) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_all(
+    count: Callable[[], Awaitable[int]], n: int, what: str, pid: int | None = None
+) -> float:
+    """Wait for ``n`` finished tasks; the CPU ms per task of the worker ``pid`` from the first
+    one seen finished to the last (NaN without ``pid``)."""
     deadline = time.monotonic() + 300
-    while await count() < n:
+    first: tuple[int, float] | None = None
+    while (done := await count()) < n:
+        if pid is not None and first is None and done > 0:
+            first = (done, cpu_seconds(pid))
         if time.monotonic() > deadline:
             raise SystemExit(f"{what}: tasks not finished in 300 s")
         await asyncio.sleep(0.1)
+    if pid is None or first is None or first[0] >= n:
+        return float("nan")
+    return (cpu_seconds(pid) - first[1]) / (n - first[0]) * 1000
 
 
 # -- Transom --------------------------------------------------------------------------------------
@@ -242,9 +263,13 @@ async def transom_run(url: str, args: argparse.Namespace) -> dict[str, float]:
             # Queued before the worker starts: tasks/s is the worker's alone.
             sent = await concurrently(lambda: noop.enqueue(time.time()), args.tasks)
             ids = [r.id for r in sent]
-            worker = await start_worker([*argv, "-c", str(CONCURRENCY)], folder, env)
+            worker = await start_worker(
+                [*argv, "-c", str(CONCURRENCY)], folder, env, args.worker_src
+            )
             try:
-                await wait_all(lambda: _len(finished(ids)), len(ids), "transom")
+                out["cpu_ms"] = await wait_all(
+                    lambda: _len(finished(ids)), len(ids), "transom", worker.pid
+                )
                 done = sorted(r["at"] for r in await finished(ids))
                 out["tasks_per_s"] = (len(done) - 1) / (done[-1] - done[0])
                 paced = await pace(lambda: noop.enqueue(time.time()), args)
@@ -324,7 +349,9 @@ async def celery_run(url: str, args: argparse.Namespace) -> dict[str, float]:
             env,
         )
         try:
-            await wait_all(lambda: _len(finished(ids)), len(ids), "celery")
+            out["cpu_ms"] = await wait_all(
+                lambda: _len(finished(ids)), len(ids), "celery", worker.pid
+            )
             done = sorted(done_at(m) for m in await finished(ids))
             out["tasks_per_s"] = (len(done) - 1) / (done[-1] - done[0])
             paced = await pace(asend, args)
@@ -391,13 +418,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 tasks, 300 requests")
     parser.add_argument("--only", choices=sorted(BROKERS), default=None)
     parser.add_argument("--engines", default="transom,celery")
+    parser.add_argument(
+        "--worker-src",
+        type=Path,
+        default=ROOT / "src",
+        help="the Transom source the worker runs (default: this checkout's src/); to compare "
+        "two versions' workers, run the script with each in turn",
+    )
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.requests, args.paced = 500, 300, 200
     print(
         f"{'broker':<9} {'engine':<8} {'req/s seq':>10} {'+enq seq':>9} {'ms/enq':>7} "
         f"{'req/s c50':>10} {'+enq c50':>9} {'ms/enq':>7} {'tasks/s':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7}"
+        f"{'p99 ms':>7} {'CPU ms/task':>11}"
     )
     for broker, url in BROKERS.items():
         if args.only and broker != args.only:
@@ -408,7 +442,7 @@ def main() -> None:
                 f"{broker:<9} {engine:<8} {r['plain_seq']:>10.0f} {r['enqueue_seq']:>9.0f} "
                 f"{r['cost_seq']:>7.3f} {r['plain_c50']:>10.0f} {r['enqueue_c50']:>9.0f} "
                 f"{r['cost_c50']:>7.3f} {r['tasks_per_s']:>8.0f} {r['p50_ms']:>7.1f} "
-                f"{r['p99_ms']:>7.1f}",
+                f"{r['p99_ms']:>7.1f} {r['cpu_ms']:>11.3f}",
                 flush=True,
             )
 

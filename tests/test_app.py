@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import logging
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -377,78 +375,6 @@ def test_missing_secret_key_fails_at_startup_when_something_signs() -> None:
         assert client.get("/nothing").status_code == 404
 
 
-def test_lifespan_context_and_hooks_run_in_order() -> None:
-    events: list[str] = []
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: App) -> AsyncIterator[None]:
-        events.append("enter")
-        app.state.pool = "pool"
-        yield
-        events.append("exit")
-
-    app = App(Settings(), lifespan=lifespan)
-
-    @app.on_startup
-    async def start() -> None:
-        events.append("startup")
-
-    @app.on_shutdown
-    def stop() -> None:
-        events.append("shutdown")
-
-    @app.get("/")
-    def index(request: Request) -> str:
-        assert request.app is not None
-        return str(request.app.state.pool)
-
-    with app.test_client() as client:
-        assert client.get("/").text == "pool"
-        assert events == ["enter", "startup"]
-    assert events == ["enter", "startup", "shutdown", "exit"]
-
-
-async def _lifespan_messages(app: ASGIApp) -> list[Message]:
-    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return incoming.pop(0)
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
-    return sent
-
-
-def test_lifespan_protocol_reports_startup_failure() -> None:
-    import asyncio
-
-    app = make_app()
-
-    @app.on_startup
-    def fail() -> None:
-        raise RuntimeError("cannot reach the cache")
-
-    sent = asyncio.run(_lifespan_messages(app))
-    assert sent == [{"type": "lifespan.startup.failed", "message": "cannot reach the cache"}]
-
-    ok = make_app()
-    assert asyncio.run(_lifespan_messages(ok)) == [
-        {"type": "lifespan.startup.complete"},
-        {"type": "lifespan.shutdown.complete"},
-    ]
-
-    from transom.security import Security
-
-    misconfigured = App(Settings(secret_key=None))
-    Security(misconfigured)
-    failed = asyncio.run(_lifespan_messages(misconfigured))
-    assert failed[0]["type"] == "lifespan.startup.failed"
-    assert "TRANSOM_SECRET_KEY" in failed[0]["message"]
-
-
 class HeaderMiddleware:
     """A plain ASGI middleware, as any third-party one would be written."""
 
@@ -508,37 +434,6 @@ def test_handler_returning_an_unsupported_type_is_a_500() -> None:
 
     with app.test_client() as client:
         assert client.get("/").status_code == 500
-
-
-def test_a_server_started_app_freezes_startup_objects_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import asyncio
-    import gc
-
-    import transom.app
-
-    calls: list[str] = []
-    monkeypatch.setattr(transom.app, "_frozen", False)
-
-    def collect(*_args: Any) -> int:
-        calls.append("collect")
-        return 0
-
-    monkeypatch.setattr(gc, "collect", collect)
-    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
-
-    with make_app(gc_freeze=True).test_client() as client:  # the test client: no freeze
-        assert client.get("/nowhere").status_code == 404
-    assert calls == []
-    assert asyncio.run(_lifespan_messages(make_app(gc_freeze=False)))[0] == {
-        "type": "lifespan.startup.complete"
-    }
-    assert calls == []
-    asyncio.run(_lifespan_messages(make_app(gc_freeze=True)))
-    assert calls == ["collect", "freeze"]  # garbage is collected first, then the rest frozen
-    asyncio.run(_lifespan_messages(make_app(gc_freeze=True)))  # a second app in one process
-    assert calls == ["collect", "freeze"]
 
 
 def test_content_length_with_transfer_encoding_gets_400_and_closes() -> None:

@@ -292,3 +292,31 @@ def test_tfb_layers_script() -> None:
     assert names[0] == "raw fortunes"
     assert {"/fortunes", "/queries", "/updates", "/layer/updates/orm-bulk"} <= set(names)
     assert all(float(row[3]) > 0 for row in rows)
+
+
+def test_tasks_enqueue_script() -> None:
+    """``bench/tasks_enqueue.py``: every candidate publishes for real, and the table lists them."""
+    from _services import require_service
+
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    require_service("Redis", "127.0.0.1", 6379)
+    script = str(ROOT / "bench" / "tasks_enqueue.py")
+    result = subprocess.run(
+        [sys.executable, script, "--enqueues", "100", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")]
+    names = [row[1].strip() for row in rows[1:]]  # the header row first
+    assert names == [
+        "RabbitMQ: transom",
+        "RabbitMQ: raw aio-pika, confirmed",
+        "RabbitMQ: raw aio-pika, no confirm",
+        "Redis: transom",
+        "Redis: raw redis-py XADD",
+    ]
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows[1:])

@@ -256,6 +256,30 @@ def test_comments_in_the_admin(blog: ModuleType) -> None:
         assert [c["body"] for c in listed] == ["moderated"]
 
 
+def test_a_comment_added_in_the_admin_appears_on_open_pages_once_committed(
+    blog: ModuleType,
+) -> None:
+    add_user(blog, "moderator", is_staff=True, is_superuser=True)  # a login of its own
+    with blog.app.test_client() as moderator, blog.app.test_client() as reader:
+        log_in(moderator, "moderator", "/admin/login")
+        base = "/admin/blog/postcomment"
+        form = moderator.get(f"{base}/add")
+        assert form.status_code == 200, form.text
+        data = {"post_id": "1", "author_id": "1", "csrf_token": token(form.text)}
+        with reader.events(EVENTS) as stream:
+            # Refused by the comment's rules: never saved, so nothing is sent.
+            refused = moderator.post(f"{base}/add", data={**data, "body": "x" * 2001})
+            assert refused.status_code == 422
+            added = moderator.post(f"{base}/add", data={**data, "body": "from the admin"})
+            assert added.status_code == 303, added.text
+            event = next(stream)  # the first event is the added one, not the refused one
+        assert event.event == "comment"
+        assert event.json()["body"] == "from the admin"
+        saved = moderator.get("/api/posts/hello-transom/comments").json()
+        assert event.json()["id"] == saved[-1]["id"]
+        assert event.json()["author"] == saved[-1]["author"]
+
+
 # --- Two real server processes sharing Redis ----------------------------------------------------
 
 

@@ -539,3 +539,41 @@ def test_422_echoes_integers_beyond_64_bits() -> None:
         r = client.post("/items", content=big, headers={"Content-Type": "application/json"})
         assert r.status_code == 422, r.text
         assert r.json()["detail"][0]["input"] == "-9223372036854775809"
+
+
+def test_constraints_in_annotated_and_on_path_markers_are_enforced() -> None:
+    """The shortcuts for plain ``int``/``str`` values (and for a path converter's int) must
+    not skip what ``Annotated`` metadata or a ``Path(...)`` marker adds to the type."""
+    from pydantic import AfterValidator
+
+    app = make_app()
+
+    @app.get("/c/annotated-path/{n:int}")
+    async def annotated_path(n: Annotated[int, Field(gt=5)]) -> dict[str, int]:
+        return {"n": n}
+
+    @app.get("/c/marker-path/{n:int}")
+    async def marker_path(n: int = Path(gt=5)) -> dict[str, int]:
+        return {"n": n}
+
+    @app.get("/c/annotated-query")
+    async def annotated_query(
+        n: Annotated[int, Field(gt=5)], s: Annotated[str, Field(max_length=3)]
+    ) -> dict[str, Any]:
+        return {"n": n, "s": s}
+
+    @app.get("/c/validator")
+    async def validator(s: Annotated[str, AfterValidator(str.upper)]) -> dict[str, str]:
+        return {"s": s}
+
+    with app.test_client() as client:
+        assert client.get("/c/annotated-path/1").status_code == 422
+        assert client.get("/c/annotated-path/9").json() == {"n": 9}
+        assert client.get("/c/marker-path/1").status_code == 422
+        assert client.get("/c/marker-path/9").json() == {"n": 9}
+        too_small = client.get("/c/annotated-query?n=1&s=abc")
+        assert too_small.status_code == 422
+        assert too_small.json()["detail"][0]["loc"] == ["query", "n"]
+        assert client.get("/c/annotated-query?n=9&s=abcd").status_code == 422
+        assert client.get("/c/annotated-query?n=9&s=abc").json() == {"n": 9, "s": "abc"}
+        assert client.get("/c/validator?s=ab").json() == {"s": "AB"}

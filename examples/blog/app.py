@@ -213,6 +213,20 @@ class PostCommentAdmin(ModelAdmin):
     search_fields = ["body"]
     list_filter = ["post", "author"]
 
+    async def after_save(
+        self, request: Request, db: DbSession, obj: PostComment, adding: bool
+    ) -> None:
+        """A comment added here appears on the open pages of its post too, once committed."""
+        if adding:
+            author = await db.get(User, obj.author_id)
+            out = CommentOut(
+                id=obj.id,
+                author=author.username if author is not None else "",
+                body=obj.body,
+                created_at=obj.created_at,
+            )
+            db.on_commit(lambda: publish_comment(obj.post_id, out))
+
 
 @app.on_startup
 async def demo_superuser() -> None:
@@ -272,17 +286,22 @@ async def add_comment(db: DbSession, post: Post, user: User, body: str) -> Comme
     """
     # By id: ``post`` and ``user`` may come from another session (a WebSocket's handshake).
     comment = await db.save(PostComment(post_id=post.id, author_id=user.id, body=body))
-    await db.commit()
     out = CommentOut(
         id=comment.id, author=user.username, body=comment.body, created_at=comment.created_at
     )
+    db.on_commit(lambda: publish_comment(post.id, out))
+    await db.commit()  # returns once the comment is published
+    return out
+
+
+async def publish_comment(post_id: int, out: CommentOut) -> None:
+    """Send a saved comment to the open pages of its post (an on-commit callback)."""
     try:
-        await channels.publish(comments_channel(post), out, event="comment")
+        await channels.publish(post_comments.name(post=post_id), out, event="comment")
     except ChannelsUnavailable:
         # The comment is saved (the channels battery logged the outage): answering 503 would
         # make the writer post it again. Open pages show it at their next load.
         logger.warning("comment %d saved but not sent live: channels unavailable", out.id)
-    return out
 
 
 async def post_page_response(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import inspect
 import logging
 import pkgutil
@@ -13,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from transom import _errors
-from transom._concurrency import configure_thread_pool, run_sync
+from transom._concurrency import configure_thread_pool
 from transom._hosts import AllowedHosts
+from transom._lifespan import call_hook, run_lifespan
 from transom._signature import Dependant, Invalid, SolveContext, compile_dependant
 from transom._trie import Trie
 from transom._types import ASGIApp, Receive, Scope, Send
@@ -25,7 +25,6 @@ from transom.exceptions import ClientDisconnect, HTTPException, RequestValidatio
 from transom.logs import (
     REQUEST_ID_SCOPE_KEY,
     RequestIds,
-    configure_logging,
     request_id_var,
     with_request_id,
 )
@@ -34,7 +33,7 @@ from transom.responses import RedirectResponse, Response, to_response
 from transom.routing import Mount, Route, Router
 from transom.settings import Settings
 from transom.staticfiles import MANIFEST_NAME, StaticFiles, load_manifest
-from transom.websockets import WebSocketRoute, close_all, close_on_signals, serve_websocket
+from transom.websockets import WebSocketRoute, close_all, serve_websocket
 
 if TYPE_CHECKING:
     from transom.openapi import OpenAPIHook
@@ -449,7 +448,7 @@ class App(Router):
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await self._run_lifespan(receive, send)
+            await run_lifespan(self, receive, send)
         elif kind == "websocket":
             for guard in self._ws_guards:
                 if not await guard(scope, receive, send):
@@ -688,7 +687,7 @@ class App(Router):
             self._lifespan_cm = self._lifespan(self)
             await self._lifespan_cm.__aenter__()
         for func in self._on_startup:
-            await _call_hook(func)
+            await call_hook(func)
         self._started = True
 
     @property
@@ -706,7 +705,7 @@ class App(Router):
         await close_all(self)
         for func in reversed(self._on_shutdown):
             try:
-                await _call_hook(func)
+                await call_hook(func)
             except Exception as exc:  # every hook gets its chance to release resources
                 logger.exception("shutdown hook %r failed", func)
                 errors.append(exc)
@@ -715,31 +714,6 @@ class App(Router):
             await cm.__aexit__(None, None, None)
         if errors:
             raise errors[0]
-
-    async def _run_lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                # A server runs us: the log lines need somewhere to go.
-                configure_logging(self.settings)
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    logger.exception("Application start-up failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                if self.settings.gc_freeze:
-                    _freeze_startup_objects()
-                close_on_signals(self)  # SIGTERM ends WebSockets and event streams at once
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                try:
-                    await self.shutdown()
-                except Exception as exc:
-                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     # -- conveniences ----------------------------------------------------------------------------
     def test_client(self, **kwargs: Any) -> TestClient:
@@ -808,33 +782,3 @@ def _caller_folder() -> Path:
         frame = frame.f_back  # type: ignore[assignment]
     filename = frame.f_globals.get("__file__") if frame is not None else None
     return Path(filename).resolve().parent if filename else Path.cwd()
-
-
-async def _call_hook(func: Callable[[], Any]) -> None:
-    if inspect.iscoroutinefunction(func):
-        await func()
-    else:
-        result = await run_sync(func)
-        if inspect.isawaitable(result):
-            await result
-
-
-_frozen = False
-
-
-def _freeze_startup_objects() -> None:
-    """Exclude the objects alive after start-up from every later garbage collection.
-
-    They live as long as the process, yet each full collection walks all of them (tens of
-    thousands with the database battery). Under load the objects of requests in flight get
-    promoted to the oldest generation and set off full collections every second or so.
-    ``gc.freeze`` (made for this) takes the start-up objects out of those walks; they are
-    still freed by reference counting. Once per process: later apps (tests,
-    a second app in one server) have nothing of that size to add.
-    """
-    global _frozen
-    if _frozen:
-        return
-    _frozen = True
-    gc.collect()  # what is garbage now must not be frozen (it would never be collected)
-    gc.freeze()

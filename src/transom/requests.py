@@ -26,6 +26,10 @@ _DEFAULT_LIMITS = (10 * 1024 * 1024, 100 * 1024 * 1024, 1000, 100, 64, 1024 * 10
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
+#: Media types by the raw Content-Type value: the same few come on every request with a body.
+_MEDIA_TYPES: dict[bytes, str] = {}
+
+
 class Request:
     """An HTTP request: headers, query, cookies and body readers.
 
@@ -154,7 +158,12 @@ class Request:
         value: bytes
         for name, value in self.scope["headers"]:
             if name == b"content-type":
-                return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+                media = _MEDIA_TYPES.get(value)
+                if media is None:
+                    media = value.split(b";", 1)[0].strip().lower().decode("latin-1")
+                    if len(_MEDIA_TYPES) < 256:  # the client's value: keep the memory bounded
+                        _MEDIA_TYPES[value] = media
+                return media
         return ""
 
     def url_for(self, name: str, /, **params: Any) -> str:

@@ -268,14 +268,26 @@ class Response:
         """Send this response; ``extra`` headers (the app's defaults) are appended, but for
         those the response sets itself (except ``Set-Cookie`` and ``Vary``)."""
         body = self.body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": self._head(scope, extra, len(body)),
-            }
-        )
-        if scope.get("method") == "HEAD" or self.status_code in _NO_BODY_STATUSES:
+        status = self.status_code
+        content_type = self.content_type
+        if (
+            content_type is not None
+            and not self._raw_headers
+            and not self._cookies
+            and status >= 200
+            and status not in _NO_BODY_STATUSES
+        ):
+            # What most responses are (a handler's dict or str): the block in one list display,
+            # as _head would build it, without its branches and appends.
+            headers = [
+                (b"content-type", _ENCODED.get(content_type) or _encoded(content_type)),
+                (b"content-length", b"%d" % len(body)),
+                *extra,
+            ]
+        else:
+            headers = self._head(scope, extra, len(body))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if status in _NO_BODY_STATUSES or scope.get("method") == "HEAD":
             body = b""
         await send({"type": "http.response.body", "body": body})
 

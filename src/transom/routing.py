@@ -186,7 +186,12 @@ class Route:
         """Extract parameters, call the handler and turn its result into a response."""
         dependant = self.dependant
         assert dependant is not None
-        path = dict(zip(self.param_names, values, strict=True)) if values else {}
+        if not values:
+            path = {}
+        elif len(values) == 1:  # the commonest dynamic route: one parameter, no zip
+            path = {self.param_names[0]: values[0]}
+        else:
+            path = dict(zip(self.param_names, values, strict=True))
         request.path_params = path
         if context is None:
             kwargs = await dependant.solve(request, path, None) if self._has_params else {}

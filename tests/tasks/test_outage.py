@@ -9,15 +9,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from transom import App
-from transom.tasks import BrokerUnavailable, Tasks, TasksConfig
+from transom.tasks import BrokerUnavailable, Tasks, TasksConfig, TaskStatus
 
 from . import worker_app
-from .conftest import REDIS_URL, Spawn
+from .conftest import REDIS_URL, Process, Spawn
 from .test_worker import reported, until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -140,3 +141,57 @@ async def test_a_message_rabbitmq_cannot_route_is_not_acknowledged(
     finally:
         await tasks.close()
         await remove_amqp(prefix, ["default", "other"])
+
+
+async def test_a_worker_rides_out_a_lost_rabbitmq_connection(
+    amqp_required: None, redis_required: None, prefix: str, spawn: Spawn
+) -> None:
+    """The worker's consumers come back by themselves after the connection to RabbitMQ was
+    lost (aio-pika's robust channel), and the task running at the time is not interrupted:
+    it finishes, its acknowledgement is lost with the connection, and the copy RabbitMQ
+    delivers again finds it finished and does not run it a second time."""
+    from .conftest import AMQP_URL, remove_amqp
+
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    tasks = Tasks(TasksConfig(broker_url=AMQP_URL, prefix=prefix, result_url=REDIS_URL))
+    worker = spawn("worker", "-c", "2", broker_url=through(AMQP_URL, proxy))
+
+    async def seen(text: str) -> bool:
+        # Not worker.wait_for: it would block this loop, which runs the proxy.
+        return text in worker.output
+
+    try:
+        with tasks.activate():
+            await until(lambda: seen("listening"))
+            running = await worker_app.slow_record.enqueue("long", 1.0)
+            await until(lambda: _reported(prefix, "started", 1))
+            await proxy.cut()  # mid-task
+            # The task finishes while the connection is down (its acknowledgement is lost).
+            await until(lambda: _succeeded(running))
+            await proxy.restore()
+            after = await worker_app.record.enqueue("after")
+            assert await after.wait(timeout=30) == "AFTER"
+            await running.wait(timeout=30)
+            await until(lambda: seen(f"task t.slow_record {running.id} is successful: not run"))
+            assert len(await reported(prefix, "started")) == 1
+            assert sorted(await reported(prefix, "done")) == ["after", "long"]
+        worker.popen.terminate()  # and wait without blocking the proxy's loop
+        await until(lambda: _exited(worker))
+        assert worker.popen.returncode == 0
+    finally:
+        await tasks.close()
+        await proxy.cut()
+        await remove_amqp(prefix, ["default", "other"])
+
+
+async def _reported(prefix: str, kind: str, n: int) -> bool:
+    return len(await reported(prefix, kind)) >= n
+
+
+async def _exited(process: Process) -> bool:
+    return process.popen.poll() is not None
+
+
+async def _succeeded(result: Any) -> bool:
+    return bool((await result.refresh()).status == TaskStatus.SUCCESSFUL)

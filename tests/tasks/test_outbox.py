@@ -4,6 +4,7 @@ right after the commit (the outbox row is relayed by a worker). PostgreSQL and S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import textwrap
@@ -77,6 +78,34 @@ async def test_eager_runs_on_commit_and_never_on_rollback(database: Database) ->
         await until(lambda: _called())
     assert calls == [("add", 1, 2)]
     assert await outbox_rows(database) == 0  # no broker: no outbox row
+
+
+async def test_savepoints_rolled_back_send_nothing_released_wait_for_the_commit(
+    database: Database,
+) -> None:
+    tasks = Tasks(TasksConfig(eager=True))
+    calls.clear()
+    with tasks.activate():
+        async with database.session() as session:
+            await session.begin()
+            await add.enqueue_on_commit(session, 1, 1)
+            with contextlib.suppress(ValueError):
+                async with session.begin_nested():
+                    await add.enqueue_on_commit(session, 2, 2)
+                    raise ValueError("roll this savepoint back")
+            async with session.begin_nested():
+                await add.enqueue_on_commit(session, 3, 3)
+            await asyncio.sleep(0.05)
+            assert calls == []  # a savepoint's release is not the commit
+            await session.commit()  # returns once the eager runs are done
+            assert calls == [("add", 1, 1), ("add", 3, 3)]
+
+
+async def test_enqueue_on_commit_needs_a_transom_session() -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    with Tasks(TasksConfig(eager=True)).activate(), pytest.raises(TypeError, match="DbSession"):
+        await add.enqueue_on_commit(AsyncSession(), 1, 2)
 
 
 async def test_broker_rollback_sends_nothing_commit_sends(

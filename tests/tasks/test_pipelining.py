@@ -57,22 +57,26 @@ async def test_concurrent_commands_share_pipelines_and_each_gets_its_reply(
     entries = await client.xrange(stream)
     assert [e[1][b"n"] for e in entries] == [str(i).encode() for i in range(100)]
     assert pipelines < 10  # 101 commands in a handful of round trips, not 101
-    # A command alone still goes out (next turn of the loop).
+    # A command alone goes out at once, as a plain call: no pipeline of one.
+    before = pipelines
     assert isinstance(await pipeliner.execute("XADD", stream, "*", "n", "last"), bytes)
+    assert pipelines == before
     await pipeliner.close()
 
 
 async def test_a_cancelled_caller_is_not_sent(client: Any, prefix: str) -> None:
     pipeliner = Pipeliner(client)
     stream = f"{prefix}:stream"
+    alone = asyncio.ensure_future(pipeliner.execute("XADD", stream, "*", "n", "alone"))
     first = asyncio.ensure_future(pipeliner.execute("XADD", stream, "*", "n", "cancelled"))
     kept = asyncio.ensure_future(pipeliner.execute("XADD", stream, "*", "n", "kept"))
-    await asyncio.sleep(0)  # both queued, the batch not sent yet
+    await asyncio.sleep(0)  # the first on the wire alone, the other two queued behind it
     first.cancel()
     await kept
+    await alone
     with pytest.raises(asyncio.CancelledError):
         await first
-    assert [e[1][b"n"] for e in await client.xrange(stream)] == [b"kept"]
+    assert [e[1][b"n"] for e in await client.xrange(stream)] == [b"alone", b"kept"]
     await pipeliner.close()
 
 

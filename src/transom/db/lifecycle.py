@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session as OrmSession
 
 from transom._deprecation import renamed_names
 from transom.db.engine import Database, get_database
-from transom.db.sessions import FORCE_PRIMARY_KEY, REQUEST_KEY, DbSession, RoutingSession
+from transom.db.sessions import (
+    FORCE_PRIMARY_KEY,
+    REQUEST_KEY,
+    RUNNING_KEY,
+    DbSession,
+    RoutingSession,
+    wait_for_on_commit,
+)
 from transom.exceptions import HTTPException
 from transom.params import Depends
 from transom.requests import Request
@@ -118,6 +125,8 @@ async def _end_async(session: DbSession, commit: bool) -> None:
         sync.close()
     else:
         await session.run_sync(_end, commit)
+        if RUNNING_KEY in sync.info:
+            await wait_for_on_commit(sync)
 
 
 def _wants_commit(options: DbSessionOptions, exc: BaseException | None) -> bool:

@@ -6,14 +6,17 @@ The per-request session built from them (commit on success, rollback on error) i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Select, event, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Mapper, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import UpdateBase
@@ -34,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["DbSession", "RoutingSession"]
 
 T = TypeVar("T")
+#: What :meth:`DbSession.on_commit` takes: a function of no arguments, plain or async.
+OnCommit = Callable[[], Awaitable[object] | object]
+
+logger = logging.getLogger("transom.db")
 
 # Keys in Session.info (a plain dict SQLAlchemy gives every session for this purpose).
 DB_KEY = "transom.db"
@@ -41,6 +48,10 @@ SYNC_KEY = "transom.db.sync"
 FORCE_PRIMARY_KEY = "transom.db.force_primary"
 REQUEST_KEY = "transom.db.request"
 _WROTE = "transom.db.wrote"
+_ON_COMMIT = "transom.db.on_commit"  # [(the transaction it waits for, function)], in order
+_ON_COMMIT_HOOKED = "transom.db.on_commit.hooked"
+_COMMITTED = "transom.db.on_commit.committed"
+RUNNING_KEY = "transom.db.on_commit.running"  # the asyncio tasks running them after a commit
 _REPLICA = "transom.db.replica"
 
 
@@ -107,6 +118,68 @@ def _flushing(session: OrmSession, _flush_context: Any, _instances: Any) -> None
     # A flush writes (SQLAlchemy calls before_flush only when there is something to flush),
     # and the flush asks get_bind with no statement to look at: note it first.
     session.info[_WROTE] = True
+
+
+#: Callbacks started by commits, kept so they are not garbage-collected mid-way.
+_running: set[asyncio.Task[None]] = set()
+
+
+def _committed(session: OrmSession) -> None:
+    # SQLAlchemy's after_commit carries no transaction; the after_transaction_end that follows
+    # it (the same transaction's) reads this note.
+    session.info[_COMMITTED] = True
+
+
+def _transaction_ended(session: OrmSession, transaction: SessionTransaction) -> None:
+    committed = session.info.pop(_COMMITTED, False)
+    entries: list[tuple[SessionTransaction, OnCommit]] = session.info.get(_ON_COMMIT, [])
+    if not any(owner is transaction for owner, _ in entries):
+        return
+    parent = transaction.parent
+    kept: list[tuple[SessionTransaction, OnCommit]] = []
+    ready: list[OnCommit] = []
+    for owner, func in entries:
+        if owner is not transaction:
+            kept.append((owner, func))
+        elif committed and parent is not None:
+            kept.append((parent, func))  # a released savepoint: they wait for the outer commit
+        elif committed:
+            ready.append(func)
+        # else: rolled back (or closed without a commit), so they never run
+    session.info[_ON_COMMIT] = kept
+    if ready:
+        _start(session, ready)
+
+
+def _start(session: OrmSession, funcs: list[OnCommit]) -> None:
+    """Run ``funcs`` in order in one asyncio task; ``commit()`` and the request's end await it.
+
+    A task, not a call: SQLAlchemy runs this listener in synchronous code (inside its greenlet)
+    where nothing can be awaited.
+    """
+    task = asyncio.get_running_loop().create_task(_run_callbacks(funcs))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    session.info.setdefault(RUNNING_KEY, []).append(task)
+
+
+async def _run_callbacks(funcs: list[OnCommit]) -> None:
+    for func in funcs:
+        try:
+            result = func()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            # The data is committed whatever a callback does: log it, run the next one.
+            logger.exception("on_commit callback %r failed", func)
+
+
+async def wait_for_on_commit(session: OrmSession) -> None:
+    """Wait for the callbacks that commits of ``session`` started (none: returns at once)."""
+    tasks: list[asyncio.Task[None]] = session.info.pop(RUNNING_KEY, [])
+    for task in tasks:
+        # Shielded: a request cancelled now (its client left) must not cancel them.
+        await asyncio.shield(task)
 
 
 class DbSession(AsyncSession):
@@ -212,6 +285,41 @@ class DbSession(AsyncSession):
         if obj is None:
             raise HTTPException(404, detail=detail or "Not found")
         return obj
+
+    def on_commit(self, func: OnCommit) -> None:
+        """Call ``func`` (no arguments; plain or async) once this session's transaction
+        commits, and never if it rolls back: Django's ``transaction.on_commit``.
+
+        For what must not happen unless the data is saved: tell open pages about a new
+        comment, invalidate a cache, call another service. Inside ``begin_nested()`` it waits
+        for the savepoint to be released and then for the outer commit; a rolled-back
+        savepoint drops it. Callbacks run in the order they were registered, after the
+        commit: ``await db.commit()`` returns once they have run, and so does the request's
+        own commit (``DbSessionDep``). One that raises is logged (``transom.db``) and the
+        next still runs: the data is committed either way. Outside a transaction ``func``
+        runs at once (as in Django).
+
+        Example:
+            >>> comment = await db.save(Comment(body=body))  # doctest: +SKIP
+            >>> db.on_commit(lambda: channels.publish("comments", {"id": comment.id}))
+        """
+        sync = self.sync_session
+        transaction = sync.get_nested_transaction() or sync.get_transaction()
+        if transaction is None:
+            _start(sync, [func])
+            return
+        if not sync.info.get(_ON_COMMIT_HOOKED):
+            # Listeners on this session only: sessions that never use on_commit pay nothing.
+            sync.info[_ON_COMMIT_HOOKED] = True
+            event.listen(sync, "after_commit", _committed)
+            event.listen(sync, "after_transaction_end", _transaction_ended)
+        sync.info.setdefault(_ON_COMMIT, []).append((transaction, func))
+
+    async def commit(self) -> None:
+        """Commit, then wait for the :meth:`on_commit` callbacks it started."""
+        await super().commit()
+        if RUNNING_KEY in self.sync_session.info:
+            await wait_for_on_commit(self.sync_session)
 
     async def save(self, obj: T) -> T:
         """Add ``obj`` and flush, so its id and server defaults are set; returns ``obj``.

@@ -9,6 +9,8 @@ between sending and deleting sends a row again, with the same task id, and a wor
 task id that already finished (when results are kept).
 
 The in-process and eager backends need no table: the task is started by the commit itself.
+Both use :meth:`transom.db.DbSession.on_commit`, so a task enqueued inside a savepoint that
+is rolled back is never sent, and one in a released savepoint waits for the outer commit.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transom.db import Model, UTCDateTime, utcnow
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["OutboxEntry", "Relay", "enqueue_on_commit"]
 
 logger = logging.getLogger("transom.tasks")
-
-_PENDING = "transom.tasks.pending"
-_HOOKED = "transom.tasks.hooked"
 
 
 class OutboxEntry(Model):
@@ -74,42 +73,23 @@ async def enqueue_on_commit(
         request_id=request_id_var.get(),
         key=options.key,
     )
-    sync_session = session.sync_session
-    if not sync_session.info.get(_HOOKED):
-        sync_session.info[_HOOKED] = True
-        event.listen(sync_session, "after_commit", _after_commit)
-        event.listen(sync_session, "after_rollback", _after_rollback)
+    on_commit = getattr(session, "on_commit", None)
+    if on_commit is None:
+        raise TypeError(
+            f"enqueue_on_commit needs a transom.db session (DbSession), not {type(session)!r}"
+        )
     if tasks.config.backend in ("eager", "inprocess"):
-        sync_session.info.setdefault(_PENDING, []).append((tasks, task, envelope, None))
+        # No broker: the commit starts the task (eager: at once, in-process: soon).
+        on_commit(functools.partial(_send_now, tasks, task, envelope))
         return envelope.id
     not_before = time.time() + delay if delay else None
     payload = {"envelope": envelope.__dict__, "not_before": not_before}
     session.add(OutboxEntry(id=envelope.id, task=task.name, payload=orjson.dumps(payload).decode()))
-    sync_session.info.setdefault(_PENDING, []).append((tasks, task, envelope, session.database))
+    database = session.database
+    # The row is in the transaction; once it commits, the relay sends it without waiting for
+    # its next sweep (a rollback takes the row back, and no wake is needed).
+    on_commit(lambda: Relay.get(tasks, database).wake())
     return envelope.id
-
-
-#: Sends started by commits, kept so they are not garbage-collected mid-way.
-_sending: set[asyncio.Task[None]] = set()
-
-
-def _after_commit(sync_session: Any) -> None:
-    pending = sync_session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    loop = asyncio.get_running_loop()
-    for tasks, task, envelope, database in pending:
-        if database is None:
-            # No broker: the commit starts the task (eager: right away, in-process: soon).
-            sending = loop.create_task(_send_now(tasks, task, envelope))
-            _sending.add(sending)
-            sending.add_done_callback(_sending.discard)
-        else:
-            Relay.get(tasks, database).wake()
-
-
-def _after_rollback(sync_session: Any) -> None:
-    sync_session.info.pop(_PENDING, None)
 
 
 async def _send_now(tasks: Tasks, task: Task[Any, Any], envelope: Envelope) -> None:

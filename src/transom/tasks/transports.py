@@ -277,6 +277,51 @@ class AmqpTransport:
             reconnect_interval=1,
         )
 
+    def queue_arguments(self) -> dict[str, Any]:
+        """The arguments taskiq-aio-pika declares a task queue with (a consumer declaring it
+        again must give the same ones, or RabbitMQ refuses with PRECONDITION_FAILED)."""
+        return {
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"{self.prefix}.dead",
+            "x-max-priority": 9,
+            "x-queue-type": "classic",
+        }
+
+    async def consume(
+        self,
+        channel: Any,
+        queues: list[str],
+        prefetch: int,
+        callback: Callable[[Any], Awaitable[None]],
+    ) -> Callable[[], Awaitable[None]]:
+        """Deliver the messages of ``queues`` to ``callback`` (an aio-pika ``IncomingMessage``
+        each, acknowledged by the callback) through aio-pika's consumer on ``channel`` (a
+        robust channel: the worker broker's ``read_channel``), at most ``prefetch`` unacknowledged
+        per queue. Returns the function that stops the deliveries.
+
+        A callback, not taskiq-aio-pika's ``listen()``: that one passes every delivery through
+        aio-pika's queue iterator and then its own merged iterator (a queue and an asyncio task
+        per message) before the worker sees it. The queues are declared (and bound) on this
+        robust channel, with taskiq's arguments, so that aio-pika re-declares them and
+        restarts the consumers by itself after a reconnection, as it did for ``listen()``.
+        """
+        await channel.set_qos(prefetch_count=prefetch)
+        consumers: list[tuple[Any, str]] = []
+        for name in queues:
+            queue = await channel.declare_queue(
+                self.queue_name(name), durable=True, arguments=self.queue_arguments()
+            )
+            await queue.bind(self.exchange_name, routing_key=self.queue_name(name))
+            consumers.append((queue, await queue.consume(callback, no_ack=False)))
+
+        async def cancel() -> None:
+            for queue, tag in consumers:
+                # The server sends no more; delivered and unacknowledged ones stay the worker's
+                # until acknowledged, rejected or the channel closes.
+                await queue.cancel(tag)
+
+        return cancel
+
     async def start(self) -> None:
         await self.broker.startup()
         # A delay queue per task queue: taskiq's single delay queue would send every delayed
