@@ -85,7 +85,6 @@ class WebSocketState(enum.Enum):
 # The hot paths compare with these: `WebSocketState.CONNECTED` is a look-up on the enum class.
 _CONNECTING = WebSocketState.CONNECTING
 _CONNECTED = WebSocketState.CONNECTED
-_CLOSED = WebSocketState.CLOSED
 
 
 def _clip_reason(reason: str) -> str:
