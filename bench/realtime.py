@@ -2,13 +2,16 @@
 """WebSocket echo, broadcast fan-out and memory per connection: Transom beside a raw ASGI app
 and Starlette + ``broadcaster`` (over Redis), each served by the same server.
 
-``python bench/realtime.py [--servers uvicorn,granian] [--duration 5] [--fanout 1000,5000]``
+``python bench/realtime.py [--servers uvicorn,granian] [--duration 5] [--fanout 1000,5000]
+[--rounds 1]`` (``--fanout ''``: the echo only)
 (``make bench-realtime``; Redis on 127.0.0.1:6379). One server worker. The client is this
 script (asyncio + the ``websockets`` library) on the same 2 cores, so every number includes
 its cost; compare the rows, not the absolute figures.
 
 - echo: one connection sending a 32-byte text and awaiting its echo, for ``--duration``
-  seconds; then 100 connections doing the same at once. Messages per second.
+  seconds; then 100 connections doing the same at once. Messages per second, and the ratio to
+  the raw app on the same server; with ``--rounds N`` the median of N rounds in which the
+  apps take turns (a busy machine's load then hits them alike).
 - fan-out: N subscribers connect to ``/sub``; ``POST /pub`` is sent 20 times, 100 ms apart,
   each carrying its send time; every subscriber records each message's delivery delay.
   p50/p99 of those delays and messages delivered per second (N x 20 / time until the last).
@@ -222,18 +225,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="uvicorn,granian")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--fanout", default="1000,5000", help="subscriber counts")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="echo rounds, the apps in alternating order"
+    )
     args = parser.parse_args(argv)
     _more_files()
     channel = f"bench-rt-{uuid.uuid4().hex[:8]}"
     counts = [int(n) for n in args.fanout.split(",") if n]
     rows: list[str] = []
     for server in args.servers.split(","):
-        for target in targets(channel):
-            cells: list[str] = []
-            with serving(server, target) as (port, _pid):
-                one = asyncio.run(echo_rate(port, 1, args.duration))
-                many = asyncio.run(echo_rate(port, 100, args.duration))
-            cells += [f"{one:,.0f}", f"{many:,.0f}"]
+        apps = targets(channel)
+        # Interleaved rounds, medians: on a busy machine one round's rates swing more than
+        # the apps differ, and load then hits every app alike.
+        echoes: dict[str, list[tuple[float, float]]] = {t.name: [] for t in apps}
+        for round_ in range(args.rounds):
+            for target in apps if round_ % 2 == 0 else apps[::-1]:
+                with serving(server, target) as (port, _pid):
+                    one = asyncio.run(echo_rate(port, 1, args.duration))
+                    many = asyncio.run(echo_rate(port, 100, args.duration))
+                echoes[target.name].append((one, many))
+        raw = _medians(echoes["raw"])
+        for target in apps:
+            mine = _medians(echoes[target.name])
+            cells = [f"{m:,.0f} ({m / r:.2f}x)" for m, r in zip(mine, raw, strict=True)]
             for n in counts:
                 with serving(server, target) as (port, pid):
                     result = asyncio.run(fanout(port, pid, n))
@@ -244,13 +258,18 @@ def main(argv: list[str] | None = None) -> int:
                 ]
             rows.append(f"| {server} | {target.name} | " + " | ".join(cells) + " |")
             print(rows[-1], file=sys.stderr, flush=True)
-    header = ["server", "app", "echo 1 conn (msg/s)", "echo 100 conns (msg/s)"]
+    header = ["server", "app", "echo 1 conn (msg/s, x raw)", "echo 100 conns (msg/s, x raw)"]
     for n in counts:
         header += [f"fan-out {n}: p50 / p99 ms", f"{n}: delivered msg/s", f"{n}: KiB/conn"]
+    print(f"load average {os.getloadavg()[0]:.2f}; echo: median of {args.rounds} round(s)")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     print("\n".join(rows))
     return 0
+
+
+def _medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 if __name__ == "__main__":

@@ -272,6 +272,28 @@ def test_db_layers_script() -> None:
     assert all(float(row[3]) > 0 for row in rows)
 
 
+def test_tfb_layers_script() -> None:
+    """``bench/tfb_layers.py``: every variant answers what its endpoint must, and is listed."""
+    tfb_database()
+    small = ["--requests", "16", "--rounds", "1", "--concurrency", "4"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "tfb_layers.py"), *small],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    # Each variant's first request is checked like its endpoint's (the fortunes page, 20
+    # World rows): a variant that answered anything else would stop the script.
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| `")]
+    names = [row[1].strip(" `") for row in rows]
+    assert names[0] == "raw fortunes"
+    assert {"/fortunes", "/queries", "/updates", "/layer/updates/orm-bulk"} <= set(names)
+    assert all(float(row[3]) > 0 for row in rows)
+
+
 def test_tasks_enqueue_script() -> None:
     """``bench/tasks_enqueue.py``: every candidate publishes for real, and the table lists them."""
     from _services import require_service

@@ -553,7 +553,7 @@ def test_constraints_in_annotated_and_on_path_markers_are_enforced() -> None:
         return {"n": n}
 
     @app.get("/c/marker-path/{n:int}")
-    async def marker_path(n: int = Path(gt=5)) -> dict[str, int]:
+    async def marker_path(n: int = Path(gt=5)) -> dict[str, int]:  # type: ignore[assignment]
         return {"n": n}
 
     @app.get("/c/annotated-query")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,7 +86,10 @@ async def fortunes(session: SessionDep) -> HTMLResponse:
 @app.get("/updates")
 async def updates(session: SessionDep, queries: str | None = None) -> list[dict[str, int]]:
     worlds = [await _world(session) for _ in range(clamp_queries(queries))]
-    for world in worlds:
-        world.randomnumber = randint(1, 10000)
+    new = {world.id: randint(1, 10000) for world in worlds}  # a repeated id keeps its last
+    # Batched as the Transom app does: the ORM bulk UPDATE by primary key, in id order.
+    await session.execute(
+        update(World), [{"id": i, "randomnumber": n} for i, n in sorted(new.items())]
+    )
     await session.commit()
-    return [{"id": w.id, "randomNumber": w.randomnumber} for w in worlds]
+    return [{"id": w.id, "randomNumber": new[w.id]} for w in worlds]

@@ -67,7 +67,14 @@ def test_app_settings_database_url(clean_env: pytest.MonkeyPatch, tmp_path: Path
         database_url: str = f"sqlite+aiosqlite:///{tmp_path / 'mine.db'}"
 
     app = App(MySettings(secret_key="test-secret"))
-    assert str(get_database(app).engine.url).endswith("mine.db")
+    # Nothing installed a Database: get_database installs one (deprecated, says so).
+    with pytest.warns(DeprecationWarning, match=r"app\.install\(Database"):
+        database = get_database(app)
+    assert str(database.engine.url).endswith("mine.db")
+    # Installed explicitly, the settings' URL is the default too, without a warning.
+    explicit = App(MySettings(secret_key="test-secret"))
+    explicit.install(Database())
+    assert str(get_database(explicit).engine.url).endswith("mine.db")
 
 
 def test_zero_config_uses_an_sqlite_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:

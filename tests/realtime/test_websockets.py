@@ -326,6 +326,47 @@ def test_shutdown_closes_open_connections_with_1001() -> None:
     client.close()
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["send", "send_text", "send_bytes", "send_json"])
+async def test_every_send_refuses_before_accept_after_close_and_on_a_gone_transport(
+    method: str,
+) -> None:
+    # send_text and send_bytes repeat send()'s checks rather than call it (one coroutine less
+    # per message): each must still refuse before accept(), raise WebSocketDisconnect once
+    # closed, and turn the server's OSError for a gone connection into a 1001 end.
+    argument: Any = {
+        "send": {"type": "websocket.send", "text": "hi"},
+        "send_text": "hi",
+        "send_bytes": b"hi",
+        "send_json": {"hi": 1},
+    }[method]
+    sent: list[dict[str, Any]] = []
+    broken = False
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if broken and message["type"] == "websocket.send":
+            raise OSError("connection reset")
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/", "headers": []}
+    ws = WebSocket(scope, receive, send)
+    with pytest.raises(RuntimeError, match="accept"):
+        await getattr(ws, method)(argument)
+    await ws.accept()
+    await getattr(ws, method)(argument)
+    assert sent[-1]["type"] == "websocket.send"
+    broken = True
+    with pytest.raises(WebSocketDisconnect) as info:
+        await getattr(ws, method)(argument)
+    assert info.value.code == 1001
+    assert ws.close_code == 1001
+    with pytest.raises(WebSocketDisconnect):
+        await getattr(ws, method)(argument)
+
+
 def test_handler_must_take_a_websocket() -> None:
     app = App()
 
