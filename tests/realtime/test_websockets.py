@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from transom import App, Depends, Header, HTTPException, Router, Settings, WebSocket
+from transom._types import Message
 from transom.testing import WebSocketDenied
 from transom.websockets import WebSocketDisconnect
 
@@ -340,13 +341,13 @@ async def test_every_send_refuses_before_accept_after_close_and_on_a_gone_transp
         "send_bytes": b"hi",
         "send_json": {"hi": 1},
     }[method]
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
     broken = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "websocket.connect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if broken and message["type"] == "websocket.send":
             raise OSError("connection reset")
         sent.append(message)
