@@ -21,7 +21,7 @@ import argparse
 import os
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from random import randint
 from typing import Any
@@ -104,12 +104,34 @@ def main(argv: list[str] | None = None) -> int:
         ("raw asyncpg (floor)", "bench/apps/tfb_raw.py", tfb_raw.app, _endpoint("/db"))
     ]
     runs += [(path, what, app, _endpoint(path)) for path, what in LAYERS]
+
+    async def prepare() -> None:
+        await asgi_loop(app, _endpoint("/db"), 64, 1)  # opens the pool's connections
+
+    return run_layers(app, runs, args, prepare)
+
+
+#: One measured variant: (name, what it does, the ASGI app, the endpoint it is loaded on).
+Run = tuple[str, str, Callable[..., Any], Endpoint]
+
+
+def run_layers(
+    layer_app: Callable[..., Any],
+    runs: list[Run],
+    args: argparse.Namespace,
+    prepare: Callable[[], Awaitable[None]],
+) -> int:
+    """Start ``layer_app`` and the raw floor, run ``prepare``, then measure every run in
+    ``args.rounds`` interleaved rounds and print the table (median CPU µs per request, and what
+    each row adds to the previous one). Shared with ``bench/tfb_layers.py``."""
+    from bench.apps import tfb_raw
+
     times: dict[str, list[float]] = {name: [] for name, *_ in runs}
 
     async def measure() -> None:
-        await asgi_lifespan(app, "lifespan.startup")
+        await asgi_lifespan(layer_app, "lifespan.startup")
         await asgi_lifespan(tfb_raw.app, "lifespan.startup")
-        await asgi_loop(app, _endpoint("/db"), 64, 1)  # opens the pool's connections
+        await prepare()
         for _ in range(args.rounds):
             for name, _what, target, endpoint in runs:
                 seconds, _ = await asgi_loop(target, endpoint, args.requests, args.concurrency)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +34,8 @@ from sqlalchemy import bindparam, select, update  # noqa: E402
 from bench.apps import tfb_transom  # noqa: E402
 from bench.apps.tfb_common import clamp_queries, render_fortunes  # noqa: E402
 from bench.apps.tfb_transom import Fortune, World  # noqa: E402
-from bench.micro import _loop, asgi_lifespan, asgi_loop  # noqa: E402
+from bench.db_layers import run_layers  # noqa: E402
+from bench.micro import asgi_loop  # noqa: E402
 from bench.run import ENDPOINTS_BY_NAME, Endpoint  # noqa: E402
 from transom import HTMLResponse, Request  # noqa: E402
 from transom.db import DbSessionDep, get_database  # noqa: E402
@@ -250,34 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         real = ENDPOINTS_BY_NAME[name]
         runs.append((f"raw {name}", "bench/apps/tfb_raw.py (floor)", tfb_raw.app, real))
         runs += [(p, what, app, _endpoint(name, p)) for p, what in LAYERS[name]]
-    times: dict[str, list[float]] = {name: [] for name, *_ in runs}
 
-    async def measure() -> None:
-        await asgi_lifespan(app, "lifespan.startup")
-        await asgi_lifespan(tfb_raw.app, "lifespan.startup")
+    async def prepare() -> None:
         assert tfb_raw._pool is not None
         _FIXED_FORTUNES[:] = [(r[0], r[1]) for r in await tfb_raw._pool.fetch(_FORTUNE_SQL)]
-        await asgi_loop(app, ENDPOINTS_BY_NAME["db"], 64, 1)
-        for _ in range(args.rounds):
-            for name, _what, target, endpoint in runs:
-                seconds, _ = await asgi_loop(target, endpoint, args.requests, args.concurrency)
-                times[name].append(seconds * 1e6)
-                print(f"  {name}: {seconds * 1e6:.1f}", file=sys.stderr)
+        await asgi_loop(app, ENDPOINTS_BY_NAME["db"], 64, 1)  # opens the pool's connections
 
-    _loop().run_until_complete(measure())
-    print(
-        f"## CPU microseconds per request, {args.concurrency} in flight, "
-        f"median of {args.rounds} interleaved rounds\n"
-    )
-    print("| handler | what it does | µs | + over previous row |")
-    print("|---|---|---|---|")
-    previous: float | None = None
-    for name, what, *_ in runs:
-        median = statistics.median(times[name])
-        step = "" if previous is None or name.startswith("raw") else f"{median - previous:+.1f}"
-        print(f"| `{name}` | {what} | {median:.1f} | {step} |")
-        previous = median
-    return 0
+    return run_layers(app, runs, args, prepare)
 
 
 if __name__ == "__main__":
