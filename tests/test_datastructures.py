@@ -267,3 +267,13 @@ def test_form_data() -> None:
     assert form.get_str("missing", "dflt") == "dflt"
     asyncio.run(form.close())
     assert upload.file.closed
+
+
+def test_first_values_is_the_first_value_of_each_key() -> None:
+    from transom.datastructures import QueryParams
+
+    for query in (b"a=1&b=2&a=3", b"a=%31&b=2&a=3"):  # the fast and the unescaping parser
+        params = QueryParams(query)
+        assert dict(params.first_values()) == {"a": "1", "b": "2"}
+        assert params.first_values().get("a") == params["a"] == "1"
+        assert params.getlist("a") == ["1", "3"]

@@ -530,3 +530,26 @@ def test_client_disconnect_is_not_logged_as_a_server_error(
         asyncio.run(app(make_scope("POST", "/body"), receive, send))
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     assert sent == []  # nobody is listening: nothing is sent
+
+
+def test_body_and_media_type_and_the_json_depth_limit() -> None:
+    app = App(Settings(max_json_depth=5, max_body_size=16))
+
+    @app.post("/both")
+    async def both(request: Request) -> dict[str, Any]:
+        body, media = await request.body_and_media_type()
+        again, _ = await request.body_and_media_type()  # read once, kept
+        assert again is body
+        return {"body": body.decode(), "media": media, "depth": request.max_json_depth}
+
+    json_type = [(b"host", b"localhost"), (b"content-type", b"Application/JSON; charset=utf-8")]
+    status, _, body, _ = run_asgi(
+        app, make_scope("POST", "/both", headers=json_type), chunks(b'{"a":', b"1}")
+    )
+    assert status == 200
+    assert json.loads(body) == {"body": '{"a":1}', "media": "application/json", "depth": 5}
+    # The body limit holds on this path too.
+    status, _, _, _ = run_asgi(
+        app, make_scope("POST", "/both", headers=json_type), chunks(b"x" * 17)
+    )
+    assert status == 413

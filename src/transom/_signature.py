@@ -128,7 +128,7 @@ class Dependant:
                 if self.embed_body:
                     kwargs.update(await self._solve_body(request))
                 else:  # one model (or value) for the whole body: the common shape, inline
-                    body, content_type = await request._body_and_type()
+                    body, content_type = await request.body_and_media_type()
                     kwargs[self.body[0].name] = self._one_body(request, body, content_type)
             except Invalid as exc:
                 errors = (errors or []) + exc.errors
@@ -163,7 +163,7 @@ class Dependant:
             raise HTTPException(415, "Unsupported media type: send the body as application/json")
         # Counted by byte value: bytes.count(b"[") costs twice as much as count(0x5B).
         # (A body shorter than the limit cannot hold more brackets than it: no count.)
-        max_depth = request._limits()[4]
+        max_depth = request.max_json_depth
         if len(body) > max_depth and body.count(0x5B) + body.count(0x7B) > max_depth:
             parse_json(body, max_depth)  # raises 400 when nested too deep
         assert spec.adapter is not None
@@ -734,7 +734,7 @@ def fast_solver(dependant: Dependant) -> Solver | None:
     specs = [s for s in dependant.params if s.location not in ("body", "form", "file")]
     if any(_plain_query(spec) for spec in specs):
         # The first value of each name, as ``QueryParams.get`` reads it, less a call each.
-        lines.append("    query = request.query._dict")
+        lines.append("    query = request.query.first_values()")
     for i, spec in enumerate(specs):
         namespace[f"name_{i}"] = spec.name
         namespace[f"alias_{i}"] = spec.alias
@@ -776,7 +776,7 @@ def fast_solver(dependant: Dependant) -> Solver | None:
         results.append("body_name: body_value")
         lines += [
             "    try:",
-            "        body, content_type = await request._body_and_type()",
+            "        body, content_type = await request.body_and_media_type()",
             "        body_value = one_body(request, body, content_type)",
             "    except Invalid as exc:",
             "        errors = (errors or []) + exc.errors",

@@ -169,6 +169,11 @@ class MultiDict(Mapping[str, V], Generic[V]):
     def getlist(self, key: str) -> list[V]:
         return [v for k, v in self._list if k == key]
 
+    def first_values(self) -> Mapping[str, V]:
+        """The first value of each key, as ``d[key]`` reads it, as a mapping (read-only: it is
+        the multi-dict's own, not a copy)."""
+        return self._dict
+
     def multi_items(self) -> list[tuple[str, V]]:
         return list(self._list)
 

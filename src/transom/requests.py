@@ -170,6 +170,11 @@ class Request:
         return f"{self.scheme}://{self.host}{root}{path}"
 
     # -- body -----------------------------------------------------------------------------------
+    @property
+    def max_json_depth(self) -> int:
+        """How deeply a JSON body may nest: the app's ``max_json_depth`` setting (64)."""
+        return self._limits()[4]
+
     def _limits(self) -> tuple[int, int, int, int, int, int]:
         return self.app._limits if self.app is not None else _DEFAULT_LIMITS
 
@@ -239,9 +244,9 @@ class Request:
             self._body = body
         return self._body
 
-    async def _body_and_type(self) -> tuple[bytes, str]:
-        """The whole body and :attr:`content_type`, as a JSON body parameter needs both: the
-        headers are scanned once for the length and the type."""
+    async def body_and_media_type(self) -> tuple[bytes, str]:
+        """The whole body and its media type (:attr:`content_type`) at once, the headers
+        scanned once for both the length and the type: what a JSON body parameter reads."""
         if self._body is not None or self._stream_consumed:
             return await self.body(), self.content_type
         limit = self._limits()[0]
