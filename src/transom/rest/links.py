@@ -103,11 +103,11 @@ def resolve_links(app: Any) -> None:
     for route, resource, operation, prefix in _rest_routes(app):
         if operation == "retrieve":
             retrieves.append((route, resource, prefix))
-        compiled = resource._compiled
+        compiled = resource.compiled
         if compiled is not None and compiled.links and id(resource) not in linking:
             linking[id(resource)] = (resource, prefix)
     for resource, prefix in linking.values():
-        compiled = resource._compiled
+        compiled = resource.compiled
         assert compiled is not None
         for link in compiled.links.values():
             route, target = _choose(type(resource), link, prefix, retrieves)
@@ -115,7 +115,7 @@ def resolve_links(app: Any) -> None:
             if not segments or segments[-1].param is None:  # pragma: no cover - built by us
                 raise ImproperlyConfigured(f"{route.path} does not end with the object's key")
             link.base = "/" + "".join(s.text + "/" for s in segments[:-1])
-            target_compiled = target._compiled
+            target_compiled = target.compiled
             assert target_compiled is not None
             lookup = target_compiled.lookup
             link.lookup = lookup if lookup.attr != link.target_pk else None

@@ -158,6 +158,12 @@ class ModelResource:
         """The public fields of the resource (after ``fields``/``exclude``)."""
         return self._compiled_for(self._config or RestConfig()).fields
 
+    @property
+    def compiled(self) -> Compiled | None:
+        """What the resource was compiled into (its fields, statements, schemas and links)
+        once its routes are built; ``None`` before."""
+        return self._compiled
+
     def _compiled_for(self, config: RestConfig) -> Compiled:
         if self._compiled is None:
             self._config = config
