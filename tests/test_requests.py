@@ -553,3 +553,32 @@ def test_body_and_media_type_and_the_json_depth_limit() -> None:
         app, make_scope("POST", "/both", headers=json_type), chunks(b"x" * 17)
     )
     assert status == 413
+
+
+def test_form_loaded_says_whether_the_form_was_parsed() -> None:
+    app = App(Settings(max_body_size=1000))
+    seen: list[bool] = []
+
+    @app.post("/form")
+    async def form(request: Request) -> dict[str, Any]:
+        seen.append(request.form_loaded)
+        data = await request.form()
+        seen.append(request.form_loaded)
+        return {"name": data["name"]}
+
+    @app.post("/ignore")
+    async def ignore(request: Request) -> str:
+        seen.append(request.form_loaded)
+        return "ok"
+
+    form_type = [(b"host", b"localhost"), (b"content-type", b"application/x-www-form-urlencoded")]
+    status, _, body, _ = run_asgi(
+        app, make_scope("POST", "/form", headers=form_type), chunks(b"name=ada")
+    )
+    assert (status, json.loads(body)) == (200, {"name": "ada"})
+    status, _, _, _ = run_asgi(
+        app, make_scope("POST", "/ignore", headers=form_type), chunks(b"name=ada")
+    )
+    assert status == 200
+    assert seen == [False, True, False]
+    assert app.request_limits[0] == 1000  # the settings' max body, once the app is built

@@ -115,7 +115,10 @@ class App(Router):
         self._compiled: list[Route] = []  # the routes of _table
         self._ws_trie: Trie[Route] | None = None  # the @websocket routes, built with _table
         self._override_cache: dict[Callable[..., Any], Dependant] = {}
-        self._limits = (10, 10, 10, 10, 10, 10)
+        #: The request limits from settings, set when the app is built: max body, max upload,
+        #: max form fields, max form files, max JSON depth, upload spool size (what
+        #: :class:`~transom.requests.Request` enforces while reading a body).
+        self.request_limits: tuple[int, int, int, int, int, int] = (10, 10, 10, 10, 10, 10)
         self._default_raw: list[tuple[bytes, bytes]] = []
         self._hosts = AllowedHosts(())
         self._started = False
@@ -342,7 +345,7 @@ class App(Router):
             for check in self._checks:
                 check()
             configure_thread_pool(settings.thread_pool_size)
-            self._limits = (
+            self.request_limits = (
                 settings.max_body_size,
                 settings.max_upload_size,
                 settings.max_form_fields,
@@ -563,7 +566,7 @@ class App(Router):
             try:
                 await response.send_to(scope, send, extra)
             finally:
-                if request._form is not None:
+                if request.form_loaded:
                     await request.close()
         finally:
             if token is not None:

@@ -171,12 +171,18 @@ class Request:
 
     # -- body -----------------------------------------------------------------------------------
     @property
+    def form_loaded(self) -> bool:
+        """Whether :meth:`form` parsed the body: its uploads stay open until :meth:`close`
+        (the app closes them after the response)."""
+        return self._form is not None
+
+    @property
     def max_json_depth(self) -> int:
         """How deeply a JSON body may nest: the app's ``max_json_depth`` setting (64)."""
         return self._limits()[4]
 
     def _limits(self) -> tuple[int, int, int, int, int, int]:
-        return self.app._limits if self.app is not None else _DEFAULT_LIMITS
+        return self.app.request_limits if self.app is not None else _DEFAULT_LIMITS
 
     def _begin_body(self, limit: int) -> str:
         """Mark the body as being read, refuse a declared length over ``limit`` up front, and
