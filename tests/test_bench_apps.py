@@ -245,23 +245,30 @@ def test_tfb_app(name: str) -> None:
     assert dict(stored) == changed
 
 
-def test_db_layers_script() -> None:
-    """``bench/db_layers.py``: every layer variant answers a World row, and the table lists them."""
-    tfb_database()
-    small = ["--requests", "64", "--rounds", "1", "--concurrency", "8"]
+def bench_table(script: str, *args: str) -> list[list[str]]:
+    """Run ``bench/<script>`` with ``args`` (it must succeed) and return the data rows of the
+    Markdown table it prints, each as its cells (stripped of spaces and backquotes)."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "db_layers.py"), *small],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
         check=False,
     )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert lines, result.stdout[-2000:]
+    return [[cell.strip(" `") for cell in line.split("|")[1:-1]] for line in lines[1:]]
+
+
+def test_db_layers_script() -> None:
+    """``bench/db_layers.py``: every layer variant answers a World row, and the table lists them."""
+    tfb_database()
     # Each variant's first request is checked like the /db endpoint's (a JSON World row):
     # a variant that answered anything else would stop the script.
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| `")]
-    assert [row[1].strip(" `") for row in rows] == [
+    rows = bench_table("db_layers.py", "--requests", "64", "--rounds", "1", "--concurrency", "8")
+    assert [row[0] for row in rows] == [
         "raw asyncpg (floor)",
         "/layer/driver",
         "/layer/core",
@@ -269,29 +276,19 @@ def test_db_layers_script() -> None:
         "/layer/dependency",
         "/db",
     ]
-    assert all(float(row[3]) > 0 for row in rows)
+    assert all(float(row[2]) > 0 for row in rows)
 
 
 def test_tfb_layers_script() -> None:
     """``bench/tfb_layers.py``: every variant answers what its endpoint must, and is listed."""
     tfb_database()
-    small = ["--requests", "16", "--rounds", "1", "--concurrency", "4"]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "tfb_layers.py"), *small],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        check=False,
-    )
     # Each variant's first request is checked like its endpoint's (the fortunes page, 20
     # World rows): a variant that answered anything else would stop the script.
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| `")]
-    names = [row[1].strip(" `") for row in rows]
+    rows = bench_table("tfb_layers.py", "--requests", "16", "--rounds", "1", "--concurrency", "4")
+    names = [row[0] for row in rows]
     assert names[0] == "raw fortunes"
     assert {"/fortunes", "/queries", "/updates", "/layer/updates/orm-bulk"} <= set(names)
-    assert all(float(row[3]) > 0 for row in rows)
+    assert all(float(row[2]) > 0 for row in rows)
 
 
 def test_tasks_enqueue_script() -> None:
@@ -300,23 +297,12 @@ def test_tasks_enqueue_script() -> None:
 
     require_service("RabbitMQ", "127.0.0.1", 5672)
     require_service("Redis", "127.0.0.1", 6379)
-    script = str(ROOT / "bench" / "tasks_enqueue.py")
-    result = subprocess.run(
-        [sys.executable, script, "--enqueues", "100", "--rounds", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")]
-    names = [row[1].strip() for row in rows[1:]]  # the header row first
-    assert names == [
+    rows = bench_table("tasks_enqueue.py", "--enqueues", "100", "--rounds", "1")
+    assert [row[0] for row in rows] == [
         "RabbitMQ: transom",
         "RabbitMQ: raw aio-pika, confirmed",
         "RabbitMQ: raw aio-pika, no confirm",
         "Redis: transom",
         "Redis: raw redis-py XADD",
     ]
-    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows[1:])
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in rows)
