@@ -129,7 +129,7 @@ class Dependant:
                     kwargs.update(await self._solve_body(request))
                 else:  # one model (or value) for the whole body: the common shape, inline
                     body, content_type = await request.body_and_media_type()
-                    kwargs[self.body[0].name] = self._one_body(request, body, content_type)
+                    kwargs[self.body[0].name] = self.one_body(request, body, content_type)
             except Invalid as exc:
                 errors = (errors or []) + exc.errors
         if self.form:
@@ -149,7 +149,7 @@ class Dependant:
             raise Invalid(errors)
         return kwargs
 
-    def _one_body(self, request: Request, body: bytes, content_type: str) -> Any:
+    def one_body(self, request: Request, body: bytes, content_type: str) -> Any:
         """The value of the one body parameter that takes the whole body, validated by Pydantic
         straight from the bytes (no ``orjson.loads`` then ``validate_python``)."""
         spec = self.body[0]
@@ -772,7 +772,7 @@ def fast_solver(dependant: Dependant) -> Solver | None:
         lines += ["    except Invalid as exc:", "        errors = (errors or []) + exc.errors"]
     if dependant.body:
         namespace["body_name"] = dependant.body[0].name
-        namespace["one_body"] = dependant._one_body
+        namespace["one_body"] = dependant.one_body
         results.append("body_name: body_value")
         lines += [
             "    try:",
